@@ -1,0 +1,40 @@
+# `make demo` and `make test` each set up everything on a fresh machine first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/genie-robot
+STAMP  := $(VENV)/.installed
+DEMO   := out/demo
+export MUJOCO_GL ?= egl
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+# torch is pinned first so pip takes the local CPU wheel instead of a CUDA build.
+$(STAMP): pyproject.toml scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(CLI) data mujoco --episodes 24 --steps 32 --size 64 --seed 0 --out $(DEMO)/mujoco.h5
+	$(CLI) data info $(DEMO)/mujoco.h5
+	$(CLI) data preview $(DEMO)/mujoco.h5 --out $(DEMO)/preview.png
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/mujoco_generation.py
+	$(PY) benchmarks/clip_sampler.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,143 @@
+"""Random clips from a weighted mixture of episode stores.
+
+Clip i is a pure function of (seed, i): which store (by weight), which window (uniform over
+all valid windows of that store), so the dataset is deterministic under any number of
+DataLoader workers, shards by rank with a DistributedSampler, and resumes by index."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from genie_robot.data.store import EpisodeStore
+from genie_robot.data.transforms import as_size, resize_video
+from genie_robot.errors import InputError, StoreError
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, spec: "str | os.PathLike | Source") -> "Source":
+        """`FILE.h5` or `FILE.h5:WEIGHT`."""
+        if isinstance(spec, Source):
+            return spec
+        text = str(spec)
+        path, sep, weight = text.rpartition(":")
+        if sep and path and not weight.startswith(("/", "\\")):
+            try:
+                value = float(weight)
+            except ValueError:
+                return cls(Path(text))
+            if not value > 0:
+                raise StoreError(f"{text}: mixture weight must be > 0, got {weight}")
+            return cls(Path(path), value)
+        return cls(Path(text))
+
+
+class ClipDataset(Dataset):
+    """`ds[i]` -> {"video": uint8 [T, H, W, 3], "actions": float32 [T-1, A] (when the mixture
+    has actions), "source", "episode", "start"}.
+
+    With frame_skip k the clip keeps every k-th frame, and actions[t] is the mean of the k
+    raw actions between kept frames t and t+1."""
+
+    def __init__(
+        self,
+        sources,
+        clip_len: int = 16,
+        frame_skip: int = 1,
+        size: int | tuple[int, int] | None = None,
+        seed: int = 0,
+        length: int = 1_000_000,
+        with_actions: bool | None = None,
+        allow_upscale: bool = False,
+    ):
+        if clip_len < 2:
+            raise InputError(f"clip_len must be >= 2, got {clip_len}")
+        if frame_skip < 1:
+            raise InputError(f"frame_skip must be >= 1, got {frame_skip}")
+        self.sources = [Source.parse(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
+        if not self.sources:
+            raise StoreError("no episode stores given; pass at least one FILE.h5")
+        self.clip_len, self.frame_skip, self.seed, self.length = clip_len, frame_skip, seed, length
+        self.size = as_size(size)
+        self.stores = [EpisodeStore(s.path) for s in self.sources]
+        self.span = (clip_len - 1) * frame_skip + 1  # raw frames one clip covers
+        self._windows = []  # per store: (episode indices, cumulative window counts)
+        for source, store in zip(self.sources, self.stores):
+            lengths = np.array([e.num_frames for e in store], dtype=np.int64)
+            eligible = np.flatnonzero(lengths >= self.span)
+            if len(eligible) == 0:
+                longest = int(lengths.max()) if len(lengths) else 0
+                raise StoreError(
+                    f"{source.path}: a clip of {clip_len} frames with frame_skip {frame_skip} spans "
+                    f"{self.span} frames, longer than every episode (longest {longest}); "
+                    "lower --clip-len/--frame-skip or use longer episodes"
+                )
+            self._windows.append((eligible, np.cumsum(lengths[eligible] - self.span + 1)))
+            if self.size is not None and not allow_upscale:
+                for shape in store.frame_shapes():
+                    if shape[0] < self.size[0] or shape[1] < self.size[1]:
+                        raise StoreError(
+                            f"{source.path}: frames are {shape[0]}x{shape[1]}, smaller than the requested "
+                            f"{self.size[0]}x{self.size[1]}; regenerate the store at >= that size or lower the resolution"
+                        )
+        weights = np.array([s.weight for s in self.sources], dtype=np.float64)
+        self.weights = weights / weights.sum()
+        self.action_names = self._mixture_actions(with_actions)
+
+    def _mixture_actions(self, with_actions: bool | None) -> list[str] | None:
+        if with_actions is False:
+            return None
+        names = {}
+        for source, store in zip(self.sources, self.stores):
+            names[str(source.path)] = {tuple(e.action_names) if e.action_names else None for e in store}
+        flat = {n for per_store in names.values() for n in per_store}
+        if len(flat) == 1 and None not in flat:
+            return list(next(iter(flat)))
+        if with_actions:
+            detail = "; ".join(f"{p}: {sorted(map(str, v))}" for p, v in names.items())
+            raise StoreError(
+                f"actions differ across the mixture (or some episodes have none), so clips cannot carry "
+                f"one action vector: {detail}. Train without actions or convert the stores to one action layout"
+            )
+        return None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def locate(self, index: int) -> tuple[int, int, int]:
+        """(store, episode, start frame) of clip `index`."""
+        rng = np.random.default_rng((self.seed, index))
+        store = int(rng.choice(len(self.stores), p=self.weights)) if len(self.stores) > 1 else 0
+        episodes, cumulative = self._windows[store]
+        window = int(rng.integers(cumulative[-1]))
+        slot = int(np.searchsorted(cumulative, window, side="right"))
+        start = window - (int(cumulative[slot - 1]) if slot else 0)
+        return store, int(episodes[slot]), start
+
+    def __getitem__(self, index: int) -> dict:
+        store_idx, episode_idx, start = self.locate(index)
+        episode = self.stores[store_idx][episode_idx]
+        video = episode.read_frames(start, start + self.span, self.frame_skip)
+        if self.size is not None:
+            video = resize_video(video, self.size)
+        item = {
+            "video": torch.from_numpy(np.ascontiguousarray(video)),
+            "source": store_idx,
+            "episode": episode_idx,
+            "start": start,
+        }
+        if self.action_names is not None:
+            raw = episode.read_actions(start, start + self.span - 1)
+            if self.frame_skip > 1:
+                raw = raw.reshape(self.clip_len - 1, self.frame_skip, -1).mean(axis=1)
+            item["actions"] = torch.from_numpy(raw.astype(np.float32, copy=False))
+        return item

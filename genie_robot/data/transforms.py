@@ -1,0 +1,48 @@
+"""Frame resizing shared by the clip sampler and every reader.
+
+Policy: centre-crop to the target aspect ratio, then area-average down (or bilinear up).
+Cropping keeps pixels square, which matters for a patch-based tokenizer; RT-1's 256x320
+becomes 256x256 before resizing to a square model resolution."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genie_robot.errors import InputError
+
+
+def as_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    height, width = (int(s) for s in size)
+    if height <= 0 or width <= 0:
+        raise InputError(f"resolution must be positive, got {size}")
+    return height, width
+
+
+def center_crop_box(height: int, width: int, target: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows/cols of the largest centred window with the target's aspect ratio."""
+    th, tw = target
+    if height * tw > width * th:  # too tall
+        new_h = round(width * th / tw)
+        top = (height - new_h) // 2
+        return slice(top, top + new_h), slice(0, width)
+    new_w = round(height * tw / th)
+    left = (width - new_w) // 2
+    return slice(0, height), slice(left, left + new_w)
+
+
+def resize_video(video_THWC: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """uint8 [T, H, W, C] -> uint8 [T, h, w, C] (crop to aspect, then resize)."""
+    target = as_size(size)
+    t, h, w, c = video_THWC.shape
+    if (h, w) == target:
+        return video_THWC
+    rows, cols = center_crop_box(h, w, target)
+    video_TCHW = torch.from_numpy(np.ascontiguousarray(video_THWC[:, rows, cols])).permute(0, 3, 1, 2).float()
+    shrinking = video_TCHW.shape[-2] >= target[0]
+    out = F.interpolate(video_TCHW, size=target, mode="area" if shrinking else "bilinear", align_corners=None if shrinking else False)
+    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()

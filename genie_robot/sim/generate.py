@@ -1,0 +1,106 @@
+"""Generate episode stores from the MuJoCo arm world."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from genie_robot.data.store import EpisodeWriter
+from genie_robot.errors import InputError
+from genie_robot.sim.controllers import POLICIES
+from genie_robot.sim.world import COMMAND_NAMES, ArmWorld
+
+ROBOT = "kinova_jaco"
+FPS = 10
+
+
+def rollout(world: ArmWorld, policy, frames: int, size: int, camera: str = "front") -> dict:
+    """Run `policy` for frames-1 commands from the current world state; collect everything."""
+    video, masks, commands, contact, deformation = [], [], [], [], []
+    states: dict[str, list] = {}
+
+    def observe() -> None:
+        video.append(world.render(size, camera=camera))
+        masks.append(world.masks(size, camera=camera))
+        for key, value in world.state().items():
+            states.setdefault(key, []).append(value)
+        contact.append(world.in_contact())
+        deformation.append(world.deformation())
+
+    observe()
+    for _ in range(frames - 1):
+        command = np.asarray(policy(world), dtype=np.float32)
+        world.step(command)
+        commands.append(command)
+        observe()
+    state = {k: np.stack(v) for k, v in states.items()}
+    state["contact"] = np.array(contact, dtype=np.float32)
+    state["soft_deformation"] = np.array(deformation, dtype=np.float32)
+    return {
+        "frames": np.stack(video),
+        "masks": np.stack(masks),
+        "actions": np.stack(commands),
+        "state": state,
+    }
+
+
+def episode_seed(seed: int, index: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, index])
+
+
+def generate_dataset(
+    out: str | Path,
+    episodes: int,
+    steps: int,
+    size: int = 64,
+    seed: int = 0,
+    policy: str = "mixed",
+    camera: str = "front",
+    split: str = "train",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Write `episodes` episodes of `steps` frames each (steps-1 commands) to `out`.
+
+    Appends to an existing store unless `overwrite`; episode k always uses seed (seed, k),
+    so an interrupted run resumes by running the same command again."""
+    if policy not in POLICIES:
+        raise InputError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
+    if steps < 2:
+        raise InputError(f"--steps must be >= 2 frames, got {steps}")
+    if episodes < 1:
+        raise InputError(f"--episodes must be >= 1, got {episodes}")
+    world = ArmWorld()
+    contact_episodes = deformed_episodes = 0
+    with EpisodeWriter(out, overwrite=overwrite) as writer:
+        first = len(writer)
+        bar = tqdm(range(first, episodes), desc="mujoco episodes", unit="ep", disable=not progress,
+                   initial=first, total=episodes)
+        for index in bar:
+            seq = episode_seed(seed, index)
+            world.reset(seed=int(seq.generate_state(1)[0]))
+            rng = np.random.default_rng(seq.spawn(1)[0])
+            data = rollout(world, POLICIES[policy](rng), steps, size, camera)
+            writer.append(
+                data["frames"],
+                actions=data["actions"],
+                action_names=list(COMMAND_NAMES),
+                state=data["state"],
+                masks=data["masks"],
+                source="mujoco",
+                robot=ROBOT,
+                fps=FPS,
+                language="",
+                split=split,
+            )
+            contact_episodes += bool(data["state"]["contact"].any())
+            deformed_episodes += bool(data["state"]["soft_deformation"].max() > VISIBLE_DEFORMATION)
+            bar.set_postfix(frames_per_s=f"{bar.format_dict['rate'] * steps:.0f}" if bar.format_dict.get("rate") else "-")
+    world.close()
+    written = episodes - first
+    return {"written": written, "contact_episodes": contact_episodes, "deformed_episodes": deformed_episodes}
+
+
+# 3 mm RMS shape change (beyond rigid motion) on a 7.5 cm cube shows at 64x64.
+VISIBLE_DEFORMATION = 0.003

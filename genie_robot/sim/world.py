@@ -1,0 +1,305 @@
+"""ArmWorld: the MuJoCo arm world driven by end-effector commands.
+
+A command is (vx, vy, vz, grip) in [-1, 1]: end-effector velocity as a fraction of
+`max_speed`, and the gripper's closing rate (+1 closes, -1 opens). Each `step` holds the
+command for one frame (`frame_dt` seconds of physics) and returns nothing; `render`,
+`masks` and `state` read the world afterwards. Cartesian control is damped-least-squares
+IK on the 6 arm joints (position + a fixed downward hand orientation) feeding stiff
+position servos, so commands mean the same thing wherever the arm is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genie_robot.errors import InputError
+
+from genie_robot.sim.scene import (
+    ARM_JOINTS,
+    ARM_PREFIX,
+    EE_SITE,
+    FINGER_JOINTS,
+    FINGER_RANGE,
+    MOVABLE_OBJECTS,
+    OBJECTS,
+    build_model,
+)
+
+import mujoco  # noqa: E402  (scene sets MUJOCO_GL before mujoco is imported)
+
+COMMAND_NAMES = ("ee_vx", "ee_vy", "ee_vz", "gripper")
+# Hand orientation held fixed: pinch site x along world x, approach axis pointing down.
+_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+# An elbow-up IK solution above the workspace; IK warm-starts from it at every reset.
+_HOME_QPOS = np.array([-0.247, 2.517, 5.08, 2.969, 0.67, -1.99])
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Box the end-effector target is kept inside (metres, world frame)."""
+
+    low: tuple[float, float, float] = (0.22, -0.32, 0.02)
+    high: tuple[float, float, float] = (0.62, 0.32, 0.30)
+
+
+def rigid_residual(rest_N3: np.ndarray, current_N3: np.ndarray) -> float:
+    """RMS distance between two centred point sets after the best rotation (Kabsch)."""
+    u, _, vt = np.linalg.svd(current_N3.T @ rest_N3)
+    sign = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ np.diag([1.0, 1.0, sign]) @ vt
+    aligned = rest_N3 @ rotation.T
+    return float(np.sqrt(np.mean(np.sum((current_N3 - aligned) ** 2, axis=-1))))
+
+
+class ArmWorld:
+    def __init__(
+        self,
+        frame_dt: float = 0.1,
+        max_speed: float = 0.2,
+        grip_rate: float = 3.0,
+        workspace: Workspace = Workspace(),
+    ):
+        self.model = build_model()
+        self.data = mujoco.MjData(self.model)
+        self.frame_dt = frame_dt
+        self.substeps = max(1, round(frame_dt / self.model.opt.timestep))
+        self.max_speed = max_speed
+        self.grip_rate = grip_rate  # rad/s of finger travel at |grip| = 1
+        self.ws_low = np.array(workspace.low)
+        self.ws_high = np.array(workspace.high)
+
+        m = self.model
+        arm_jids = [m.joint(n).id for n in ARM_JOINTS]
+        self._arm_qadr = m.jnt_qposadr[arm_jids]
+        self._arm_dadr = m.jnt_dofadr[arm_jids]
+        self._finger_qadr = m.jnt_qposadr[[m.joint(n).id for n in FINGER_JOINTS]]
+        self._arm_act = np.array([m.actuator(n).id for n in ARM_JOINTS])
+        self._finger_act = np.array([m.actuator(n).id for n in FINGER_JOINTS])
+        self._ee_site = m.site(EE_SITE).id
+        self._jac_pos = np.zeros((3, m.nv))
+        self._jac_rot = np.zeros((3, m.nv))
+        self._geom_mask = self._geom_mask_table()
+        self._rigid_bodies = {o.name: m.body(o.name).id for o in MOVABLE_OBJECTS if o.kind == "rigid"}
+        self._soft_flex = {
+            o.name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_FLEX, o.name)
+            for o in MOVABLE_OBJECTS
+            if o.kind == "soft"
+        }
+        self._flex_mask = {self._soft_flex[o.name]: o.mask_id for o in OBJECTS if o.kind == "soft"}
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.rng = np.random.default_rng(0)
+        self.ee_target = np.zeros(3)
+        self.grip_target = FINGER_RANGE[0]
+
+    # ------------------------------------------------------------------ setup
+    def _geom_mask_table(self) -> np.ndarray:
+        m = self.model
+        table = np.zeros(m.ngeom, dtype=np.uint8)
+        mask_of = {o.name: o.mask_id for o in OBJECTS}
+        for g in range(m.ngeom):
+            body = m.body(m.geom_bodyid[g]).name
+            if body.startswith(ARM_PREFIX):
+                table[g] = mask_of["arm"]
+            elif body in mask_of:
+                table[g] = mask_of[body]
+        return table
+
+    def reset(self, seed: int | None = None, layout: dict | None = None) -> None:
+        """Reset to a random (seeded) layout: objects scattered on the table, hand above them.
+
+        `layout` (from `layout()`) restores an exact earlier start instead of sampling one.
+        """
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        layout = layout or self._sample_layout()
+        for name, (x, y, yaw) in layout["objects"].items():
+            self._place(name, x, y, yaw)
+        self.ee_target = np.array(layout["ee"], dtype=float)
+        self.grip_target = float(layout["grip"])
+        d.qpos[self._arm_qadr] = _HOME_QPOS
+        for _ in range(200):  # converge IK kinematically before any physics
+            d.qpos[self._arm_qadr] += self._ik_delta()
+        d.qpos[self._finger_qadr] = self.grip_target
+        d.ctrl[self._arm_act] = d.qpos[self._arm_qadr]
+        d.ctrl[self._finger_act] = self.grip_target
+        mujoco.mj_forward(m, d)
+        self._soft_rest = {n: self._flex_vertices(f) for n, f in self._soft_flex.items()}
+        self._soft_rest_centered = {n: v - v.mean(0) for n, v in self._soft_rest.items()}
+        self._initial_layout = layout
+        # Let objects settle under gravity with the arm holding still.
+        for _ in range(round(0.3 / m.opt.timestep)):
+            mujoco.mj_step(m, d)
+
+    def layout(self) -> dict:
+        """The start layout of the current episode (feed back to `reset(layout=...)`)."""
+        return self._initial_layout
+
+    def _sample_layout(self) -> dict:
+        # Objects on a jittered grid so they never start interpenetrating.
+        slots = np.array([[0.36, -0.18], [0.36, 0.02], [0.36, 0.2], [0.52, -0.12], [0.52, 0.1]])
+        chosen = self.rng.choice(len(slots), size=len(MOVABLE_OBJECTS), replace=False)
+        objects = {}
+        for obj, slot in zip(MOVABLE_OBJECTS, chosen):
+            x, y = slots[slot] + self.rng.uniform(-0.03, 0.03, size=2)
+            objects[obj.name] = (float(x), float(y), float(self.rng.uniform(-np.pi, np.pi)))
+        ee = self.rng.uniform([0.3, -0.15, 0.12], [0.5, 0.15, 0.2])
+        return {"objects": objects, "ee": ee.tolist(), "grip": FINGER_RANGE[0]}
+
+    def _place(self, name: str, x: float, y: float, yaw: float) -> None:
+        m, d = self.model, self.data
+        if name in self._rigid_bodies:
+            body = self._rigid_bodies[name]
+            adr = m.jnt_qposadr[m.body_jntadr[body]]
+            half_height = m.geom_size[m.body_geomadr[body]][-1]
+            d.qpos[adr : adr + 3] = (x, y, half_height + 0.001)
+            d.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2))
+        else:
+            # Flex nodes are slide-jointed bodies whose qpos is an offset from the compiled
+            # position, so shifting every node moves the soft cube rigidly.
+            bodies = self._flex_node_bodies(self._soft_flex[name])
+            centre = np.mean([m.body_pos[b] for b in bodies], axis=0)
+            for b in bodies:
+                adr = m.jnt_qposadr[m.body_jntadr[b]]
+                d.qpos[adr] = x - centre[0]
+                d.qpos[adr + 1] = y - centre[1]
+
+    def _flex_node_bodies(self, f: int) -> list[int]:
+        m = self.model
+        start, count = m.flex_nodeadr[f], m.flex_nodenum[f]
+        return [int(b) for b in m.flex_nodebodyid[start : start + count]]
+
+    def _flex_vertices(self, f: int) -> np.ndarray:
+        m, d = self.model, self.data
+        start, count = m.flex_vertadr[f], m.flex_vertnum[f]
+        return d.flexvert_xpos[start : start + count].copy()
+
+    # ------------------------------------------------------------------ control
+    def _ik_delta(self) -> np.ndarray:
+        """One damped-least-squares step toward (ee_target, downward orientation)."""
+        m, d = self.model, self.data
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        pos = d.site_xpos[self._ee_site]
+        rot = d.site_xmat[self._ee_site].reshape(3, 3)
+        err_pos = self.ee_target - pos
+        err_rot = 0.5 * sum(np.cross(rot[:, i], _DOWN[:, i]) for i in range(3))
+        mujoco.mj_jacSite(m, d, self._jac_pos, self._jac_rot, self._ee_site)
+        jac = np.vstack([self._jac_pos[:, self._arm_dadr], self._jac_rot[:, self._arm_dadr]])
+        err = np.concatenate([err_pos, err_rot])
+        return jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), err)
+
+    @staticmethod
+    def check_command(command) -> np.ndarray:
+        cmd = np.asarray(command, dtype=np.float64)
+        if cmd.shape != (4,):
+            raise InputError(f"arm command must have shape (4,) = {COMMAND_NAMES}, got {cmd.shape}")
+        if not np.all(np.isfinite(cmd)):
+            raise InputError(f"arm command must be finite, got {cmd.tolist()}")
+        if np.any(np.abs(cmd) > 1.0 + 1e-6):
+            raise InputError(f"arm command components must lie in [-1, 1], got {cmd.tolist()}")
+        return cmd
+
+    def step(self, command) -> None:
+        """Hold `command` for one frame of physics."""
+        cmd = self.check_command(command)
+        m, d = self.model, self.data
+        self.ee_target = np.clip(
+            self.ee_target + cmd[:3] * self.max_speed * self.frame_dt, self.ws_low, self.ws_high
+        )
+        self.grip_target = float(
+            np.clip(self.grip_target + cmd[3] * self.grip_rate * self.frame_dt, *FINGER_RANGE)
+        )
+        d.ctrl[self._finger_act] = self.grip_target
+        # Re-solve IK a few times per frame from the measured pose so servo lag cannot
+        # accumulate into drift; the servo target is the current pose plus the IK correction.
+        ik_every = max(1, self.substeps // 5)
+        for i in range(self.substeps):
+            if i % ik_every == 0:
+                qpos_arm = d.qpos[self._arm_qadr].copy()
+                d.ctrl[self._arm_act] = qpos_arm + self._ik_delta()
+            mujoco.mj_step(m, d)
+
+    # ------------------------------------------------------------------ observation
+    def _renderer(self, height: int, width: int) -> mujoco.Renderer:
+        key = (height, width)
+        if key not in self._renderers:
+            if height > self.model.vis.global_.offheight or width > self.model.vis.global_.offwidth:
+                self.model.vis.global_.offheight = max(height, self.model.vis.global_.offheight)
+                self.model.vis.global_.offwidth = max(width, self.model.vis.global_.offwidth)
+            self._renderers[key] = mujoco.Renderer(self.model, height, width)
+        return self._renderers[key]
+
+    def render(self, height: int = 64, width: int | None = None, camera: str = "front") -> np.ndarray:
+        r = self._renderer(height, width or height)
+        r.update_scene(self.data, camera)
+        return r.render()
+
+    def masks(self, height: int = 64, width: int | None = None, camera: str = "front") -> np.ndarray:
+        """Per-pixel object ids (0 background, see scene.OBJECTS), uint8 [H, W]."""
+        r = self._renderer(height, width or height)
+        r.update_scene(self.data, camera)
+        r.enable_segmentation_rendering()
+        try:
+            seg = r.render()
+        finally:
+            r.disable_segmentation_rendering()
+        ids, types = seg[..., 0], seg[..., 1]
+        out = np.zeros(ids.shape, dtype=np.uint8)
+        geom = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0)
+        out[geom] = self._geom_mask[ids[geom]]
+        for flex_id, mask_id in self._flex_mask.items():
+            out[(types == mujoco.mjtObj.mjOBJ_FLEX) & (ids == flex_id)] = mask_id
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Ground-truth state of this instant, float32 arrays (names are the store's state/* keys)."""
+        d = self.data
+        fingers = d.qpos[self._finger_qadr]
+        out = {
+            "ee_pos": d.site_xpos[self._ee_site].astype(np.float32),
+            "gripper": np.array(
+                [(fingers.mean() - FINGER_RANGE[0]) / (FINGER_RANGE[1] - FINGER_RANGE[0])], np.float32
+            ),
+            "joint_pos": d.qpos[self._arm_qadr].astype(np.float32),
+        }
+        for name, body in self._rigid_bodies.items():
+            out[f"{name}_pose"] = np.concatenate([d.xpos[body], d.xquat[body]]).astype(np.float32)
+        for name, f in self._soft_flex.items():
+            out[f"{name}_vertices"] = self._flex_vertices(f).astype(np.float32)
+        return out
+
+    def deformation(self, name: str = "soft_cube") -> float:
+        """RMS vertex displacement from the rest shape after removing the best rigid motion
+        (Kabsch), in metres: pure shape change, zero for a soft cube that only slides or tips."""
+        verts = self._flex_vertices(self._soft_flex[name])
+        return rigid_residual(self._soft_rest_centered[name], verts - verts.mean(0))
+
+    def object_positions(self) -> dict[str, np.ndarray]:
+        d = self.data
+        out = {name: d.xpos[b].copy() for name, b in self._rigid_bodies.items()}
+        out.update({n: self._flex_vertices(f).mean(0) for n, f in self._soft_flex.items()})
+        return out
+
+    def in_contact(self) -> bool:
+        """Whether any arm geom touches a movable object right now."""
+        m, d = self.model, self.data
+        arm_id = next(o.mask_id for o in OBJECTS if o.kind == "arm")
+        for i in range(d.ncon):
+            c = d.contact[i]
+            sides = []
+            for geom, flex in ((c.geom[0], c.flex[0]), (c.geom[1], c.flex[1])):
+                if geom >= 0:
+                    sides.append(int(self._geom_mask[geom]))
+                else:
+                    sides.append(self._flex_mask.get(int(flex), 0))
+            if arm_id in sides and any(s not in (0, arm_id) for s in sides):
+                return True
+        return False
+
+    def close(self) -> None:
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()

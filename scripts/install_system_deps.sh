@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# System libraries the Python packages cannot bring: an OpenGL backend for MuJoCo's
+# offscreen renderer (Mesa EGL, software rendering). Installs only what is missing.
+set -euo pipefail
+missing=()
+ldconfig -p | grep -q 'libEGL.so.1' || missing+=(libegl1 libgl1-mesa-dri)
+ldconfig -p | grep -q 'libGL.so.1' || missing+=(libgl1)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
