@@ -92,7 +92,9 @@ class Episode:
         return self.read_frames()
 
     def read_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> np.ndarray:
-        return self._dataset("frames")[start:stop:step]
+        # A contiguous read then a numpy stride: HDF5 strided hyperslabs are ~100x slower.
+        frames = self._dataset("frames")[start:stop]
+        return frames[::step] if step != 1 else frames
 
     @property
     def actions(self) -> np.ndarray | None:

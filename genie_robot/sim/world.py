@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genie_robot.errors import InputError
+from genie_robot.errors import GenieRobotError, InputError
 
 from genie_robot.sim.scene import (
     ARM_JOINTS,
@@ -28,6 +28,7 @@ from genie_robot.sim.scene import (
 
 import mujoco  # noqa: E402  (scene sets MUJOCO_GL before mujoco is imported)
 
+_OBJ_GEOM, _OBJ_FLEX = int(mujoco.mjtObj.mjOBJ_GEOM), int(mujoco.mjtObj.mjOBJ_FLEX)
 COMMAND_NAMES = ("ee_vx", "ee_vy", "ee_vz", "gripper")
 # Hand orientation held fixed: pinch site x along world x, approach axis pointing down.
 _DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
@@ -229,7 +230,13 @@ class ArmWorld:
             if height > self.model.vis.global_.offheight or width > self.model.vis.global_.offwidth:
                 self.model.vis.global_.offheight = max(height, self.model.vis.global_.offheight)
                 self.model.vis.global_.offwidth = max(width, self.model.vis.global_.offwidth)
-            self._renderers[key] = mujoco.Renderer(self.model, height, width)
+            try:
+                self._renderers[key] = mujoco.Renderer(self.model, height, width)
+            except mujoco.FatalError as exc:
+                raise GenieRobotError(
+                    f"MuJoCo could not create an offscreen OpenGL context ({exc}); set MUJOCO_GL=egl "
+                    "(or osmesa) before anything imports mujoco, and run scripts/install_system_deps.sh"
+                ) from None
         return self._renderers[key]
 
     def render(self, height: int = 64, width: int | None = None, camera: str = "front") -> np.ndarray:
@@ -248,10 +255,11 @@ class ArmWorld:
             r.disable_segmentation_rendering()
         ids, types = seg[..., 0], seg[..., 1]
         out = np.zeros(ids.shape, dtype=np.uint8)
-        geom = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0)
+        # Compare with plain ints: numpy falls back to per-element Python calls for pybind enums.
+        geom = (types == _OBJ_GEOM) & (ids >= 0)
         out[geom] = self._geom_mask[ids[geom]]
         for flex_id, mask_id in self._flex_mask.items():
-            out[(types == mujoco.mjtObj.mjOBJ_FLEX) & (ids == flex_id)] = mask_id
+            out[(types == _OBJ_FLEX) & (ids == flex_id)] = mask_id
         return out
 
     def state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,39 @@
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import numpy as np
+import pytest
+
+from genie_robot.data import EpisodeWriter
+
+
+def indexed_episode(length: int, size: int = 8, action_dim: int = 2, offset: int = 0):
+    """Frames whose pixels equal their frame index, and actions[t] = t: alignment is visible."""
+    frames = np.broadcast_to(
+        ((np.arange(length) + offset) % 256).astype(np.uint8)[:, None, None, None], (length, size, size, 3)
+    ).copy()
+    actions = np.repeat(np.arange(length - 1, dtype=np.float32)[:, None], action_dim, axis=1) + offset
+    return frames, actions
+
+
+@pytest.fixture
+def make_store(tmp_path):
+    """make_store(name, lengths, ...) -> path of a store with indexed episodes."""
+
+    def make(name="store.h5", lengths=(20, 30), size=8, action_dim=2, with_actions=True, offset=0):
+        path = tmp_path / name
+        with EpisodeWriter(path) as writer:
+            for length in lengths:
+                frames, actions = indexed_episode(length, size, action_dim, offset)
+                writer.append(
+                    frames,
+                    actions=actions if with_actions else None,
+                    action_names=[f"a{i}" for i in range(action_dim)] if with_actions else None,
+                    source="test",
+                    fps=10,
+                )
+        return path
+
+    return make

@@ -1,0 +1,31 @@
+import numpy as np
+
+from genie_robot.data import ClipDataset, EpisodeStore
+from genie_robot.sim.generate import generate_dataset
+from genie_robot.sim.world import COMMAND_NAMES
+
+
+def test_generated_store_is_complete_and_resumable(tmp_path):
+    path = tmp_path / "mj.h5"
+    generate_dataset(path, episodes=2, steps=6, size=32, seed=1, progress=False)
+    store = EpisodeStore(path)
+    assert len(store) == 2
+    ep = store[0]
+    assert ep.frames.shape == (6, 32, 32, 3) and ep.actions.shape == (5, 4)
+    assert ep.action_names == list(COMMAND_NAMES)
+    assert ep.masks.shape == (6, 32, 32) and set(np.unique(ep.masks)) >= {0, 1}
+    state = ep.state
+    for key in ["ee_pos", "gripper", "joint_pos", "red_cube_pose", "blue_cylinder_pose",
+                "soft_cube_vertices", "contact", "soft_deformation"]:
+        assert state[key].shape[0] == 6, key
+    assert (ep.source, ep.robot, ep.fps) == ("mujoco", "kinova_jaco", 10)
+    assert np.abs(ep.actions).max() <= 1.0
+    first_frames = ep.frames
+    store.close()
+    # Same command with more episodes resumes: earlier episodes are untouched, new ones appended.
+    result = generate_dataset(path, episodes=3, steps=6, size=32, seed=1, progress=False)
+    assert result["written"] == 1
+    store = EpisodeStore(path)
+    assert len(store) == 3
+    np.testing.assert_array_equal(store[0].frames, first_frames)
+    assert ClipDataset(path, clip_len=4)[0]["actions"].shape == (3, 4)
