@@ -11,3 +11,15 @@ class StoreError(GenieRobotError, ValueError):
 
 class InputError(GenieRobotError, ValueError):
     """A bad argument, command or action value."""
+
+
+class ConfigError(GenieRobotError, ValueError):
+    """An invalid model/training config, or a checkpoint that does not match one."""
+
+
+class CheckpointError(GenieRobotError):
+    """A missing, corrupt or mismatched checkpoint."""
+
+
+class TrainingDiverged(GenieRobotError):
+    """Loss became NaN/inf; the last good checkpoint is kept."""

@@ -1,0 +1,64 @@
+"""Shared config machinery: one validated dataclass per model, presets, JSON round trip."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from genie_robot.errors import ConfigError
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    kind: ClassVar[str] = "model"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+                raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
+
+    def check_divisible(self, size: int, patch: int, what: str) -> None:
+        if size % patch:
+            raise ConfigError(f"{self.kind} config: {what} {size} is not divisible by patch size {patch}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        if name not in cls.presets:
+            raise ConfigError(f"unknown {cls.kind} preset {name!r}; choose one of {sorted(cls.presets)}")
+        return cls(**{**cls.presets[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        data = dict(data)
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise ConfigError(f"config is for a {kind!r} model, expected {cls.kind!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"{cls.kind} config has unknown fields {sorted(unknown)}; was it written by another version?")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        from genie_robot.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path):
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: missing config.json; is this a {cls.kind} checkpoint folder?") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: config.json is not valid JSON ({exc}); the checkpoint is damaged") from None

@@ -1,0 +1,109 @@
+"""MaskGIT dynamics model: predicts the next frame's tokens from past tokens and latent actions.
+
+Training (Genie, section 2.1): tokens of frames 2..T are masked with a per-clip Bernoulli rate
+r ~ U(0.5, 1); frame 1 is never masked. The latent action a_t (what moved frame t to t+1) is
+added as an embedding to every token of frame t+1, so causal temporal attention lets frame
+t+1's logits depend on frames <= t+1 and actions <= t only. Cross-entropy on masked tokens."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from genie_robot.errors import ConfigError
+from genie_robot.models.config import ModelConfig
+from genie_robot.nn import STTransformer, TemporalKV
+
+
+@dataclass
+class DynamicsConfig(ModelConfig):
+    kind: ClassVar[str] = "dynamics"
+    presets: ClassVar[dict] = {
+        "tiny": dict(grid=4, codebook_size=64, num_actions=8, dim=32, layers=1, heads=2, max_frames=16),
+        "small": dict(grid=16, codebook_size=512, num_actions=8, dim=128, layers=4, heads=4, max_frames=16),
+        "base": dict(grid=16, codebook_size=1024, num_actions=8, dim=512, layers=12, heads=8, max_frames=16),
+        "coinrun": dict(grid=16, codebook_size=1024, num_actions=6, dim=512, layers=12, heads=8, max_frames=16),
+        "paper": dict(grid=40, codebook_size=1024, num_actions=8, dim=5120, layers=48, heads=36, max_frames=16),
+    }
+    grid: int = 16  # tokens per side of a frame (tokenizer image_size / patch)
+    codebook_size: int = 512
+    num_actions: int = 8
+    dim: int = 128
+    layers: int = 4
+    heads: int = 4
+    max_frames: int = 16
+    mask_rate_min: float = 0.5
+    mask_rate_max: float = 1.0
+    qk_norm: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.mask_rate_min <= self.mask_rate_max <= 1.0:
+            raise ConfigError("dynamics config: need 0 <= mask_rate_min <= mask_rate_max <= 1")
+
+    @property
+    def mask_id(self) -> int:
+        return self.codebook_size
+
+
+class DynamicsModel(nn.Module):
+    def __init__(self, config: DynamicsConfig):
+        super().__init__()
+        self.config = c = config
+        self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
+        # Action index num_actions = "no action": frame 1 has no transition leading into it.
+        self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
+        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
+        self.head = nn.Linear(c.dim, c.codebook_size)
+
+    def _inputs(self, tokens_BTS: torch.Tensor, actions_BT: torch.Tensor, first_frame: bool) -> torch.Tensor:
+        """Token embeddings + the embedding of the action that led into each frame."""
+        B = tokens_BTS.shape[0]
+        if first_frame:
+            no_action = torch.full((B, 1), self.config.num_actions, dtype=torch.long, device=tokens_BTS.device)
+            actions_BT = torch.cat([no_action, actions_BT], dim=1)
+        return self.token_embed(tokens_BTS) + self.action_embed(actions_BT)[:, :, None]
+
+    def _check(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> None:
+        c = self.config
+        if tokens_BThw.shape[2:] != (c.grid, c.grid):
+            raise ValueError(f"dynamics expects token grids of {c.grid}x{c.grid}, got {tuple(tokens_BThw.shape[2:])}")
+        if actions_BT.shape != (tokens_BThw.shape[0], tokens_BThw.shape[1] - 1):
+            raise ValueError(
+                f"need T-1 actions for T frames (actions[t] moves frame t to t+1): tokens {tuple(tokens_BThw.shape)}, "
+                f"actions {tuple(actions_BT.shape)}"
+            )
+        if actions_BT.numel() and (actions_BT.min() < 0 or actions_BT.max() >= c.num_actions):
+            raise ValueError(f"latent actions must lie in 0..{c.num_actions - 1}, got {actions_BT.min().item()}..{actions_BT.max().item()}")
+
+    def logits(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> torch.Tensor:
+        """tokens [B, T, h, w] (may contain mask_id) + actions [B, T-1] -> logits [B, T, h, w, V]."""
+        self._check(tokens_BThw, actions_BT)
+        tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
+        h_BTSD = self.transformer(self._inputs(tokens_BTS, actions_BT, first_frame=True))
+        return rearrange(self.head(h_BTSD), "b t (h w) v -> b t h w v", h=self.config.grid)
+
+    def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a per-clip rate ~ U(min, max)."""
+        c = self.config
+        B = tokens_BThw.shape[0]
+        rate = torch.empty(B, 1, 1, 1, device=tokens_BThw.device).uniform_(c.mask_rate_min, c.mask_rate_max, generator=generator)
+        mask = torch.rand(tokens_BThw.shape, device=tokens_BThw.device, generator=generator) < rate
+        mask[:, 0] = False
+        return mask
+
+    def forward(self, batch: dict):
+        tokens, actions = batch["tokens"], batch["actions"]
+        mask = batch.get("mask")
+        if mask is None:
+            mask = self.random_mask(tokens)
+        inputs = tokens.masked_fill(mask, self.config.mask_id)
+        logits = self.logits(inputs, actions)
+        loss = F.cross_entropy(logits[mask], tokens[mask]) if mask.any() else logits.sum() * 0
+        with torch.no_grad():
+            accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean().item() if mask.any() else 1.0
+        return loss, {"loss": loss.item(), "token_accuracy": accuracy, "_logits": logits.detach()}

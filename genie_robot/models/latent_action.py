@@ -1,0 +1,106 @@
+"""Latent action model (LAM): learns a small discrete action vocabulary from unlabelled video.
+
+The encoder sees x_1..t+1 (causal in time) and emits one continuous action per transition,
+quantized to one of `num_actions` codes. The decoder sees x_1..t plus a_t (added as an
+embedding to every token of frame t) and predicts x_t+1; the tiny codebook is the only path
+for information about x_t+1, which forces it to carry "what changed" (Genie, section 2.1).
+Works on raw pixels (better than on tokens, paper Table 2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from genie_robot.models.config import ModelConfig
+from genie_robot.models.patches import patchify, to_unit, unpatchify
+from genie_robot.nn import STTransformer, VectorQuantizer
+
+
+@dataclass
+class LatentActionConfig(ModelConfig):
+    kind: ClassVar[str] = "lam"
+    presets: ClassVar[dict] = {
+        "tiny": dict(image_size=16, patch=8, dim=32, enc_layers=1, dec_layers=1, heads=2, num_actions=8, code_dim=8, max_frames=16),
+        "small": dict(image_size=64, patch=8, dim=128, enc_layers=3, dec_layers=3, heads=4, num_actions=8, code_dim=32, max_frames=16),
+        "base": dict(image_size=64, patch=8, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=8, code_dim=32, max_frames=16),
+        "coinrun": dict(image_size=64, patch=16, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=6, code_dim=32, max_frames=16),
+        "paper": dict(image_size=160, patch=16, dim=1024, enc_layers=20, dec_layers=20, heads=16, num_actions=8, code_dim=32, max_frames=16),
+    }
+    image_size: int = 64
+    patch: int = 8
+    dim: int = 128
+    enc_layers: int = 3
+    dec_layers: int = 3
+    heads: int = 4
+    num_actions: int = 8
+    code_dim: int = 32
+    max_frames: int = 16
+    beta: float = 0.25
+    qk_norm: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_divisible(self.image_size, self.patch, "image_size")
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.image_size // self.patch) ** 2
+
+
+class LatentActionModel(nn.Module):
+    def __init__(self, config: LatentActionConfig):
+        super().__init__()
+        self.config = c = config
+        patch_dim = c.patch * c.patch * 3
+        self.embed_enc = nn.Linear(patch_dim, c.dim)
+        self.encoder = STTransformer(c.dim, c.enc_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
+        self.to_action = nn.Linear(c.dim, c.code_dim)
+        self.quantizer = VectorQuantizer(c.num_actions, c.code_dim, c.beta)
+        self.embed_dec = nn.Linear(patch_dim, c.dim)
+        self.action_to_dec = nn.Linear(c.code_dim, c.dim)
+        self.decoder = STTransformer(c.dim, c.dec_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
+        self.to_pixels = nn.Linear(c.dim, patch_dim)
+
+    def _check(self, video_BTHWC: torch.Tensor) -> None:
+        c = self.config
+        if tuple(video_BTHWC.shape[2:]) != (c.image_size, c.image_size, 3) or video_BTHWC.shape[1] < 2:
+            raise ValueError(
+                f"latent action model expects >= 2 frames of {c.image_size}x{c.image_size}x3, "
+                f"got {tuple(video_BTHWC.shape[1:])}"
+            )
+
+    def _actions(self, pixels_BTSP: torch.Tensor):
+        """Continuous -> quantized actions for transitions t -> t+1, from encoder step t+1."""
+        h_BTSD = self.encoder(self.embed_enc(pixels_BTSP))
+        pooled_BTD = h_BTSD[:, 1:].mean(dim=2)
+        return self.quantizer(self.to_action(pooled_BTD))
+
+    @torch.no_grad()
+    def infer_actions(self, video_BTHWC: torch.Tensor) -> torch.Tensor:
+        """Frames [B, T, H, W, 3] -> latent action ids [B, T-1]; ids[:, t] moved frame t to t+1."""
+        self._check(video_BTHWC)
+        _, ids_BT, _, _ = self._actions(patchify(to_unit(video_BTHWC), self.config.patch))
+        return ids_BT
+
+    def predict_next(self, video_BTHWC: torch.Tensor, action_codes_BTC: torch.Tensor) -> torch.Tensor:
+        """x_1..T-1 and action codes a_1..T-1 -> predicted x_2..T in [0, 1]."""
+        c = self.config
+        context_BTSP = patchify(to_unit(video_BTHWC[:, :-1]), c.patch)
+        x_BTSD = self.embed_dec(context_BTSP) + self.action_to_dec(action_codes_BTC)[:, :, None]
+        return torch.sigmoid(unpatchify(self.to_pixels(self.decoder(x_BTSD)), c.patch, c.image_size))
+
+    def forward(self, batch: dict):
+        video = batch["video"]
+        self._check(video)
+        pixels_BTSP = patchify(to_unit(video), self.config.patch)
+        codes_BTC, ids_BT, vq_loss, vq_metrics = self._actions(pixels_BTSP)
+        pred_BTHWC = self.predict_next(video, codes_BTC)
+        target = to_unit(video[:, 1:])
+        recon_loss = F.mse_loss(pred_BTHWC, target)
+        loss = recon_loss + vq_loss
+        return loss, {"loss": loss.item(), "recon_mse": recon_loss.item(), **vq_metrics,
+                      "_pred": pred_BTHWC.detach(), "_actions": ids_BT.detach()}

@@ -1,0 +1,107 @@
+"""Video tokenizer (ST-ViViT VQ-VAE): frames -> discrete tokens [B, T, h, w] -> frames.
+
+Causal in time (z_t depends on x_1..t only), so tokenizing a prompt once and appending
+generated frames later gives the same tokens as tokenizing the whole video."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from genie_robot.models.config import ModelConfig
+from genie_robot.models.patches import patchify, to_unit, unpatchify
+from genie_robot.nn import STTransformer, VectorQuantizer
+
+
+@dataclass
+class TokenizerConfig(ModelConfig):
+    kind: ClassVar[str] = "tokenizer"
+    presets: ClassVar[dict] = {
+        "tiny": dict(image_size=16, patch=4, dim=32, enc_layers=1, dec_layers=1, heads=2, codebook_size=64, code_dim=8, max_frames=16),
+        "small": dict(image_size=64, patch=4, dim=128, enc_layers=3, dec_layers=4, heads=4, codebook_size=512, code_dim=32, max_frames=16),
+        "base": dict(image_size=64, patch=4, dim=512, enc_layers=8, dec_layers=8, heads=8, codebook_size=1024, code_dim=32, max_frames=16),
+        # Paper appendix (CoinRun case study) and full scale (200M): documentation / GPU use.
+        "coinrun": dict(image_size=64, patch=4, dim=512, enc_layers=8, dec_layers=8, heads=8, codebook_size=1024, code_dim=32, max_frames=16),
+        "paper": dict(image_size=160, patch=4, dim=512, enc_layers=12, dec_layers=20, dec_dim=1024, heads=8, dec_heads=16, codebook_size=1024, code_dim=32, max_frames=16),
+    }
+    image_size: int = 64
+    patch: int = 4
+    dim: int = 128
+    enc_layers: int = 3
+    dec_layers: int = 4
+    heads: int = 4
+    codebook_size: int = 512
+    code_dim: int = 32
+    max_frames: int = 16
+    dec_dim: int | None = None  # decoder width; defaults to `dim`
+    dec_heads: int | None = None
+    beta: float = 0.25
+    qk_norm: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_divisible(self.image_size, self.patch, "image_size")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid**2
+
+
+class VideoTokenizer(nn.Module):
+    def __init__(self, config: TokenizerConfig):
+        super().__init__()
+        self.config = c = config
+        dec_dim, dec_heads = c.dec_dim or c.dim, c.dec_heads or c.heads
+        patch_dim = c.patch * c.patch * 3
+        self.embed = nn.Linear(patch_dim, c.dim)
+        self.encoder = STTransformer(c.dim, c.enc_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
+        self.to_code = nn.Linear(c.dim, c.code_dim)
+        self.quantizer = VectorQuantizer(c.codebook_size, c.code_dim, c.beta)
+        self.from_code = nn.Linear(c.code_dim, dec_dim)
+        self.decoder = STTransformer(dec_dim, c.dec_layers, dec_heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
+        self.to_pixels = nn.Linear(dec_dim, patch_dim)
+
+    def _encode(self, video_BTHWC: torch.Tensor):
+        c = self.config
+        if tuple(video_BTHWC.shape[2:]) != (c.image_size, c.image_size, 3):
+            raise ValueError(
+                f"tokenizer expects frames of {c.image_size}x{c.image_size}x3, got {tuple(video_BTHWC.shape[2:])}"
+            )
+        x_BTSD = self.embed(patchify(to_unit(video_BTHWC), c.patch))
+        return self.quantizer(self.to_code(self.encoder(x_BTSD)))
+
+    @torch.no_grad()
+    def encode(self, video_BTHWC: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0,1] frames [B, T, H, W, 3] -> token ids [B, T, h, w]."""
+        _, ids_BTS, _, _ = self._encode(video_BTHWC)
+        return rearrange(ids_BTS, "b t (h w) -> b t h w", h=self.config.grid)
+
+    def decode_codes(self, codes_BTSC: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        pixels_BTSP = self.to_pixels(self.decoder(self.from_code(codes_BTSC)))
+        return torch.sigmoid(unpatchify(pixels_BTSP, c.patch, c.image_size))
+
+    @torch.no_grad()
+    def decode(self, ids_BThw: torch.Tensor) -> torch.Tensor:
+        """token ids [B, T, h, w] -> frames in [0, 1], [B, T, H, W, 3]."""
+        codes = self.quantizer.lookup(rearrange(ids_BThw, "b t h w -> b t (h w)"))
+        return self.decode_codes(codes)
+
+    def forward(self, batch: dict):
+        video = batch["video"]
+        quantized_BTSC, _, vq_loss, vq_metrics = self._encode(video)
+        recon_BTHWC = self.decode_codes(quantized_BTSC)
+        target = to_unit(video)
+        recon_loss = F.mse_loss(recon_BTHWC, target)
+        psnr = -10 * torch.log10(F.mse_loss(recon_BTHWC.detach().clamp(0, 1), target) + 1e-10)
+        loss = recon_loss + vq_loss
+        return loss, {"loss": loss.item(), "recon_mse": recon_loss.item(), "psnr": psnr.item(), **vq_metrics,
+                      "_recon": recon_BTHWC.detach()}

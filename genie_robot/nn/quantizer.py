@@ -1,0 +1,60 @@
+"""Vector quantizer with straight-through gradients, commitment loss, usage tracking and
+restart of dead codes (the usual cure for LAM/tokenizer codebook collapse)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import distributed as dist
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25,
+                 usage_decay: float = 0.99, dead_threshold: float = 1e-3):
+        super().__init__()
+        self.num_codes, self.code_dim, self.beta = num_codes, code_dim, beta
+        self.usage_decay, self.dead_threshold = usage_decay, dead_threshold
+        self.codebook = nn.Parameter(torch.randn(num_codes, code_dim) / code_dim**0.5)
+        # Running share of assignments per code; a buffer so it is checkpointed.
+        self.register_buffer("usage", torch.full((num_codes,), 1.0 / num_codes))
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.codebook)
+
+    def nearest(self, z_ND: torch.Tensor) -> torch.Tensor:
+        distances = (
+            z_ND.pow(2).sum(-1, keepdim=True) - 2 * z_ND @ self.codebook.t() + self.codebook.pow(2).sum(-1)
+        )
+        return distances.argmin(-1)
+
+    def forward(self, z: torch.Tensor):
+        """z [..., D] -> (quantized z with straight-through grads, ids [...], loss, metrics)."""
+        flat_ND = z.reshape(-1, self.code_dim)
+        ids_N = self.nearest(flat_ND.detach().float())
+        codes_ND = self.lookup(ids_N).to(flat_ND.dtype)
+        loss = F.mse_loss(codes_ND, flat_ND.detach()) + self.beta * F.mse_loss(flat_ND, codes_ND.detach())
+        quantized_ND = flat_ND + (codes_ND - flat_ND).detach()
+        counts = torch.bincount(ids_N, minlength=self.num_codes).float()
+        probs = counts / counts.sum()
+        if self.training:
+            self.usage.mul_(self.usage_decay).add_(probs, alpha=1 - self.usage_decay)
+            self._restart_dead_codes(flat_ND.detach())
+        metrics = {
+            "perplexity": torch.exp(-(probs * torch.log(probs + 1e-10)).sum()).item(),
+            "codes_used": int((counts > 0).sum()),
+        }
+        return quantized_ND.view_as(z), ids_N.view(z.shape[:-1]), loss, metrics
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, batch_ND: torch.Tensor) -> None:
+        """Move codes nobody picks onto random encoder outputs from this batch."""
+        dead = torch.nonzero(self.usage < self.dead_threshold).flatten()
+        if len(dead) and len(batch_ND):
+            picks = torch.randint(len(batch_ND), (len(dead),), device=batch_ND.device)
+            noise = 0.01 * torch.randn(len(dead), self.code_dim, device=batch_ND.device)
+            self.codebook.data[dead] = batch_ND[picks].to(self.codebook.dtype) + noise
+            self.usage[dead] = 1.0 / self.num_codes
+        if dist.is_available() and dist.is_initialized():
+            # Ranks restart independently; rank 0's codebook and usage win so replicas agree.
+            dist.broadcast(self.codebook.data, 0)
+            dist.broadcast(self.usage, 0)

@@ -1,0 +1,134 @@
+"""The spatiotemporal (ST) transformer shared by all three Genie models.
+
+A block attends spatially over the S = h*w tokens of one frame, then causally in time over
+the T steps of one token position, then applies one feed-forward layer (Genie, section 2.1).
+Memory grows linearly in T. Temporal attention is causal, so the keys/values of past frames
+never change: `TemporalKV` holds them for frame-by-frame generation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the second-to-last axis, with optional QK-norm
+    (stabilises bf16 training, as in the paper's dynamics model)."""
+
+    def __init__(self, dim: int, heads: int, qk_norm: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"model width {dim} must be divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        head_dim = dim // heads
+        self.q_norm = RMSNorm(head_dim) if qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(head_dim) if qk_norm else nn.Identity()
+
+    def project(self, x_NLD: torch.Tensor):
+        q, k, v = rearrange(self.qkv(x_NLD), "n l (three h d) -> three n h l d", three=3, h=self.heads)
+        return self.q_norm(q), self.k_norm(k), v
+
+    def forward(self, x_NLD: torch.Tensor, causal: bool = False, past_kv=None):
+        """past_kv: (k, v) of earlier positions [N, heads, L_past, d]; returns (out, (k, v))
+        where k, v cover past + current positions."""
+        q, k, v = self.project(x_NLD)
+        if past_kv is not None:
+            k = torch.cat([past_kv[0], k], dim=2)
+            v = torch.cat([past_kv[1], v], dim=2)
+        if causal and q.shape[2] > 1:
+            # Queries are the last L positions of the (past + current) sequence.
+            L, total = q.shape[2], k.shape[2]
+            mask = torch.ones(L, total, dtype=torch.bool, device=q.device).tril(total - L)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(rearrange(out, "n h l d -> n l (h d)")), (k, v)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.up = nn.Linear(dim, mult * dim)
+        self.down = nn.Linear(mult * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))
+
+
+class STBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True):
+        super().__init__()
+        self.causal_time = causal_time
+        self.norm_space = nn.LayerNorm(dim)
+        self.space = Attention(dim, heads, qk_norm)
+        self.norm_time = nn.LayerNorm(dim)
+        self.time = Attention(dim, heads, qk_norm)
+        self.norm_ff = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim)
+
+    def forward(self, x_BTSD: torch.Tensor, past_kv=None):
+        B, T, S, _ = x_BTSD.shape
+        x_NSD = rearrange(x_BTSD, "b t s d -> (b t) s d")
+        x_NSD = x_NSD + self.space(self.norm_space(x_NSD))[0]
+        x_NTD = rearrange(x_NSD, "(b t) s d -> (b s) t d", b=B)
+        attended, kv = self.time(self.norm_time(x_NTD), causal=self.causal_time, past_kv=past_kv)
+        x_NTD = x_NTD + attended
+        x_NTD = x_NTD + self.ff(self.norm_ff(x_NTD))
+        return rearrange(x_NTD, "(b s) t d -> b t s d", b=B), kv
+
+
+@dataclass
+class TemporalKV:
+    """Per-block temporal keys/values of the frames seen so far, [B*S, heads, T_past, d]."""
+
+    layers: list
+
+    @property
+    def length(self) -> int:
+        return 0 if self.layers[0] is None else self.layers[0][0].shape[2]
+
+    def trimmed(self, max_frames: int) -> "TemporalKV":
+        return TemporalKV([(k[:, :, -max_frames:], v[:, :, -max_frames:]) for k, v in self.layers])
+
+
+class STTransformer(nn.Module):
+    """A stack of ST blocks on [B, T, S, D] token grids with learned space/time positions."""
+
+    def __init__(self, dim: int, depth: int, heads: int, max_frames: int, tokens_per_frame: int,
+                 qk_norm: bool = True, causal_time: bool = True):
+        super().__init__()
+        self.pos_space = nn.Parameter(torch.randn(tokens_per_frame, dim) * 0.02)
+        self.pos_time = nn.Parameter(torch.randn(max_frames, dim) * 0.02)
+        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.max_frames = max_frames
+
+    def forward(self, x_BTSD: torch.Tensor, cache: TemporalKV | None = None, return_cache: bool = False):
+        """With `cache`, x holds only the new frames, which follow the cached ones in time."""
+        T = x_BTSD.shape[1]
+        offset = cache.length if cache is not None else 0
+        if offset + T > self.max_frames:
+            raise ValueError(f"{offset + T} frames exceed the model's temporal window of {self.max_frames}")
+        x_BTSD = x_BTSD + self.pos_space + self.pos_time[offset : offset + T, None]
+        new_layers = []
+        for i, block in enumerate(self.blocks):
+            x_BTSD, kv = block(x_BTSD, past_kv=cache.layers[i] if cache is not None else None)
+            new_layers.append(kv)
+        out = self.norm(x_BTSD)
+        return (out, TemporalKV(new_layers)) if return_cache else out

@@ -1,0 +1,32 @@
+"""Sample images written during training: what each stage currently produces."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _row(frames_THWC: torch.Tensor) -> np.ndarray:
+    frames = frames_THWC.float()
+    if frames.max() > 1.5:
+        frames = frames / 255.0
+    frames = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return np.concatenate(list(frames), axis=1)
+
+
+def sample_image(stage: str, batch: dict, metrics: dict, tokenizer=None, max_frames: int = 8) -> np.ndarray:
+    """Rows per stage, first clip of the batch, up to `max_frames` frames:
+    tokenizer: ground truth / reconstruction; lam: next frame / prediction from the latent
+    action; dynamics: next frame / one-step prediction (argmax tokens, decoded)."""
+    video = batch["video"][0]
+    if stage == "tokenizer":
+        rows = [video[:max_frames], metrics["_recon"][0][:max_frames]]
+    elif stage == "lam":
+        rows = [video[1 : max_frames + 1], metrics["_pred"][0][:max_frames]]
+    else:
+        with torch.no_grad():
+            predicted_ids = metrics["_logits"][:1].argmax(-1)
+            decoded = tokenizer.decode(predicted_ids)[0]
+        rows = [video[1 : max_frames + 1], decoded[1 : max_frames + 1]]
+    image = np.concatenate([_row(r) for r in rows], axis=0)
+    scale = max(1, 256 // video.shape[1])
+    return image.repeat(scale, 0).repeat(scale, 1)
