@@ -1,0 +1,161 @@
+import pytest
+import torch
+
+from genie_robot.errors import CheckpointError, ConfigError
+from genie_robot.models import (DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel,
+                                TokenizerConfig, VideoTokenizer)
+from genie_robot.nn import VectorQuantizer
+from genie_robot.train.checkpoint import load_model, save_model
+
+
+def video(B=2, T=5, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (B, T, size, size, 3), dtype=torch.uint8, generator=g)
+
+
+@pytest.fixture
+def models():
+    torch.manual_seed(0)
+    return (VideoTokenizer(TokenizerConfig.preset("tiny")).eval(),
+            LatentActionModel(LatentActionConfig.preset("tiny")).eval(),
+            DynamicsModel(DynamicsConfig.preset("tiny")).eval())
+
+
+def test_shapes(models):
+    tok, lam, dyn = models
+    v = video()
+    ids = tok.encode(v)
+    assert ids.shape == (2, 5, 4, 4) and ids.max() < 64
+    assert tok.decode(ids).shape == (2, 5, 16, 16, 3)
+    actions = lam.infer_actions(v)
+    assert actions.shape == (2, 4) and actions.max() < 8
+    assert lam.predict_next(v, lam.quantizer.lookup(actions)).shape == (2, 4, 16, 16, 3)
+    assert dyn.logits(ids, actions).shape == (2, 5, 4, 4, 64)
+    for model, batch in [(tok, {"video": v}), (lam, {"video": v}), (dyn, {"tokens": ids, "actions": actions})]:
+        loss, metrics = model(batch)
+        assert loss.ndim == 0 and torch.isfinite(loss) and "loss" in metrics
+
+
+def test_temporal_causality(models):
+    tok, lam, dyn = models
+    v = video()
+    changed = v.clone()
+    changed[:, 3] = 255 - changed[:, 3]  # change frame 3 only
+    assert torch.equal(tok.encode(v)[:, :3], tok.encode(changed)[:, :3])
+    assert not torch.equal(tok.encode(v)[:, 3], tok.encode(changed)[:, 3])
+    recon = lambda x: tok.decode_codes(tok.quantizer.lookup(tok.encode(x).flatten(2)))  # noqa: E731
+    assert torch.allclose(recon(v)[:, :3], recon(changed)[:, :3])
+    # LAM action t (frame t -> t+1) may see frame t+1 but nothing later
+    assert torch.equal(lam.infer_actions(v)[:, :2], lam.infer_actions(changed)[:, :2])
+    codes = lam.quantizer.lookup(lam.infer_actions(v))
+    assert torch.allclose(lam.predict_next(v, codes)[:, :3], lam.predict_next(changed, codes)[:, :3])
+    ids, actions = tok.encode(v), lam.infer_actions(v)
+    other = ids.clone()
+    other[:, 3] = (other[:, 3] + 1) % 64
+    assert torch.allclose(dyn.logits(ids, actions)[:, :3], dyn.logits(other, actions)[:, :3])
+    assert not torch.allclose(dyn.logits(ids, actions)[:, 3], dyn.logits(other, actions)[:, 3])
+
+
+def test_action_t_conditions_frame_t_plus_1(models):
+    _, _, dyn = models
+    ids = torch.randint(0, 64, (1, 5, 4, 4))
+    actions = torch.zeros(1, 4, dtype=torch.long)
+    moved = actions.clone()
+    moved[0, 2] = 5  # actions[2] moves frame 2 -> 3
+    a, b = dyn.logits(ids, actions), dyn.logits(ids, moved)
+    assert torch.allclose(a[:, :3], b[:, :3])
+    assert not torch.allclose(a[:, 3], b[:, 3])
+    with pytest.raises(ValueError, match="T-1 actions"):
+        dyn.logits(ids, actions[:, :3])
+    with pytest.raises(ValueError, match="0..7"):
+        dyn.logits(ids, actions + 8)
+
+
+def test_save_load_identical(models, tmp_path):
+    v = video()
+    tok, lam, dyn = models
+    ids, actions = tok.encode(v), lam.infer_actions(v)
+    outputs = {
+        "tokenizer": lambda m: m.decode(m.encode(v)),
+        "lam": lambda m: m.predict_next(v, m.quantizer.lookup(m.infer_actions(v))),
+        "dynamics": lambda m: m.logits(ids, actions),
+    }
+    for model in models:
+        kind = model.config.kind
+        save_model(model, tmp_path / kind)
+        loaded = load_model(tmp_path / kind, kind).eval()
+        assert torch.equal(outputs[kind](model), outputs[kind](loaded))
+        assert torch.equal(model.quantizer.usage if hasattr(model, "quantizer") else torch.zeros(1),
+                           loaded.quantizer.usage if hasattr(loaded, "quantizer") else torch.zeros(1))
+
+
+def test_checkpoint_errors(models, tmp_path):
+    tok = models[0]
+    save_model(tok, tmp_path / "tok")
+    with pytest.raises(CheckpointError, match="expected a 'lam' model"):
+        load_model(tmp_path / "tok", "lam")
+    with pytest.raises(CheckpointError, match="codebook_size: checkpoint 64 vs requested 128"):
+        load_model(tmp_path / "tok", "tokenizer", expect_config=TokenizerConfig.preset("tiny", codebook_size=128))
+    weights = tmp_path / "tok" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(tmp_path / "tok")
+    save_model(VideoTokenizer(TokenizerConfig.preset("tiny", codebook_size=128)), tmp_path / "other")
+    (tmp_path / "tok" / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="weights do not fit the config"):
+        load_model(tmp_path / "tok")
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        load_model(tmp_path / "nope")
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="not divisible by patch"):
+        TokenizerConfig.preset("tiny", image_size=18)
+    with pytest.raises(ConfigError, match="unknown tokenizer preset"):
+        TokenizerConfig.preset("huge")
+    with pytest.raises(ConfigError, match="must be positive"):
+        LatentActionConfig.preset("tiny", num_actions=0)
+    assert DynamicsConfig.from_dict(DynamicsConfig.preset("small").to_dict()) == DynamicsConfig.preset("small")
+
+
+@pytest.mark.parametrize("kind", ["tokenizer", "lam", "dynamics"])
+def test_each_model_overfits_a_tiny_batch(kind):
+    torch.manual_seed(0)
+    v = video(B=2, T=4, seed=1)
+    if kind == "tokenizer":
+        model, batch = VideoTokenizer(TokenizerConfig.preset("tiny")), {"video": v}
+    elif kind == "lam":
+        model, batch = LatentActionModel(LatentActionConfig.preset("tiny")), {"video": v}
+    else:
+        model = DynamicsModel(DynamicsConfig.preset("tiny"))
+        ids = torch.randint(0, 64, (2, 4, 4, 4), generator=torch.Generator().manual_seed(2))
+        batch = {"tokens": ids, "actions": torch.tensor([[1, 2, 3], [4, 5, 6]])}
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(150):
+        torch.manual_seed(step)
+        loss, _ = model(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, (losses[:5], losses[-5:])
+
+
+def test_quantizer_usage_and_dead_code_restart():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 4, usage_decay=0.5, dead_threshold=0.01)
+    vq.codebook.data[:] = torch.randn(8, 4) * 10
+    vq.codebook.data[0] = 0
+    data = 0.01 * torch.randn(256, 4)  # everything lands on code 0
+    _, ids, _, metrics = vq.eval()(data)
+    assert metrics["codes_used"] == 1 and abs(metrics["perplexity"] - 1) < 1e-5
+    before = vq.codebook.data.clone()
+    vq.train()
+    for _ in range(10):
+        vq(data)
+    restarted = (vq.codebook.data - before).abs().sum(-1) > 0
+    assert restarted[1:].all()  # dead codes moved onto the data
+    assert vq.codebook.data[1:].abs().max() < 1  # near the encoder outputs now
+    _, ids, _, metrics = vq.eval()(data)
+    assert metrics["codes_used"] > 1

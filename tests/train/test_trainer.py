@@ -1,0 +1,126 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from genie_robot.data import EpisodeWriter, StoreError
+from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
+from genie_robot.models import DynamicsConfig, LatentActionConfig, TokenizerConfig
+from genie_robot.train.checkpoint import load_model
+from genie_robot.train.trainer import TrainConfig, Trainer, lr_at
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Moving squares: enough structure for every stage, made in milliseconds."""
+    path = tmp_path_factory.mktemp("data") / "squares.h5"
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(path) as w:
+        for _ in range(4):
+            frames = np.zeros((12, 16, 16, 3), np.uint8)
+            x, y = rng.integers(0, 12, 2)
+            for t in range(12):
+                frames[t, y : y + 4, x : x + 4] = (255, 80, 40)
+                x, y = np.clip([x + rng.integers(-1, 2), y + rng.integers(-1, 2)], 0, 12)
+            w.append(frames)
+    return path
+
+
+def tiny(stage):
+    return {"tokenizer": TokenizerConfig, "lam": LatentActionConfig, "dynamics": DynamicsConfig}[stage].preset("tiny")
+
+
+def cfg(**kw):
+    base = dict(steps=6, batch_size=2, clip_len=4, lr=1e-3, warmup=2, ckpt_every=3, sample_every=3, log_every=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_lr_schedule():
+    c = TrainConfig(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1)
+    assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(100, c) == pytest.approx(0.1) and 0.1 < lr_at(50, c) < 1.0
+
+
+def test_all_three_stages_train_and_write_logs(store, tmp_path):
+    for stage in ("tokenizer", "lam", "dynamics"):
+        Trainer(stage, tiny(stage), [store], tmp_path, cfg(), progress=False).train()
+        assert (tmp_path / stage / "model.safetensors").exists()
+        logs = tmp_path / "logs" / stage
+        assert (logs / "metrics.csv").read_text().count("\n") == 7  # header + 6 steps
+        assert sorted(p.name for p in (logs / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
+        assert any((logs / "tensorboard").iterdir())
+    assert load_model(tmp_path / "dynamics", "dynamics").config == tiny("dynamics")
+
+
+def test_resume_matches_uninterrupted_run(store, tmp_path):
+    Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "a", cfg(), progress=False).train()
+    # Interrupt after step 3: train a copy configured to stop there, then resume to 6.
+    first = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "c", cfg(), progress=False)
+    first.cfg.steps = 3
+    first.train()
+    resumed = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "c", cfg(), resume=True, progress=False)
+    assert resumed.step == 3
+    resumed.train()
+    a = load_model(tmp_path / "a" / "tokenizer").state_dict()
+    c = load_model(tmp_path / "c" / "tokenizer").state_dict()
+    for key in a:
+        assert torch.equal(a[key], c[key]), key
+
+
+def test_refuses_to_overwrite_and_checks_resume_config(store, tmp_path):
+    Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=2), progress=False).train()
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=2), progress=False)
+    with pytest.raises(CheckpointError, match="num_actions: checkpoint 8 vs requested 4"):
+        Trainer("lam", LatentActionConfig.preset("tiny", num_actions=4), [store], tmp_path, cfg(), resume=True)
+
+
+def test_dynamics_needs_matching_tokenizer_and_lam(store, tmp_path):
+    with pytest.raises(CheckpointError, match="needs a trained tokenizer"):
+        Trainer("dynamics", tiny("dynamics"), [store], tmp_path, cfg())
+    Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(steps=1), progress=False).train()
+    Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=1), progress=False).train()
+    with pytest.raises(ConfigError, match="codebook_size is 32 but the run's trained models have 64"):
+        Trainer("dynamics", DynamicsConfig.preset("tiny", codebook_size=32), [store], tmp_path, cfg())
+
+
+def test_frames_smaller_than_model_are_refused(store, tmp_path):
+    with pytest.raises(StoreError, match="smaller than the requested 64x64"):
+        Trainer("tokenizer", TokenizerConfig.preset("small"), [store], tmp_path, cfg())
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(store, tmp_path):
+    trainer = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(steps=6, ckpt_every=2), progress=False)
+    trainer.cfg.steps = 2
+    trainer.train()
+    trainer.cfg.steps = 6
+    with torch.no_grad():
+        trainer.model.to_pixels.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        trainer.train()
+    kept = load_model(tmp_path / "tokenizer")
+    assert all(torch.isfinite(p).all() for p in kept.parameters())
+    assert Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(), resume=True).step == 2
+
+
+def test_interrupted_checkpoint_swap_recovers(store, tmp_path):
+    Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=2), progress=False).train()
+    (tmp_path / "lam").rename(tmp_path / ".lam.old")  # died between the two renames
+    assert Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=3), resume=True).step == 2
+
+
+def test_two_process_ddp_on_cpu(store, tmp_path):
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "genie_robot.cli", "train", "tokenizer",
+         "--data", str(store), "--preset", "tiny", "--steps", "3", "--batch-size", "2", "--clip-len", "4",
+         "--out", str(tmp_path), "--ckpt-every", "3", "--sample-every", "0"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = (tmp_path / "tokenizer" / "trainer_state.json").read_text()
+    assert '"world_size": 2' in state and '"step": 3' in state
