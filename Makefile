@@ -25,6 +25,11 @@ demo: $(STAMP)
 	$(CLI) data mujoco --episodes 24 --steps 32 --size 64 --seed 0 --out $(DEMO)/mujoco.h5
 	$(CLI) data info $(DEMO)/mujoco.h5
 	$(CLI) data preview $(DEMO)/mujoco.h5 --out $(DEMO)/preview.png
+	rm -rf $(DEMO)/run
+	$(CLI) train tokenizer --data $(DEMO)/mujoco.h5 --preset small --steps 100 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
+	$(CLI) train lam       --data $(DEMO)/mujoco.h5 --preset small --steps 300 --batch-size 4 --clip-len 8 --sample-every 100 --ckpt-every 100 --out $(DEMO)/run
+	$(CLI) train dynamics  --data $(DEMO)/mujoco.h5 --preset small --steps 150 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
+	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -35,6 +40,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/mujoco_generation.py
 	$(PY) benchmarks/clip_sampler.py
+	$(PY) benchmarks/training_throughput.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
