@@ -15,8 +15,10 @@ def _cmd_data_mujoco(args) -> None:
         args.out, args.episodes, args.steps, args.size, args.seed, args.policy, args.camera,
         args.split, overwrite=args.overwrite,
     )
+    if result["already_there"]:
+        print(f"{args.out} already held {result['already_there']} episodes (resumed; --overwrite starts over)")
     print(
-        f"wrote {result['written']} episodes to {args.out}: {result['contact_episodes']} with contact, "
+        f"wrote {result['written']} new episodes to {args.out}: {result['contact_episodes']} with contact, "
         f"{result['deformed_episodes']} with visible soft-object deformation"
     )
 

@@ -99,7 +99,8 @@ def generate_dataset(
             bar.set_postfix(frames_per_s=f"{bar.format_dict['rate'] * steps:.0f}" if bar.format_dict.get("rate") else "-")
     world.close()
     written = episodes - first
-    return {"written": written, "contact_episodes": contact_episodes, "deformed_episodes": deformed_episodes}
+    return {"written": written, "already_there": first, "contact_episodes": contact_episodes,
+            "deformed_episodes": deformed_episodes}
 
 
 # 3 mm RMS shape change (beyond rigid motion) on a 7.5 cm cube shows at 64x64.
