@@ -10,7 +10,7 @@ from torch import distributed as dist
 
 class VectorQuantizer(nn.Module):
     def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25,
-                 usage_decay: float = 0.99, dead_threshold: float = 1e-3):
+                 usage_decay: float = 0.95, dead_threshold: float = 1e-3):
         super().__init__()
         self.num_codes, self.code_dim, self.beta = num_codes, code_dim, beta
         self.usage_decay, self.dead_threshold = usage_decay, dead_threshold
