@@ -23,9 +23,24 @@ class ModelConfig:
             if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
                 raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
 
-    def check_divisible(self, size: int, patch: int, what: str) -> None:
-        if size % patch:
-            raise ConfigError(f"{self.kind} config: {what} {size} is not divisible by patch size {patch}")
+
+
+class PixelModelConfig(ModelConfig):
+    """Configs of models that patchify square frames (tokenizer, LAM): they must define
+    `image_size` and `patch`."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.image_size % self.patch:
+            raise ConfigError(f"{self.kind} config: image_size {self.image_size} is not divisible by patch size {self.patch}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid**2
 
     @classmethod
     def preset(cls, name: str, **overrides):

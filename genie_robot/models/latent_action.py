@@ -15,13 +15,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from genie_robot.models.config import ModelConfig
+from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
 from genie_robot.nn import STTransformer, VectorQuantizer
 
 
 @dataclass
-class LatentActionConfig(ModelConfig):
+class LatentActionConfig(PixelModelConfig):
     kind: ClassVar[str] = "lam"
     presets: ClassVar[dict] = {
         "tiny": dict(image_size=16, patch=8, dim=32, enc_layers=1, dec_layers=1, heads=2, num_actions=8, code_dim=8, max_frames=16),
@@ -41,14 +41,6 @@ class LatentActionConfig(ModelConfig):
     max_frames: int = 16
     beta: float = 0.25
     qk_norm: bool = True
-
-    def validate(self) -> None:
-        super().validate()
-        self.check_divisible(self.image_size, self.patch, "image_size")
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return (self.image_size // self.patch) ** 2
 
 
 class LatentActionModel(nn.Module):

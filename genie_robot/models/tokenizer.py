@@ -12,13 +12,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from genie_robot.models.config import ModelConfig
+from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
 from genie_robot.nn import STTransformer, VectorQuantizer
 
 
 @dataclass
-class TokenizerConfig(ModelConfig):
+class TokenizerConfig(PixelModelConfig):
     kind: ClassVar[str] = "tokenizer"
     presets: ClassVar[dict] = {
         "tiny": dict(image_size=16, patch=4, dim=32, enc_layers=1, dec_layers=1, heads=2, codebook_size=64, code_dim=8, max_frames=16),
@@ -41,18 +41,6 @@ class TokenizerConfig(ModelConfig):
     dec_heads: int | None = None
     beta: float = 0.25
     qk_norm: bool = True
-
-    def validate(self) -> None:
-        super().validate()
-        self.check_divisible(self.image_size, self.patch, "image_size")
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.grid**2
 
 
 class VideoTokenizer(nn.Module):
