@@ -25,23 +25,6 @@ class ModelConfig:
 
 
 
-class PixelModelConfig(ModelConfig):
-    """Configs of models that patchify square frames (tokenizer, LAM): they must define
-    `image_size` and `patch`."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.image_size % self.patch:
-            raise ConfigError(f"{self.kind} config: image_size {self.image_size} is not divisible by patch size {self.patch}")
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.grid**2
-
     @classmethod
     def preset(cls, name: str, **overrides):
         if name not in cls.presets:
@@ -77,3 +60,21 @@ class PixelModelConfig(ModelConfig):
             raise ConfigError(f"{path}: missing config.json; is this a {cls.kind} checkpoint folder?") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: config.json is not valid JSON ({exc}); the checkpoint is damaged") from None
+
+
+class PixelModelConfig(ModelConfig):
+    """Configs of models that patchify square frames (tokenizer, LAM): they must define
+    `image_size` and `patch`."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.image_size % self.patch:
+            raise ConfigError(f"{self.kind} config: image_size {self.image_size} is not divisible by patch size {self.patch}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid**2
