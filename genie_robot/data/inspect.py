@@ -11,18 +11,19 @@ from genie_robot.data.store import EpisodeStore
 from genie_robot.io import atomic_path
 
 
+# 3 mm RMS shape change (beyond rigid motion) of the 7.5 cm soft cube shows at 64x64.
+VISIBLE_DEFORMATION = 0.003
+
+
 def store_info(store: EpisodeStore) -> dict:
     episodes = list(store)
     contact = deformed = with_contact_state = 0
     for ep in episodes:
         if "contact" in ep.state_keys:
             with_contact_state += 1
-            state = ep.state
-            contact += bool(state["contact"].any())
-            if "soft_deformation" in state:
-                from genie_robot.sim.generate import VISIBLE_DEFORMATION
-
-                deformed += bool(state["soft_deformation"].max() > VISIBLE_DEFORMATION)
+            contact += bool(ep.read_state("contact").any())
+            if "soft_deformation" in ep.state_keys:
+                deformed += bool(ep.read_state("soft_deformation").max() > VISIBLE_DEFORMATION)
     lengths = [e.num_frames for e in episodes]
     return {
         "path": str(store.path),
@@ -72,20 +73,19 @@ def contact_sheet(store: EpisodeStore, rows: int = 6, cols: int = 8, pad: int = 
     return np.concatenate(tiles, axis=0)
 
 
-def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscaling so 64x64 frames are visible in a viewer."""
+def upscale(frames: np.ndarray, frame_height: int, min_height: int = 128) -> np.ndarray:
+    """Nearest-neighbour upscaling so each frame is at least `min_height` pixels tall."""
+    factor = max(1, min_height // frame_height)
     return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
 def write_preview(store: EpisodeStore, out: str | Path, episode: int = 0) -> tuple[Path, Path]:
     """Write the contact sheet to `out` (PNG) and one episode as a GIF beside it."""
     out = Path(out)
-    sheet = contact_sheet(store)
-    factor = max(1, 256 // max(sheet.shape[0] // 6, 1)) if sheet.shape[0] < 256 else 1
+    frame_height = store[episode].frame_shape[0]
     with atomic_path(out) as tmp:
-        iio.imwrite(tmp, upscale(sheet, min(factor, 4)), extension=".png")
+        iio.imwrite(tmp, upscale(contact_sheet(store), frame_height), extension=".png")
     gif = out.with_suffix(".gif")
-    frames = store[episode].frames
     with atomic_path(gif) as tmp:
-        iio.imwrite(tmp, upscale(frames, max(1, 256 // frames.shape[1])), extension=".gif", duration=100, loop=0)
+        iio.imwrite(tmp, upscale(store[episode].frames, frame_height), extension=".gif", duration=100, loop=0)
     return out, gif

@@ -109,8 +109,13 @@ class Episode:
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        group = self._group()
-        return {k: group["state"][k][()] for k in self.state_keys}
+        return {k: self.read_state(k) for k in self.state_keys}
+
+    def read_state(self, key: str) -> np.ndarray:
+        """One state/* array, without reading the others (soft-body vertices are large)."""
+        if key not in self.state_keys:
+            raise StoreError(f"episode {self.key} has no state/{key}; it has {self.state_keys}")
+        return self._group()["state"][key][()]
 
     def __getattr__(self, name: str) -> Any:
         # source, robot, fps, language, split read as attributes.

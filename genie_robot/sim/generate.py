@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
 from genie_robot.errors import InputError
 from genie_robot.sim.controllers import POLICIES
@@ -102,6 +103,3 @@ def generate_dataset(
     return {"written": written, "already_there": first, "contact_episodes": contact_episodes,
             "deformed_episodes": deformed_episodes}
 
-
-# 3 mm RMS shape change (beyond rigid motion) on a 7.5 cm cube shows at 64x64.
-VISIBLE_DEFORMATION = 0.003
