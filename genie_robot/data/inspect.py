@@ -4,11 +4,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 
 from genie_robot.data.store import EpisodeStore
-from genie_robot.io import atomic_path
+from genie_robot.media import upscale, write_image, write_video
 
 
 # 3 mm RMS shape change (beyond rigid motion) of the 7.5 cm soft cube shows at 64x64.
@@ -73,19 +72,10 @@ def contact_sheet(store: EpisodeStore, rows: int = 6, cols: int = 8, pad: int = 
     return np.concatenate(tiles, axis=0)
 
 
-def upscale(frames: np.ndarray, frame_height: int, min_height: int = 128) -> np.ndarray:
-    """Nearest-neighbour upscaling so each frame is at least `min_height` pixels tall."""
-    factor = max(1, min_height // frame_height)
-    return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
-
-
 def write_preview(store: EpisodeStore, out: str | Path, episode: int = 0) -> tuple[Path, Path]:
     """Write the contact sheet to `out` (PNG) and one episode as a GIF beside it."""
     out = Path(out)
     frame_height = store[episode].frame_shape[0]
-    with atomic_path(out) as tmp:
-        iio.imwrite(tmp, upscale(contact_sheet(store), frame_height), extension=".png")
-    gif = out.with_suffix(".gif")
-    with atomic_path(gif) as tmp:
-        iio.imwrite(tmp, upscale(store[episode].frames, frame_height), extension=".gif", duration=100, loop=0)
+    write_image(out, upscale(contact_sheet(store), frame_height))
+    gif = write_video(out.with_suffix(".gif"), upscale(store[episode].frames, frame_height))
     return out, gif

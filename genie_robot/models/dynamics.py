@@ -49,24 +49,20 @@ class DynamicsConfig(ModelConfig):
     def mask_id(self) -> int:
         return self.codebook_size
 
+    @property
+    def no_action_id(self) -> int:
+        """What leads into the first frame of a window: no transition is known."""
+        return self.num_actions
+
 
 class DynamicsModel(nn.Module):
     def __init__(self, config: DynamicsConfig):
         super().__init__()
         self.config = c = config
         self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
-        # Action index num_actions = "no action": frame 1 has no transition leading into it.
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
         self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
         self.head = nn.Linear(c.dim, c.codebook_size)
-
-    def _inputs(self, tokens_BTS: torch.Tensor, actions_BT: torch.Tensor, first_frame: bool) -> torch.Tensor:
-        """Token embeddings + the embedding of the action that led into each frame."""
-        B = tokens_BTS.shape[0]
-        if first_frame:
-            no_action = torch.full((B, 1), self.config.num_actions, dtype=torch.long, device=tokens_BTS.device)
-            actions_BT = torch.cat([no_action, actions_BT], dim=1)
-        return self.token_embed(tokens_BTS) + self.action_embed(actions_BT)[:, :, None]
 
     def _check(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> None:
         c = self.config
@@ -83,9 +79,16 @@ class DynamicsModel(nn.Module):
     def logits(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> torch.Tensor:
         """tokens [B, T, h, w] (may contain mask_id) + actions [B, T-1] -> logits [B, T, h, w, V]."""
         self._check(tokens_BThw, actions_BT)
+        no_action_B1 = torch.full_like(actions_BT[:, :1], self.config.no_action_id)
+        return self.frame_logits(tokens_BThw, torch.cat([no_action_B1, actions_BT], dim=1))[0]
+
+    def frame_logits(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV | None = None):
+        """Frames that continue `cache` in time, each with the action that led into it
+        (no_action_id for a window's first frame) -> (logits [B, T, h, w, V], cache + these frames)."""
         tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
-        h_BTSD = self.transformer(self._inputs(tokens_BTS, actions_BT, first_frame=True))
-        return rearrange(self.head(h_BTSD), "b t (h w) v -> b t h w v", h=self.config.grid)
+        x_BTSD = self.token_embed(tokens_BTS) + self.action_embed(actions_in_BT)[:, :, None]
+        h_BTSD, cache = self.transformer(x_BTSD, cache=cache, return_cache=True)
+        return rearrange(self.head(h_BTSD), "b t (h w) v -> b t h w v", h=self.config.grid), cache
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a per-clip rate ~ U(min, max)."""

@@ -49,13 +49,18 @@ class LatentActionModel(nn.Module):
         self.config = c = config
         patch_dim = c.patch * c.patch * 3
         self.embed_enc = nn.Linear(patch_dim, c.dim)
-        self.encoder = STTransformer(c.dim, c.enc_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
+        # A learned query token per frame reads the action by attention: mean-pooling the
+        # patches washes out a small moving arm and collapses every step onto one code.
+        self.action_query = nn.Parameter(torch.randn(c.dim) * 0.02)
+        self.encoder = STTransformer(c.dim, c.enc_layers, c.heads, c.max_frames, c.tokens_per_frame + 1, c.qk_norm)
         self.to_action = nn.Linear(c.dim, c.code_dim)
         self.quantizer = VectorQuantizer(c.num_actions, c.code_dim, c.beta)
         self.embed_dec = nn.Linear(patch_dim, c.dim)
         self.action_to_dec = nn.Linear(c.code_dim, c.dim)
         self.decoder = STTransformer(c.dim, c.dec_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
         self.to_pixels = nn.Linear(c.dim, patch_dim)
+        nn.init.zeros_(self.to_pixels.weight)  # start as "copy the last frame"
+        nn.init.zeros_(self.to_pixels.bias)
 
     def _check(self, video_BTHWC: torch.Tensor) -> None:
         c = self.config
@@ -66,10 +71,11 @@ class LatentActionModel(nn.Module):
             )
 
     def _actions(self, pixels_BTSP: torch.Tensor):
-        """Continuous -> quantized actions for transitions t -> t+1, from encoder step t+1."""
-        h_BTSD = self.encoder(self.embed_enc(pixels_BTSP))
-        pooled_BTD = h_BTSD[:, 1:].mean(dim=2)
-        return self.quantizer(self.to_action(pooled_BTD))
+        """Continuous -> quantized actions for transitions t -> t+1, from the query of step t+1."""
+        x_BTSD = self.embed_enc(pixels_BTSP)
+        query_BT1D = self.action_query.expand(*x_BTSD.shape[:2], 1, -1)
+        h_BTSD = self.encoder(torch.cat([x_BTSD, query_BT1D], dim=2))
+        return self.quantizer(self.to_action(h_BTSD[:, 1:, -1]))
 
     @torch.no_grad()
     def infer_actions(self, video_BTHWC: torch.Tensor) -> torch.Tensor:
@@ -79,11 +85,15 @@ class LatentActionModel(nn.Module):
         return ids_BT
 
     def predict_next(self, video_BTHWC: torch.Tensor, action_codes_BTC: torch.Tensor) -> torch.Tensor:
-        """x_1..T-1 and action codes a_1..T-1 -> predicted x_2..T in [0, 1]."""
+        """x_1..T-1 and action codes a_1..T-1 -> predicted x_2..T (about [0, 1], unclamped).
+
+        The decoder predicts the change from x_t: copying the frame is free from the first
+        step, so the loss is about what moved, which only the action can explain."""
         c = self.config
         context_BTSP = patchify(to_unit(video_BTHWC[:, :-1]), c.patch)
         x_BTSD = self.embed_dec(context_BTSP) + self.action_to_dec(action_codes_BTC)[:, :, None]
-        return torch.sigmoid(unpatchify(self.to_pixels(self.decoder(x_BTSD)), c.patch, c.image_size))
+        change_BTSP = self.to_pixels(self.decoder(x_BTSD))
+        return unpatchify(context_BTSP + change_BTSP, c.patch, c.image_size)
 
     def forward(self, batch: dict):
         video = batch["video"]

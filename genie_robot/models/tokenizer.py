@@ -14,7 +14,7 @@ from einops import rearrange
 
 from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
-from genie_robot.nn import STTransformer, VectorQuantizer
+from genie_robot.nn import STTransformer, TemporalKV, VectorQuantizer
 
 
 @dataclass
@@ -72,16 +72,18 @@ class VideoTokenizer(nn.Module):
         _, ids_BTS, _, _ = self._encode(video_BTHWC)
         return rearrange(ids_BTS, "b t (h w) -> b t h w", h=self.config.grid)
 
-    def decode_codes(self, codes_BTSC: torch.Tensor) -> torch.Tensor:
+    def decode_codes(self, codes_BTSC: torch.Tensor, cache: TemporalKV | None = None, return_cache: bool = False):
+        """Quantized codes -> frames in [0, 1]; with `cache`, the frames continue the cached ones."""
         c = self.config
-        pixels_BTSP = self.to_pixels(self.decoder(self.from_code(codes_BTSC)))
-        return torch.sigmoid(unpatchify(pixels_BTSP, c.patch, c.image_size))
+        h_BTSD, cache = self.decoder(self.from_code(codes_BTSC), cache=cache, return_cache=True)
+        frames_BTHWC = torch.sigmoid(unpatchify(self.to_pixels(h_BTSD), c.patch, c.image_size))
+        return (frames_BTHWC, cache) if return_cache else frames_BTHWC
 
     @torch.no_grad()
-    def decode(self, ids_BThw: torch.Tensor) -> torch.Tensor:
-        """token ids [B, T, h, w] -> frames in [0, 1], [B, T, H, W, 3]."""
+    def decode(self, ids_BThw: torch.Tensor, cache: TemporalKV | None = None, return_cache: bool = False):
+        """token ids [B, T, h, w] -> frames in [0, 1], [B, T, H, W, 3] (decoder causal in time)."""
         codes = self.quantizer.lookup(rearrange(ids_BThw, "b t h w -> b t (h w)"))
-        return self.decode_codes(codes)
+        return self.decode_codes(codes, cache, return_cache)
 
     def forward(self, batch: dict):
         video = batch["video"]

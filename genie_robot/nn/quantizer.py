@@ -10,13 +10,17 @@ from torch import distributed as dist
 
 class VectorQuantizer(nn.Module):
     def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25,
-                 usage_decay: float = 0.95, dead_threshold: float = 1e-3):
+                 usage_decay: float = 0.9, dead_fraction: float = 0.1):
         super().__init__()
         self.num_codes, self.code_dim, self.beta = num_codes, code_dim, beta
-        self.usage_decay, self.dead_threshold = usage_decay, dead_threshold
+        self.usage_decay = usage_decay
+        # Dead: picked less than this fraction of a uniform share (~20 idle steps).
+        self.dead_threshold = dead_fraction / num_codes
         self.codebook = nn.Parameter(torch.randn(num_codes, code_dim) / code_dim**0.5)
-        # Running share of assignments per code; a buffer so it is checkpointed.
-        self.register_buffer("usage", torch.full((num_codes,), 1.0 / num_codes))
+        # Running share of assignments per code; a buffer so it is checkpointed. Starting at
+        # zero makes the first training batch place every unpicked code on an encoder output
+        # (a data-dependent init); random codes far from the outputs would never be picked.
+        self.register_buffer("usage", torch.zeros(num_codes))
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids, self.codebook)
@@ -47,12 +51,13 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart_dead_codes(self, batch_ND: torch.Tensor) -> None:
-        """Move codes nobody picks onto random encoder outputs from this batch."""
+        """Move codes nobody picks exactly onto distinct encoder outputs from this batch, so
+        each wins at least its own output even when the outputs barely differ (LAM collapse)."""
         dead = torch.nonzero(self.usage < self.dead_threshold).flatten()
         if len(dead) and len(batch_ND):
-            picks = torch.randint(len(batch_ND), (len(dead),), device=batch_ND.device)
-            noise = 0.01 * torch.randn(len(dead), self.code_dim, device=batch_ND.device)
-            self.codebook.data[dead] = batch_ND[picks].to(self.codebook.dtype) + noise
+            order = torch.randperm(len(batch_ND), device=batch_ND.device)
+            picks = order[torch.arange(len(dead), device=batch_ND.device) % len(batch_ND)]
+            self.codebook.data[dead] = batch_ND[picks].to(self.codebook.dtype)
             self.usage[dead] = 1.0 / self.num_codes
         if dist.is_available() and dist.is_initialized():
             # Ranks restart independently; rank 0's codebook and usage win so replicas agree.

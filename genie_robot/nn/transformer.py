@@ -103,8 +103,9 @@ class TemporalKV:
     def length(self) -> int:
         return 0 if self.layers[0] is None else self.layers[0][0].shape[2]
 
-    def trimmed(self, max_frames: int) -> "TemporalKV":
-        return TemporalKV([(k[:, :, -max_frames:], v[:, :, -max_frames:]) for k, v in self.layers])
+    def repeat_batch(self, copies: int) -> "TemporalKV":
+        """The cache of a batch-1 run, copied for `copies` rows (rows are batch-major)."""
+        return TemporalKV([(k.repeat(copies, 1, 1, 1), v.repeat(copies, 1, 1, 1)) for k, v in self.layers])
 
 
 class STTransformer(nn.Module):

@@ -1,0 +1,3 @@
+from genie_robot.sampling.maskgit import ORDERS, SCHEDULES, SamplingConfig, maskgit_decode, masked_counts
+
+__all__ = ["ORDERS", "SCHEDULES", "SamplingConfig", "maskgit_decode", "masked_counts"]

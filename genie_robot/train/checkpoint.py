@@ -72,6 +72,32 @@ def load_model(folder: str | Path, kind: str | None = None, expect_config=None, 
     return model.to(device)
 
 
+def load_run_models(run_dir: str | Path, kinds, purpose: str, device: str = "cpu") -> dict:
+    """The frozen, eval-mode models of a run directory (RUN/<kind>/), by kind."""
+    run_dir = Path(run_dir)
+    models = {}
+    for kind in kinds:
+        folder = run_dir / kind
+        if not (folder / "model.safetensors").exists():
+            raise CheckpointError(f"{purpose} needs a trained {kind} in {folder}; "
+                                  f"run `genie-robot train {kind} --out {run_dir}` first")
+        models[kind] = load_model(folder, kind, device=device).eval().requires_grad_(False)
+    return models
+
+
+def check_compatible(dynamics, tokenizer, lam=None) -> None:
+    """Configs of one run's models must agree on the token grid, vocabulary and actions."""
+    checks = [(dynamics.grid, tokenizer.grid, "grid (tokens per side)"),
+              (dynamics.codebook_size, tokenizer.codebook_size, "codebook_size")]
+    if lam is not None:
+        checks += [(dynamics.num_actions, lam.num_actions, "num_actions"),
+                   (lam.image_size, tokenizer.image_size, "image_size (lam vs tokenizer)")]
+    for mine, theirs, name in checks:
+        if mine != theirs:
+            raise ConfigError(f"dynamics {name} is {mine} but the run's other models have {theirs}; "
+                              "use the same preset for all three stages")
+
+
 def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
     """Optimizer tensors to safetensors, its structure (groups, hyperparameters) to JSON."""
     state = optimizer.state_dict()

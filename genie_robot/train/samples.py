@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from genie_robot.media import to_uint8, upscale
+
 
 def _row(frames_THWC: torch.Tensor) -> np.ndarray:
     frames = frames_THWC.float()
     if frames.max() > 1.5:
         frames = frames / 255.0
-    frames = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return np.concatenate(list(frames), axis=1)
+    return np.concatenate(list(to_uint8(frames)), axis=1)
 
 
 def sample_image(stage: str, batch: dict, metrics: dict, tokenizer=None, max_frames: int = 8) -> np.ndarray:
@@ -27,6 +28,4 @@ def sample_image(stage: str, batch: dict, metrics: dict, tokenizer=None, max_fra
             predicted_ids = metrics["_logits"][:1].argmax(-1)
             decoded = tokenizer.decode(predicted_ids)[0]
         rows = [video[1 : max_frames + 1], decoded[1 : max_frames + 1]]
-    image = np.concatenate([_row(r) for r in rows], axis=0)
-    scale = max(1, 256 // video.shape[1])
-    return image.repeat(scale, 0).repeat(scale, 1)
+    return upscale(np.concatenate([_row(r) for r in rows], axis=0), video.shape[1], min_height=256)

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from genie_robot.data.sampler import ClipDataset
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
-from genie_robot.io import atomic_path
+from genie_robot.media import write_image
 from genie_robot.models import MODELS
-from genie_robot.train.checkpoint import load_model, load_optimizer, save_model, save_optimizer
+from genie_robot.train.checkpoint import (check_compatible, load_model, load_optimizer, load_run_models, save_model,
+                                         save_optimizer)
 
 STAGES = ("tokenizer", "lam", "dynamics")
 
@@ -144,22 +145,8 @@ class Trainer:
         """Dynamics trains on tokens and latent actions from the run's tokenizer and LAM."""
         if self.stage != "dynamics":
             return {}
-        frozen = {}
-        for kind in ("tokenizer", "lam"):
-            folder = self.run_dir / kind
-            if not (folder / "model.safetensors").exists():
-                raise CheckpointError(f"dynamics training needs a trained {kind} in {folder}; "
-                                      f"run `genie-robot train {kind} --out {self.run_dir}` first")
-            frozen[kind] = load_model(folder, kind, device=str(self.device)).eval().requires_grad_(False)
-        tok, lam = frozen["tokenizer"].config, frozen["lam"].config
-        checks = [(model_config.grid, tok.grid, "grid (tokens per side)"),
-                  (model_config.codebook_size, tok.codebook_size, "codebook_size"),
-                  (model_config.num_actions, lam.num_actions, "num_actions"),
-                  (lam.image_size, tok.image_size, "image_size (lam vs tokenizer)")]
-        for mine, theirs, name in checks:
-            if mine != theirs:
-                raise ConfigError(f"dynamics {name} is {mine} but the run's trained models have {theirs}; "
-                                  "use the same preset for all three stages")
+        frozen = load_run_models(self.run_dir, ("tokenizer", "lam"), "dynamics training", str(self.device))
+        check_compatible(model_config, frozen["tokenizer"].config, frozen["lam"].config)
         return frozen
 
     def _image_size(self, model_config) -> int:
@@ -270,11 +257,7 @@ class Trainer:
         from genie_robot.train.samples import sample_image
 
         image = sample_image(self.stage, batch, metrics, self.frozen.get("tokenizer"))
-        path = self.log_dir / "samples" / f"step_{self.step:07d}.png"
-        import imageio.v3 as iio
-
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, image, extension=".png")
+        write_image(self.log_dir / "samples" / f"step_{self.step:07d}.png", image)
 
     def save(self) -> None:
         """Write the checkpoint to a temporary folder, then swap it in: a crash at any point

@@ -144,7 +144,7 @@ def test_each_model_overfits_a_tiny_batch(kind):
 
 def test_quantizer_usage_and_dead_code_restart():
     torch.manual_seed(0)
-    vq = VectorQuantizer(8, 4, usage_decay=0.5, dead_threshold=0.01)
+    vq = VectorQuantizer(8, 4, usage_decay=0.5, dead_fraction=0.1)
     vq.codebook.data[:] = torch.randn(8, 4) * 10
     vq.codebook.data[0] = 0
     data = 0.01 * torch.randn(256, 4)  # everything lands on code 0

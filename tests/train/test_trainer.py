@@ -84,7 +84,7 @@ def test_dynamics_needs_matching_tokenizer_and_lam(store, tmp_path):
         Trainer("dynamics", tiny("dynamics"), [store], tmp_path, cfg())
     Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(steps=1), progress=False).train()
     Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=1), progress=False).train()
-    with pytest.raises(ConfigError, match="codebook_size is 32 but the run's trained models have 64"):
+    with pytest.raises(ConfigError, match="codebook_size is 32 but the run's other models have 64"):
         Trainer("dynamics", DynamicsConfig.preset("tiny", codebook_size=32), [store], tmp_path, cfg())
 
 

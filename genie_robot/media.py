@@ -1,0 +1,60 @@
+"""Frames to pictures and videos on disk (PNG, GIF, MP4), written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from genie_robot.errors import InputError
+from genie_robot.io import atomic_path
+
+VIDEO_SUFFIXES = (".gif", ".mp4")
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """Float frames in [0, 1] (any leading axes) -> uint8 numpy."""
+    return (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def upscale(frames: np.ndarray, frame_height: int, min_height: int = 128) -> np.ndarray:
+    """Nearest-neighbour upscaling so each frame is at least `min_height` pixels tall."""
+    factor = max(1, min_height // frame_height)
+    return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
+
+
+def check_video_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"{path}: write videos as {' or '.join(VIDEO_SUFFIXES)} (got {path.suffix or 'no suffix'!r})")
+    return path
+
+
+def write_image(path: str | Path, image_HWC: np.ndarray) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, image_HWC, extension=path.suffix or ".png")
+    return path
+
+
+def write_video(path: str | Path, frames_THWC: np.ndarray, fps: float = 10.0) -> Path:
+    """GIF (looping) or MP4 (H.264 through imageio-ffmpeg; sides padded to a multiple of 16)."""
+    path = check_video_path(path)
+    frames_THWC = np.asarray(frames_THWC, dtype=np.uint8)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".gif":
+            iio.imwrite(tmp, frames_THWC, extension=".gif", duration=round(1000 / fps), loop=0)
+        else:
+            _, h, w, _ = frames_THWC.shape
+            pad = ((0, 0), (0, -h % 16), (0, -w % 16), (0, 0))
+            _write_mp4(tmp, np.pad(frames_THWC, pad), fps)
+    return path
+
+
+def _write_mp4(path: Path, frames_THWC: np.ndarray, fps: float) -> None:
+    import imageio.v2 as iio2  # the ffmpeg plugin lives behind the v2 API
+
+    with iio2.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=16) as writer:
+        for frame in frames_THWC:
+            writer.append_data(frame)

@@ -1,0 +1,230 @@
+"""The interactive world model: tokenizer + dynamics (+ LAM), one generated frame per action.
+
+A session remembers the token ids of the last `memory - 1` frames (the new frame makes
+`memory`, the length of the training clips). Temporal attention is causal, so the keys and
+values of remembered frames never change: the session caches them for the dynamics model and
+for the tokenizer's decoder, and a step runs the transformers on the new frame only. When the
+memory is full, the oldest frame is dropped; positions in time are absolute, so the caches are
+rebuilt from the remembered tokens (one batched pass), exactly as an uncached model would see
+the shortened window. `use_cache=False` recomputes everything each step (the reference).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from genie_robot.data.transforms import resize_video
+from genie_robot.errors import CheckpointError, InputError
+from genie_robot.media import to_uint8
+from genie_robot.sampling import SamplingConfig, maskgit_decode
+from genie_robot.train.checkpoint import check_compatible, load_run_models
+
+
+def as_video(frames, image_size: int, what: str = "prompt") -> np.ndarray:
+    """Validate user frames into uint8 [T, S, S, 3].
+
+    Accepts one frame [H, W, C] or a video [T, H, W, C] of uint8, RGB (an alpha channel is
+    dropped, grey is repeated). Other sizes are centre-cropped to square and downscaled;
+    frames smaller than the model's resolution are refused (upscaling invents detail)."""
+    frames = np.asarray(frames)
+    if frames.size == 0:
+        raise InputError(f"{what} is empty; give at least one frame")
+    if frames.dtype != np.uint8:
+        raise InputError(f"{what} must be uint8 RGB frames (0..255), got dtype {frames.dtype}")
+    if frames.ndim == 2 or (frames.ndim == 3 and frames.shape[-1] not in (1, 3, 4)):
+        frames = frames[..., None]  # grey without a channel axis
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise InputError(f"{what} must be [H, W, 3] or [T, H, W, 3] RGB, got shape {frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = frames.repeat(3, axis=-1)
+    frames = frames[..., :3]
+    _, h, w, _ = frames.shape
+    if min(h, w) < image_size:
+        raise InputError(f"{what} frames are {h}x{w}, smaller than the model's {image_size}x{image_size}; "
+                         f"give frames at least {image_size} px on the shorter side")
+    return resize_video(frames, image_size)
+
+
+class WorldModel:
+    def __init__(self, tokenizer, dynamics, lam=None):
+        check_compatible(dynamics.config, tokenizer.config, lam.config if lam is not None else None)
+        self.tokenizer, self.dynamics, self.lam = tokenizer.eval(), dynamics.eval(), lam.eval() if lam is not None else None
+        self.device = next(dynamics.parameters()).device
+        self.image_size = tokenizer.config.image_size
+        self.num_actions = dynamics.config.num_actions
+        self.max_memory = min(tokenizer.config.max_frames, dynamics.config.max_frames)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "cpu") -> "WorldModel":
+        """The run's tokenizer and dynamics (and LAM when trained) from RUN/<stage>/."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise CheckpointError(f"{run_dir}: no such run directory (make one with `genie-robot train ... --out {run_dir}`)")
+        models = load_run_models(run_dir, ("tokenizer", "dynamics"), "the world model", device)
+        lam = None
+        if (run_dir / "lam" / "model.safetensors").exists():
+            lam = load_run_models(run_dir, ("lam",), "the world model", device)["lam"]
+        return cls(models["tokenizer"], models["dynamics"], lam)
+
+    def _tensor(self, frames_THWC: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(frames_THWC)).to(self.device)[None]
+
+    @torch.no_grad()
+    def infer_actions(self, video) -> np.ndarray:
+        """Latent actions [T-1] the LAM reads from a video [T, H, W, 3] (T >= 2); longer videos
+        go through the LAM in windows of its length that share one frame."""
+        if self.lam is None:
+            raise CheckpointError("this run has no trained LAM; train one with `genie-robot train lam` to infer actions")
+        video = as_video(video, self.image_size, "video")
+        if len(video) < 2:
+            raise InputError("inferring actions needs at least 2 frames")
+        window = self.lam.config.max_frames
+        actions = [self.lam.infer_actions(self._tensor(video[start : start + window]))[0]
+                   for start in range(0, len(video) - 1, window - 1)]
+        return torch.cat(actions).cpu().numpy()
+
+    @torch.no_grad()
+    def reconstruct(self, video) -> np.ndarray:
+        """Tokenize and decode a video (what the tokenizer keeps of it), in windows of its length."""
+        video = as_video(video, self.image_size, "video")
+        window = self.tokenizer.config.max_frames
+        parts = [self.tokenizer.decode(self.tokenizer.encode(self._tensor(video[s : s + window])))[0]
+                 for s in range(0, len(video), window)]
+        return to_uint8(torch.cat(parts))
+
+    def start(self, prompt, prompt_actions: Sequence[int] | None = None, seed: int | Sequence[int] = 0,
+              batch: int = 1, sampling: SamplingConfig = SamplingConfig(), memory: int | None = None,
+              use_cache: bool = True) -> "Session":
+        """A session from 1..memory-1 prompt frames (the last ones are kept if more).
+
+        Transitions inside the prompt take `prompt_actions`, or the LAM's inference when None.
+        `seed` is one seed (row b uses seed + b) or one per row; rows share the prompt's
+        encoding and cache. See `Session`."""
+        memory = self.max_memory if memory is None else memory
+        if not 2 <= memory <= self.max_memory:
+            raise InputError(f"memory must be 2..{self.max_memory} frames (the models' window), got {memory}")
+        if batch < 1:
+            raise InputError(f"batch must be >= 1, got {batch}")
+        seeds = [seed + b for b in range(batch)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
+        if len(seeds) != batch:
+            raise InputError(f"got {len(seeds)} seeds for a batch of {batch}")
+        frames = as_video(prompt, self.image_size)
+        if prompt_actions is None:
+            prompt_actions = self.infer_actions(frames) if len(frames) > 1 else np.zeros(0, dtype=np.int64)
+        prompt_actions = check_actions(prompt_actions, self.num_actions).reshape(-1)
+        if len(prompt_actions) != len(frames) - 1:
+            raise InputError(f"a prompt of {len(frames)} frames needs {len(frames) - 1} actions, got {len(prompt_actions)}")
+        keep = min(len(frames), memory - 1)
+        frames, prompt_actions = frames[-keep:], prompt_actions[len(prompt_actions) - (keep - 1):]
+        with torch.no_grad():
+            tokens_1Thw = self.tokenizer.encode(self._tensor(frames))
+        actions_1T = torch.as_tensor(prompt_actions, dtype=torch.long, device=self.device)[None]
+        return Session(self, tokens_1Thw, actions_1T, seeds, sampling, memory, use_cache)
+
+
+def check_actions(actions, num_actions: int) -> np.ndarray:
+    actions = np.asarray(actions)
+    if actions.dtype.kind not in "iu":
+        raise InputError(f"latent actions are integers 0..{num_actions - 1}, got {actions.dtype} values {actions.ravel()[:4]}")
+    if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
+        raise InputError(f"latent action out of range: {actions.ravel().tolist()[:8]}; this model has actions 0..{num_actions - 1}")
+    return actions.astype(np.int64)
+
+
+class Session:
+    """`batch` imagined futures from one prompt, advanced together one frame per step.
+
+    step(a) with an int applies it to every row and, for batch 1, returns one uint8 HxWx3
+    frame; with a sequence of `batch` ints it returns [batch, H, W, 3]. A rejected action
+    raises InputError and leaves the session unchanged."""
+
+    def __init__(self, wm: WorldModel, tokens_1Thw, prompt_actions_1T, seeds, sampling, memory, use_cache):
+        self.wm, self.sampling, self.memory, self.use_cache = wm, sampling, memory, use_cache
+        self.batch = len(seeds)
+        self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+        no_action = torch.full_like(tokens_1Thw[:, :1, 0, 0], wm.dynamics.config.no_action_id)
+        # The window: token ids of remembered frames and the action that led into each.
+        self.tokens_BThw = tokens_1Thw
+        self.actions_in_BT = torch.cat([no_action, prompt_actions_1T], dim=1)
+        # Caches are built once for the shared prompt, then copied to every row.
+        frames_1THWC = self._rebuild_caches() if use_cache else wm.tokenizer.decode(tokens_1Thw)
+        self.prompt_frames = to_uint8(frames_1THWC[0])  # the prompt as the tokenizer keeps it
+        self.tokens_BThw = self.tokens_BThw.repeat(self.batch, 1, 1, 1)
+        self.actions_in_BT = self.actions_in_BT.repeat(self.batch, 1)
+        if use_cache:
+            self.dynamics_cache = self.dynamics_cache.repeat_batch(self.batch)
+            self.decoder_cache = self.decoder_cache.repeat_batch(self.batch)
+        self.steps_taken = 0
+
+    @property
+    def history(self) -> int:
+        return self.tokens_BThw.shape[1]
+
+    @torch.no_grad()
+    def _rebuild_caches(self) -> torch.Tensor:
+        """Caches of the window from its tokens; returns the window's decoded frames."""
+        _, self.dynamics_cache = self.wm.dynamics.frame_logits(self.tokens_BThw, self.actions_in_BT)
+        frames_BTHWC, self.decoder_cache = self.wm.tokenizer.decode(self.tokens_BThw, return_cache=True)
+        return frames_BTHWC
+
+    def _forget_oldest(self) -> None:
+        self.tokens_BThw = self.tokens_BThw[:, 1:]
+        self.actions_in_BT = self.actions_in_BT[:, 1:].clone()
+        self.actions_in_BT[:, 0] = self.wm.dynamics.config.no_action_id  # as a training clip's first frame
+        if self.use_cache:
+            self._rebuild_caches()
+
+    def step(self, action):
+        single = np.ndim(action) == 0
+        actions = check_actions(np.full(self.batch, action) if single else action, self.wm.num_actions)
+        if actions.shape != (self.batch,):
+            raise InputError(f"give one action per session row: {self.batch} rows, got shape {actions.shape}")
+        frames_BHWC = self._advance(torch.as_tensor(actions, device=self.wm.device))
+        return frames_BHWC[0] if single and self.batch == 1 else frames_BHWC
+
+    def rollout(self, actions) -> np.ndarray:
+        """actions [N] (every row) or [batch, N] -> frames [N, H, W, 3] or [batch, N, H, W, 3]."""
+        actions = check_actions(actions, self.wm.num_actions)
+        if actions.ndim == 1:
+            frames = [self.step(a) for a in actions.tolist()]
+            return np.stack(frames, axis=-4)
+        if actions.ndim != 2 or actions.shape[0] != self.batch:
+            raise InputError(f"rollout actions must be [N] or [{self.batch}, N], got shape {actions.shape}")
+        return np.stack([self.step(column) for column in actions.T], axis=1)
+
+    @torch.no_grad()
+    def _advance(self, actions_B: torch.Tensor) -> np.ndarray:
+        wm, c = self.wm, self.wm.dynamics.config
+        if self.history >= self.memory - 1:
+            self._forget_oldest()
+        B, h = self.batch, c.grid
+        action_in_B1 = actions_B[:, None]
+
+        if self.use_cache:
+            def logits_fn(tokens_BN):
+                logits, _ = wm.dynamics.frame_logits(tokens_BN.view(B, 1, h, h), action_in_B1, self.dynamics_cache)
+                return rearrange(logits, "b 1 h w v -> b (h w) v")
+        else:
+            def logits_fn(tokens_BN):
+                window = torch.cat([self.tokens_BThw, tokens_BN.view(B, 1, h, h)], dim=1)
+                logits, _ = wm.dynamics.frame_logits(window, torch.cat([self.actions_in_BT, action_in_B1], dim=1))
+                return rearrange(logits[:, -1], "b h w v -> b (h w) v")
+
+        masked_BN = torch.full((B, h * h), c.mask_id, dtype=torch.long, device=wm.device)
+        new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators).view(B, 1, h, h)
+
+        if self.use_cache:
+            _, self.dynamics_cache = wm.dynamics.frame_logits(new_B1hw, action_in_B1, self.dynamics_cache)
+            frame_B1HWC, self.decoder_cache = wm.tokenizer.decode(new_B1hw, self.decoder_cache, return_cache=True)
+        else:
+            frame_B1HWC = wm.tokenizer.decode(torch.cat([self.tokens_BThw, new_B1hw], dim=1))[:, -1:]
+        self.tokens_BThw = torch.cat([self.tokens_BThw, new_B1hw], dim=1)
+        self.actions_in_BT = torch.cat([self.actions_in_BT, action_in_B1], dim=1)
+        self.steps_taken += 1
+        return to_uint8(frame_B1HWC[:, 0])

@@ -1,0 +1,113 @@
+"""MaskGIT iterative decoding (Chang et al. 2022) as pure functions.
+
+A frame starts fully masked. Each step predicts every masked token, then fixes some of them
+and leaves the rest masked for the next step; the schedule says how many stay masked.
+Genie samples with 25 steps, temperature 2 (1 for CoinRun) and random unmasking order.
+
+Randomness comes only from the generators passed in, one per batch row when a list is given,
+so a row of a batched decode equals the same decode run alone with that row's generator.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    # Fraction of tokens still masked after progress r in [0, 1].
+    "cosine": lambda r: math.cos(math.pi / 2 * r),
+    "linear": lambda r: 1.0 - r,
+    "square": lambda r: 1.0 - r**2,
+    "cubic": lambda r: 1.0 - r**3,
+    "sqrt": lambda r: 1.0 - math.sqrt(r),
+}
+ORDERS = ("random", "confidence")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    steps: int = 25
+    temperature: float = 1.0  # 0 = greedy (argmax)
+    schedule: str = "cosine"
+    order: str = "random"
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"MaskGIT steps must be >= 1, got {self.steps}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown mask schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown unmasking order {self.order!r}; choose from {', '.join(ORDERS)}")
+
+
+def masked_counts(num_masked: int, steps: int, schedule: str = "cosine") -> list[int]:
+    """How many tokens remain masked after each of `steps` steps.
+
+    Strictly decreasing, at least one masked until the last step, none after it. With more
+    steps than masked tokens, the extra steps come first-come: one token each, then zeros."""
+    ratio = SCHEDULES[schedule]
+    effective = min(steps, num_masked)
+    counts, previous = [], num_masked
+    for i in range(effective):
+        remaining = math.floor(num_masked * ratio((i + 1) / effective))
+        # Leave room for every later step to unmask at least one token.
+        remaining = max(min(remaining, previous - 1), effective - 1 - i)
+        counts.append(remaining)
+        previous = remaining
+    return counts + [0] * (steps - effective)
+
+
+def uniform(shape: Sequence[int], generators, device: torch.device | str = "cpu") -> torch.Tensor:
+    """U[0, 1) of [B, *shape], row b drawn from generators[b]."""
+    rows = [torch.rand(tuple(shape), generator=g, device=g.device) for g in generators]
+    return torch.stack(rows).to(device)
+
+
+def sample_tokens(logits_BNV: torch.Tensor, temperature: float, generators) -> torch.Tensor:
+    """Draw one token per position (Gumbel-max, so the draw uses only the given generators)."""
+    if temperature == 0:
+        return logits_BNV.argmax(-1)
+    u = uniform(logits_BNV.shape[1:], generators, logits_BNV.device).clamp_(1e-20, 1.0)
+    gumbel_BNV = -torch.log(-torch.log(u))
+    return (logits_BNV.float() / temperature + gumbel_BNV).argmax(-1)
+
+
+def maskgit_decode(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    tokens_BN: torch.Tensor,
+    mask_id: int,
+    config: SamplingConfig,
+    generators: list[torch.Generator],
+) -> torch.Tensor:
+    """Fill every `mask_id` position of tokens [B, N] and return the completed tokens.
+
+    logits_fn(tokens [B, N]) -> logits [B, N, V] is called once per step with the partly
+    decoded tokens. Every row must start with the same number of masked tokens (a new frame)."""
+    if len(generators) != tokens_BN.shape[0]:
+        raise ValueError(f"need one generator per batch row: {len(generators)} for {tokens_BN.shape[0]} rows")
+    masked_BN = tokens_BN == mask_id
+    per_row = masked_BN.sum(1)
+    if (per_row != per_row[0]).any():
+        raise ValueError("every row must start with the same number of masked tokens")
+    tokens_BN = tokens_BN.clone()
+    for remaining in masked_counts(int(per_row[0]), config.steps, config.schedule):
+        if not masked_BN.any():
+            break
+        logits_BNV = logits_fn(tokens_BN)
+        sampled_BN = sample_tokens(logits_BNV, config.temperature, generators)
+        if config.order == "random":
+            score_BN = uniform(tokens_BN.shape[1:], generators, tokens_BN.device)
+        else:
+            score_BN = logits_BNV.float().log_softmax(-1).gather(-1, sampled_BN[..., None])[..., 0]
+        # Fix the best-scoring masked positions; already fixed ones never compete.
+        score_BN = score_BN.masked_fill(~masked_BN, -math.inf)
+        to_fix = int(masked_BN[0].sum()) - remaining
+        chosen_BK = score_BN.topk(to_fix, dim=1).indices
+        fix_BN = torch.zeros_like(masked_BN).scatter_(1, chosen_BK, True)
+        tokens_BN = torch.where(fix_BN, sampled_BN, tokens_BN)
+        masked_BN = masked_BN & ~fix_BN
+    return tokens_BN

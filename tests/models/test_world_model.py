@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+import torch
+
+from genie_robot.errors import CheckpointError, InputError
+from genie_robot.models import (DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel,
+                                TokenizerConfig, VideoTokenizer)
+from genie_robot.models.world_model import WorldModel
+from genie_robot.sampling import SamplingConfig
+from genie_robot.train.checkpoint import save_model
+
+FAST = SamplingConfig(steps=4, temperature=1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An untrained tiny run directory: the world model's mechanics do not need training."""
+    run = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    for model in (VideoTokenizer(TokenizerConfig.preset("tiny")), LatentActionModel(LatentActionConfig.preset("tiny")),
+                  DynamicsModel(DynamicsConfig.preset("tiny"))):
+        save_model(model, run / model.config.kind)
+    return run
+
+
+@pytest.fixture(scope="module")
+def wm(tiny_run):
+    return WorldModel.load(tiny_run)
+
+
+def frames(T=3, size=16, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (T, size, size, 3), dtype=np.uint8)
+
+
+def generated_tokens(session):
+    return session.tokens_BThw.clone()
+
+
+def test_session_api_shapes(wm):
+    session = wm.start(frames(3), seed=0, sampling=FAST)
+    assert session.prompt_frames.shape == (3, 16, 16, 3) and session.prompt_frames.dtype == np.uint8
+    frame = session.step(2)
+    assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
+    video = session.rollout([0, 1, 7])
+    assert video.shape == (3, 16, 16, 3)
+    assert session.steps_taken == 4
+    assert wm.infer_actions(frames(5)).shape == (4,)
+    assert wm.reconstruct(frames(20)).shape == (20, 16, 16, 3)
+
+
+@pytest.mark.parametrize("memory", [16, 5])
+def test_cached_equals_uncached(wm, memory):
+    """Same seed, same actions: identical tokens; pixels equal up to float rounding.
+    memory 5 crosses the window limit several times (the cache is rebuilt after sliding)."""
+    actions = [3, 1, 4, 1, 5, 0, 2, 6, 5, 3]
+    runs = {}
+    for cached in (True, False):
+        session = wm.start(frames(2), prompt_actions=[2], seed=7, sampling=FAST, memory=memory, use_cache=cached)
+        video = session.rollout(actions)
+        runs[cached] = (video, generated_tokens(session))
+    assert torch.equal(runs[True][1], runs[False][1])
+    assert np.abs(runs[True][0].astype(int) - runs[False][0].astype(int)).max() <= 1
+    assert runs[True][1].shape[1] == min(memory - 1, 2 + len(actions))
+
+
+def test_same_seed_same_frames_other_seed_differs(wm):
+    a = wm.start(frames(1), seed=3, sampling=FAST).rollout([1, 2, 3])
+    b = wm.start(frames(1), seed=3, sampling=FAST).rollout([1, 2, 3])
+    c = wm.start(frames(1), seed=4, sampling=FAST).rollout([1, 2, 3])
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_batched_rows_equal_single_sessions(wm):
+    batch = wm.start(frames(2), prompt_actions=[0], seed=[11, 12, 13], batch=3, sampling=FAST)
+    video = batch.rollout(np.array([[1, 2], [3, 4], [5, 6]]))
+    assert video.shape == (3, 2, 16, 16, 3)
+    single = wm.start(frames(2), prompt_actions=[0], seed=12, sampling=FAST).rollout([3, 4])
+    assert np.abs(video[1].astype(int) - single.astype(int)).max() <= 1
+    assert batch.step(0).shape == (3, 16, 16, 3)  # one action for every row
+
+
+def test_actions_move_the_prediction(wm):
+    """The action embedding reaches the generated frame (greedy, so only the action differs)."""
+    greedy = SamplingConfig(steps=2, temperature=0)
+    out = {a: wm.start(frames(1), seed=0, sampling=greedy).step(a) for a in range(wm.num_actions)}
+    assert len({o.tobytes() for o in out.values()}) > 1
+
+
+def test_bad_input_is_refused_and_session_stays_usable(wm):
+    session = wm.start(frames(1), seed=0, sampling=FAST)
+    for bad, match in [(8, "out of range"), (-1, "out of range"), (1.5, "integers"), ("up", "integers")]:
+        with pytest.raises(InputError, match=match):
+            session.step(bad)
+    with pytest.raises(InputError, match="one action per session row"):
+        session.step([1, 2])
+    assert session.steps_taken == 0 and session.history == 1
+    assert session.step(1).shape == (16, 16, 3)
+    with pytest.raises(InputError, match="empty"):
+        wm.start(np.zeros((0, 16, 16, 3), np.uint8))
+    with pytest.raises(InputError, match="smaller than the model"):
+        wm.start(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="uint8"):
+        wm.start(np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(InputError, match="needs 2 actions"):
+        wm.start(frames(3), prompt_actions=[1])
+    with pytest.raises(InputError, match="memory"):
+        wm.start(frames(1), memory=17)
+
+
+def test_prompt_resize_and_channels(wm):
+    big = np.random.default_rng(0).integers(0, 256, (48, 64, 4), dtype=np.uint8)  # RGBA, not square
+    assert wm.start(big, sampling=FAST).prompt_frames.shape == (1, 16, 16, 3)
+    grey = np.zeros((32, 32), np.uint8)
+    assert wm.start(grey, sampling=FAST).step(0).shape == (16, 16, 3)
+
+
+def test_run_directory_errors(tmp_path, tiny_run):
+    with pytest.raises(CheckpointError, match="no such run directory"):
+        WorldModel.load(tmp_path / "nope")
+    (tmp_path / "tokenizer").mkdir()
+    with pytest.raises(CheckpointError, match="needs a trained tokenizer"):
+        WorldModel.load(tmp_path)
+    no_lam = tmp_path / "no_lam"
+    for kind in ("tokenizer", "dynamics"):
+        (no_lam / kind).mkdir(parents=True)
+        for f in (tiny_run / kind).iterdir():
+            (no_lam / kind / f.name).write_bytes(f.read_bytes())
+    wm = WorldModel.load(no_lam)
+    assert wm.start(frames(1), sampling=FAST).step(0).shape == (16, 16, 3)
+    with pytest.raises(CheckpointError, match="no trained LAM"):
+        wm.infer_actions(frames(3))
+    with pytest.raises(CheckpointError, match="no trained LAM"):
+        wm.start(frames(3))  # transitions inside the prompt need actions
