@@ -29,7 +29,9 @@ demo: $(STAMP)
 	$(CLI) train tokenizer --data $(DEMO)/mujoco.h5 --preset small --steps 100 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
 	$(CLI) train lam       --data $(DEMO)/mujoco.h5 --preset small --steps 300 --batch-size 4 --clip-len 8 --sample-every 100 --ckpt-every 100 --out $(DEMO)/run
 	$(CLI) train dynamics  --data $(DEMO)/mujoco.h5 --preset small --steps 150 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
-	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv"
+	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
+	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
+	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv  videos: $(DEMO)/rollout.gif $(DEMO)/play.gif"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/mujoco_generation.py
 	$(PY) benchmarks/clip_sampler.py
 	$(PY) benchmarks/training_throughput.py
+	$(PY) benchmarks/world_model_step.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

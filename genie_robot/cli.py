@@ -63,6 +63,75 @@ def _cmd_train(args) -> None:
     print(f"{args.stage}: step {trainer.step} in {args.out}/{args.stage}: {shown}")
 
 
+def _world_model_and_sampling(args):
+    from genie_robot.errors import InputError
+    from genie_robot.models.world_model import WorldModel
+    from genie_robot.sampling import SamplingConfig
+
+    try:
+        sampling = SamplingConfig(args.maskgit_steps, args.temperature, args.schedule, args.order)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return WorldModel.load(args.run, device=args.device), sampling
+
+
+def _cmd_play(args) -> None:
+    import numpy as np
+
+    from genie_robot.errors import InputError
+    from genie_robot.media import check_video_path, upscale, write_video
+    from genie_robot.play import episode_clip, parse_actions, play_headless, play_window, read_prompt_image
+
+    if args.headless and not (args.actions and args.out):
+        raise InputError("--headless needs --actions 0,3,3,5 and --out FILE.gif|FILE.mp4")
+    if args.out:
+        check_video_path(args.out)
+    if args.prompt:
+        prompt = read_prompt_image(args.prompt)
+    elif args.data:
+        prompt = episode_clip(args.data, args.episode, args.start, args.prompt_frames)
+    else:
+        raise InputError("give a starting frame: --prompt IMAGE or --data FILE.h5 [--episode I]")
+    wm, sampling = _world_model_and_sampling(args)
+    start = lambda: wm.start(prompt, seed=args.seed, sampling=sampling, memory=args.memory)
+    if args.headless:
+        frames = play_headless(start(), parse_actions(args.actions))
+    else:
+        frames = play_window(start, wm.num_actions, scale=args.scale)
+    if args.out:
+        frames = np.stack(frames)
+        write_video(args.out, upscale(frames, frames.shape[1]), fps=args.fps)
+        print(f"wrote {len(frames)} frames to {args.out}")
+
+
+def _cmd_rollout(args) -> None:
+    from genie_robot.media import check_video_path, write_video
+    from genie_robot.play import episode_clip, rollout_comparison
+
+    check_video_path(args.out)
+    wm, sampling = _world_model_and_sampling(args)
+    video = episode_clip(args.data, args.episode, args.start, args.frames)
+    frames, figures = rollout_comparison(wm, video, args.prompt_frames, args.seed, sampling)
+    write_video(args.out, frames, fps=args.fps)
+    print(f"wrote {args.out}: PSNR vs truth after the prompt, dB: "
+          f"reconstruction {figures['reconstruction']:.1f} (all frames), LAM actions {figures['inferred']:.1f}, "
+          f"random actions {figures['random']:.1f}; inferred actions {figures['inferred_actions']}")
+
+
+def _add_generation_args(parser) -> None:
+    parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--maskgit-steps", type=int, default=25)
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
+    parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
+    parser.add_argument("--memory", type=int, default=None, help="frames the model sees (default: its window, 16)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--fps", type=float, default=10.0, help="frame rate of written videos")
+    parser.add_argument("--episode", type=int, default=0)
+    parser.add_argument("--start", type=int, default=0, help="first frame taken from the episode")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genie-robot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
     train.set_defaults(func=_cmd_train)
+
+    play = commands.add_parser("play", help="act in the world model: a window, or --headless to a video")
+    _add_generation_args(play)
+    play.add_argument("--prompt", help="starting image (PNG/JPEG; cropped to square and downscaled)")
+    play.add_argument("--data", help="start from a stored episode instead: FILE.h5 (with --episode)")
+    play.add_argument("--prompt-frames", type=int, default=1, help="frames taken from --data as the prompt")
+    play.add_argument("--headless", action="store_true", help="no window: apply --actions and write --out")
+    play.add_argument("--actions", help="comma-separated latent actions, e.g. 0,3,3,5")
+    play.add_argument("--out", help="FILE.gif or FILE.mp4 (headless output, or a recording of the window)")
+    play.add_argument("--scale", type=int, default=6, help="window pixels per model pixel")
+    play.set_defaults(func=_cmd_play)
+
+    rollout = commands.add_parser("rollout", help="side-by-side video: truth | recon | imagined (LAM) | imagined (random)")
+    _add_generation_args(rollout)
+    rollout.add_argument("--data", required=True, help="FILE.h5 holding the episode")
+    rollout.add_argument("--frames", type=int, default=16, help="clip length taken from the episode")
+    rollout.add_argument("--prompt-frames", type=int, default=1)
+    rollout.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
+    rollout.set_defaults(func=_cmd_rollout)
     return parser
 
 

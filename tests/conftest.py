@@ -5,6 +5,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 import numpy as np
 import pytest
+import torch
 
 from genie_robot.data import EpisodeWriter
 
@@ -37,3 +38,17 @@ def make_store(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """An untrained tiny run directory (tokenizer, lam, dynamics at 16x16): the world model's
+    mechanics do not need trained weights."""
+    from genie_robot.models import MODELS
+    from genie_robot.train.checkpoint import save_model
+
+    run = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    for kind, (config_cls, model_cls) in MODELS.items():
+        save_model(model_cls(config_cls.preset("tiny")), run / kind)
+    return run

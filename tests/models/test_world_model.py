@@ -3,24 +3,10 @@ import pytest
 import torch
 
 from genie_robot.errors import CheckpointError, InputError
-from genie_robot.models import (DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel,
-                                TokenizerConfig, VideoTokenizer)
 from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
-from genie_robot.train.checkpoint import save_model
 
 FAST = SamplingConfig(steps=4, temperature=1.0)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """An untrained tiny run directory: the world model's mechanics do not need training."""
-    run = tmp_path_factory.mktemp("run")
-    torch.manual_seed(0)
-    for model in (VideoTokenizer(TokenizerConfig.preset("tiny")), LatentActionModel(LatentActionConfig.preset("tiny")),
-                  DynamicsModel(DynamicsConfig.preset("tiny"))):
-        save_model(model, run / model.config.kind)
-    return run
 
 
 @pytest.fixture(scope="module")

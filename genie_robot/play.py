@@ -1,0 +1,157 @@
+"""Acting in the world model: an interactive pygame window, headless playback, and
+side-by-side rollout videos (`genie-robot play` / `genie-robot rollout`)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from genie_robot.errors import InputError
+from genie_robot.media import upscale
+from genie_robot.sampling import SamplingConfig
+from genie_robot.models.world_model import Session, WorldModel, as_video
+
+
+def read_prompt_image(path: str | Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such prompt image")
+    try:
+        image = iio.imread(path)
+    except Exception as exc:  # imageio raises many types for undecodable files
+        raise InputError(f"{path}: cannot decode as an image ({exc}); give a PNG or JPEG") from None
+    return image[0] if image.ndim == 4 else image  # first frame of an animated image
+
+
+def episode_clip(data: str | Path, episode: int, start: int = 0, length: int | None = None):
+    """Frames [T, H, W, 3] of one stored episode (and its stored actions, or None)."""
+    from genie_robot.data.store import EpisodeStore
+
+    with EpisodeStore(data) as store:
+        if not 0 <= episode < len(store):
+            raise InputError(f"episode {episode} out of range: {data} has {len(store)} episodes")
+        ep = store[episode]
+        stop = ep.num_frames if length is None else start + length
+        if not 0 <= start < stop <= ep.num_frames:
+            raise InputError(f"{data} episode {episode} has {ep.num_frames} frames; asked for frames {start}..{stop - 1}")
+        return ep.read_frames(start, stop)
+
+
+def parse_actions(text: str) -> list[int]:
+    try:
+        return [int(a) for a in text.replace(" ", "").split(",") if a]
+    except ValueError:
+        raise InputError(f"--actions must be comma-separated integers such as 0,3,3,5, got {text!r}") from None
+
+
+def label_strip(labels: list[str], column_width: int, height: int = 14) -> np.ndarray:
+    """A white strip with one black label per column (PIL's built-in font)."""
+    strip = Image.new("RGB", (column_width * len(labels), height), "white")
+    draw = ImageDraw.Draw(strip)
+    for i, label in enumerate(labels):
+        draw.text((i * column_width + 3, 1), label, fill="black")
+    return np.asarray(strip)
+
+
+def labelled_columns(columns: list[np.ndarray], labels: list[str]) -> np.ndarray:
+    """Videos [T, H, W, 3] side by side under a label row -> [T, H', W * n, 3], upscaled to view."""
+    video = upscale(np.concatenate(columns, axis=2), columns[0].shape[1])
+    strip = label_strip(labels, video.shape[2] // len(columns))
+    return np.concatenate([np.broadcast_to(strip, (len(video), *strip.shape)), video], axis=1)
+
+
+def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1, seed: int = 0,
+                       sampling=None) -> tuple[np.ndarray, dict]:
+    """Columns: ground truth | reconstruction | imagined with the LAM's inferred actions |
+    imagined with random actions, from the same prompt. Returns (video, figures)."""
+    sampling = sampling or SamplingConfig()
+    if len(video) <= prompt_frames:
+        raise InputError(f"the clip has {len(video)} frames; need more than the {prompt_frames} prompt frames")
+    inferred = wm.infer_actions(video)
+    rng = np.random.default_rng(seed)
+    random_actions = rng.integers(0, wm.num_actions, len(inferred))
+    prompt, prompt_actions = video[:prompt_frames], inferred[: prompt_frames - 1]
+    imagined = {}
+    for name, actions in (("inferred", inferred), ("random", random_actions)):
+        session = wm.start(prompt, prompt_actions=prompt_actions, seed=seed, sampling=sampling)
+        imagined[name] = np.concatenate([session.prompt_frames, session.rollout(actions[prompt_frames - 1:])])
+    truth = as_video(video, wm.image_size, "video")
+    recon = wm.reconstruct(video)
+    figures = {name: psnr(truth[prompt_frames:], frames[prompt_frames:]) for name, frames in imagined.items()}
+    figures["reconstruction"] = psnr(truth, recon)
+    figures["inferred_actions"] = inferred.tolist()
+    columns = [truth, recon, imagined["inferred"], imagined["random"]]
+    return labelled_columns(columns, ["truth", "recon", "LAM acts", "random"]), figures
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def play_headless(session: Session, actions: list[int]) -> np.ndarray:
+    """The prompt as the tokenizer keeps it, then one generated frame per action."""
+    return np.concatenate([session.prompt_frames, session.rollout(actions)])
+
+
+KEYS_HELP = "keys: 0-9 = latent action, space = repeat last, r = restart, q/Esc = quit"
+
+
+def play_window(start_session, num_actions: int, scale: int = 6, max_frames: int | None = None,
+                events=None) -> list[np.ndarray]:
+    """Interactive loop. `start_session()` makes a fresh session (also on 'r'). Returns the
+    frames shown. `events` (a callable giving pygame events) replaces the keyboard in tests."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("SDL_VIDEODRIVER")):
+        raise InputError("no display for the play window; use --headless --actions 0,1,2 --out FILE.gif")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    pygame.init()
+    try:
+        session = start_session()
+        frame = session.prompt_frames[-1]
+        size = (frame.shape[1] * scale, frame.shape[0] * scale + 40)
+        screen = pygame.display.set_mode(size)
+        pygame.display.set_caption("genie-robot play")
+        font = pygame.font.Font(None, 20)
+        shown, last_action, status = [frame], None, KEYS_HELP
+        events = events or pygame.event.get
+        while max_frames is None or len(shown) < max_frames:
+            action = None
+            for event in events():
+                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key in (pygame.K_q, pygame.K_ESCAPE)):
+                    return shown
+                if event.type != pygame.KEYDOWN:
+                    continue
+                if event.key == pygame.K_r:
+                    session = start_session()
+                    frame, last_action, status = session.prompt_frames[-1], None, "restarted"
+                    shown.append(frame)
+                elif event.key == pygame.K_SPACE and last_action is not None:
+                    action = last_action
+                elif pygame.K_0 <= event.key <= pygame.K_9:
+                    digit = event.key - pygame.K_0
+                    if digit < num_actions:
+                        action = digit
+                    else:
+                        status = f"action {digit} out of range: this model has actions 0..{num_actions - 1}"
+            if action is not None:
+                began = time.perf_counter()
+                frame = session.step(action)
+                shown.append(frame)
+                last_action = action
+                status = f"action {action}   {1 / (time.perf_counter() - began):.1f} frames/s   step {session.steps_taken}"
+            surface = pygame.surfarray.make_surface(np.ascontiguousarray(frame.repeat(scale, 0).repeat(scale, 1).swapaxes(0, 1)))
+            screen.fill((255, 255, 255))
+            screen.blit(surface, (0, 0))
+            screen.blit(font.render(status, True, (0, 0, 0)), (4, size[1] - 34))
+            pygame.display.flip()
+            pygame.time.wait(10)
+        return shown
+    finally:
+        pygame.quit()

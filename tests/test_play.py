@@ -1,0 +1,84 @@
+"""`genie-robot play` and `rollout` end to end on an untrained tiny run."""
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from genie_robot.cli import main
+from genie_robot.errors import InputError
+from genie_robot.models.world_model import WorldModel
+from genie_robot.play import play_window
+from genie_robot.sampling import SamplingConfig
+
+
+@pytest.fixture
+def store16(make_store):
+    return make_store("s.h5", lengths=(20,), size=16)
+
+
+def test_play_headless_writes_video(tiny_run, store16, tmp_path):
+    out = tmp_path / "play.gif"
+    args = ["play", "--run", str(tiny_run), "--data", str(store16), "--headless", "--actions", "0,3,3,5",
+            "--maskgit-steps", "2", "--out", str(out)]
+    assert main(args) == 0
+    assert iio.imread(out).shape[0] == 5  # prompt + 4 generated frames
+    mp4 = tmp_path / "play.mp4"
+    assert main(args[:-1] + [str(mp4)]) == 0 and iio.imread(mp4).shape[0] == 5
+
+
+def test_play_from_prompt_image(tiny_run, tmp_path):
+    image = tmp_path / "prompt.png"
+    iio.imwrite(image, np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    out = tmp_path / "p.gif"
+    assert main(["play", "--run", str(tiny_run), "--prompt", str(image), "--headless", "--actions", "1,2",
+                 "--maskgit-steps", "1", "--out", str(out)]) == 0
+
+
+def test_rollout_side_by_side(tiny_run, store16, tmp_path, capsys):
+    out = tmp_path / "rollout.gif"
+    assert main(["rollout", "--run", str(tiny_run), "--data", str(store16), "--frames", "6", "--prompt-frames", "2",
+                 "--maskgit-steps", "2", "--out", str(out)]) == 0
+    frames = iio.imread(out)
+    assert frames.shape[0] == 6 and frames.shape[2] == 4 * (frames.shape[1] - 14)  # 4 columns under a label row
+    assert "LAM actions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--headless", "--actions", "0,9", "--out", "x.gif"], "out of range"),
+    (["--headless", "--actions", "0,a", "--out", "x.gif"], "comma-separated"),
+    (["--headless", "--actions", "0", "--out", "x.avi"], ".gif or .mp4"),
+    (["--headless", "--out", "x.gif"], "needs --actions"),
+    (["--prompt", "missing.png", "--headless", "--actions", "0", "--out", "x.gif"], "no such prompt image"),
+])
+def test_play_user_errors(tiny_run, store16, tmp_path, capsys, argv, message):
+    os.chdir(tmp_path)
+    base = ["play", "--run", str(tiny_run), "--maskgit-steps", "1"]
+    if "--prompt" not in argv:
+        base += ["--data", str(store16)]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_play_window_with_scripted_keys(tiny_run, monkeypatch):
+    """The real pygame loop on SDL's dummy video driver, keys fed as events."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    wm = WorldModel.load(tiny_run)
+    prompt = np.zeros((16, 16, 3), np.uint8)
+    script = [[pygame.event.Event(pygame.KEYDOWN, key=k)] for k in (pygame.K_3, pygame.K_SPACE, pygame.K_9, pygame.K_r, pygame.K_1)]
+    script.append([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q)])
+    feed = iter(script)
+    shown = play_window(lambda: wm.start(prompt, sampling=SamplingConfig(steps=1)), wm.num_actions, scale=2,
+                        events=lambda: next(feed))
+    # prompt, action 3, repeat, (9 refused: 8 actions), restart shows the prompt, action 1
+    assert len(shown) == 5 and all(f.shape == (16, 16, 3) for f in shown)
+
+
+def test_play_window_without_display_says_headless(tiny_run, monkeypatch):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(InputError, match="--headless"):
+        play_window(lambda: None, 8)
