@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from genie_robot.errors import InputError
+from genie_robot.eval.metrics import psnr
 from genie_robot.media import upscale
 from genie_robot.sampling import SamplingConfig
 from genie_robot.models.world_model import Session, WorldModel, as_video
@@ -82,16 +83,11 @@ def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1
         imagined[name] = np.concatenate([session.prompt_frames, session.rollout(actions[prompt_frames - 1:])])
     truth = as_video(video, wm.image_size, "video")
     recon = wm.reconstruct(video)
-    figures = {name: psnr(truth[prompt_frames:], frames[prompt_frames:]) for name, frames in imagined.items()}
-    figures["reconstruction"] = psnr(truth, recon)
+    figures = {name: float(psnr(truth[prompt_frames:], frames[prompt_frames:]).mean()) for name, frames in imagined.items()}
+    figures["reconstruction"] = float(psnr(truth, recon).mean())
     figures["inferred_actions"] = inferred.tolist()
     columns = [truth, recon, imagined["inferred"], imagined["random"]]
     return labelled_columns(columns, ["truth", "recon", "LAM acts", "random"]), figures
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def play_headless(session: Session, actions: list[int]) -> np.ndarray:

@@ -48,7 +48,9 @@ class LatentActionModel(nn.Module):
         super().__init__()
         self.config = c = config
         patch_dim = c.patch * c.patch * 3
-        self.embed_enc = nn.Linear(patch_dim, c.dim)
+        # Each patch enters with its change since the previous frame: the change is what an
+        # action is, and it is a few pixels of a small arm that attention alone finds late.
+        self.embed_enc = nn.Linear(2 * patch_dim, c.dim)
         # A learned query token per frame reads the action by attention: mean-pooling the
         # patches washes out a small moving arm and collapses every step onto one code.
         self.action_query = nn.Parameter(torch.randn(c.dim) * 0.02)
@@ -72,7 +74,8 @@ class LatentActionModel(nn.Module):
 
     def _actions(self, pixels_BTSP: torch.Tensor):
         """Continuous -> quantized actions for transitions t -> t+1, from the query of step t+1."""
-        x_BTSD = self.embed_enc(pixels_BTSP)
+        change_BTSP = torch.cat([torch.zeros_like(pixels_BTSP[:, :1]), pixels_BTSP.diff(dim=1)], dim=1)
+        x_BTSD = self.embed_enc(torch.cat([pixels_BTSP, change_BTSP], dim=-1))
         query_BT1D = self.action_query.expand(*x_BTSD.shape[:2], 1, -1)
         h_BTSD = self.encoder(torch.cat([x_BTSD, query_BT1D], dim=2))
         return self.quantizer(self.to_action(h_BTSD[:, 1:, -1]))
