@@ -1,7 +1,7 @@
 """The interactive world model: tokenizer + dynamics (+ LAM), one generated frame per action.
 
-A session remembers the token ids of the last `memory - 1` frames (the new frame makes
-`memory`, the length of the training clips). Temporal attention is causal, so the keys and
+A new frame is generated from the last `memory - 1` frames (with it, `memory` frames: the
+length of the training clips). Temporal attention is causal, so the keys and
 values of remembered frames never change: the session caches them for the dynamics model and
 for the tokenizer's decoder, and a step runs the transformers on the new frame only. When the
 memory is full, the oldest frame is dropped; positions in time are absolute, so the caches are
@@ -201,7 +201,7 @@ class Session:
     @torch.no_grad()
     def _advance(self, actions_B: torch.Tensor) -> np.ndarray:
         wm, c = self.wm, self.wm.dynamics.config
-        if self.history >= self.memory - 1:
+        if self.history >= self.memory:  # the new frame would not fit in the window
             self._forget_oldest()
         B, h = self.batch, c.grid
         action_in_B1 = actions_B[:, None]
