@@ -67,12 +67,13 @@ def _world_model_and_sampling(args):
     from genie_robot.errors import InputError
     from genie_robot.models.world_model import WorldModel
     from genie_robot.sampling import SamplingConfig
+    from genie_robot.train.trainer import resolve_device
 
     try:
         sampling = SamplingConfig(args.maskgit_steps, args.temperature, args.schedule, args.order)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return WorldModel.load(args.run, device=args.device), sampling
+    return WorldModel.load(args.run, device=str(resolve_device(args.device))), sampling
 
 
 def _cmd_play(args) -> None:
@@ -126,7 +127,7 @@ def _add_generation_args(parser) -> None:
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
     parser.add_argument("--memory", type=int, default=None, help="frames the model sees (default: its window, 16)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of written videos")
     parser.add_argument("--episode", type=int, default=0)
     parser.add_argument("--start", type=int, default=0, help="first frame taken from the episode")
@@ -185,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = commands.add_parser("play", help="act in the world model: a window, or --headless to a video")
     _add_generation_args(play)
-    play.add_argument("--prompt", help="starting image (PNG/JPEG; cropped to square and downscaled)")
-    play.add_argument("--data", help="start from a stored episode instead: FILE.h5 (with --episode)")
+    start_from = play.add_mutually_exclusive_group()
+    start_from.add_argument("--prompt", help="starting image (PNG/JPEG; cropped to square and downscaled)")
+    start_from.add_argument("--data", help="start from a stored episode instead: FILE.h5 (with --episode)")
     play.add_argument("--prompt-frames", type=int, default=1, help="frames taken from --data as the prompt")
     play.add_argument("--headless", action="store_true", help="no window: apply --actions and write --out")
     play.add_argument("--actions", help="comma-separated latent actions, e.g. 0,3,3,5")

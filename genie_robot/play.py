@@ -30,7 +30,7 @@ def read_prompt_image(path: str | Path) -> np.ndarray:
 
 
 def episode_clip(data: str | Path, episode: int, start: int = 0, length: int | None = None):
-    """Frames [T, H, W, 3] of one stored episode (and its stored actions, or None)."""
+    """Frames [start, start + length) of one stored episode, uint8 [T, H, W, 3]."""
     from genie_robot.data.store import EpisodeStore
 
     with EpisodeStore(data) as store:

@@ -1,9 +1,9 @@
 """`genie-robot play` and `rollout` end to end on an untrained tiny run."""
-import os
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 from genie_robot.cli import main
 from genie_robot.errors import InputError
@@ -51,8 +51,8 @@ def test_rollout_side_by_side(tiny_run, store16, tmp_path, capsys):
     (["--headless", "--out", "x.gif"], "needs --actions"),
     (["--prompt", "missing.png", "--headless", "--actions", "0", "--out", "x.gif"], "no such prompt image"),
 ])
-def test_play_user_errors(tiny_run, store16, tmp_path, capsys, argv, message):
-    os.chdir(tmp_path)
+def test_play_user_errors(tiny_run, store16, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
     base = ["play", "--run", str(tiny_run), "--maskgit-steps", "1"]
     if "--prompt" not in argv:
         base += ["--data", str(store16)]
@@ -82,3 +82,11 @@ def test_play_window_without_display_says_headless(tiny_run, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(InputError, match="--headless"):
         play_window(lambda: None, 8)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
+def test_play_on_missing_cuda_is_a_clear_error(tiny_run, store16, tmp_path, capsys):
+    args = ["play", "--run", str(tiny_run), "--data", str(store16), "--headless", "--actions", "0",
+            "--out", str(tmp_path / "x.gif"), "--device", "cuda"]
+    assert main(args) == 2
+    assert "no CUDA device" in capsys.readouterr().err

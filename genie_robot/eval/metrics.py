@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genie_robot.errors import InputError
+
 
 def _unit(frames) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(frames))
@@ -52,7 +54,7 @@ def delta_psnr(wm, video, t: int = 4, seed: int = 0, sampling=None) -> dict:
 
     video = as_video(video, wm.image_size, "evaluation clip")
     if len(video) < t + 1:
-        raise ValueError(f"Delta_t PSNR with t={t} needs clips of >= {t + 1} frames, got {len(video)}")
+        raise InputError(f"Delta_t PSNR with t={t} needs clips of >= {t + 1} frames, got {len(video)}")
     video = video[: t + 1]
     sampling = sampling or SamplingConfig()
     inferred = wm.infer_actions(video)

@@ -66,11 +66,9 @@ class WorldModel:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise CheckpointError(f"{run_dir}: no such run directory (make one with `genie-robot train ... --out {run_dir}`)")
-        models = load_run_models(run_dir, ("tokenizer", "dynamics"), "the world model", device)
-        lam = None
-        if (run_dir / "lam" / "model.safetensors").exists():
-            lam = load_run_models(run_dir, ("lam",), "the world model", device)["lam"]
-        return cls(models["tokenizer"], models["dynamics"], lam)
+        optional = ("lam",) if (run_dir / "lam" / "model.safetensors").exists() else ()
+        models = load_run_models(run_dir, ("tokenizer", "dynamics") + optional, "the world model", device)
+        return cls(models["tokenizer"], models["dynamics"], models.get("lam"))
 
     def _tensor(self, frames_THWC: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(frames_THWC)).to(self.device)[None]

@@ -98,7 +98,8 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _device(choice: str, rank: int) -> torch.device:
+def resolve_device(choice: str, rank: int = 0) -> torch.device:
+    """auto | cpu | cuda -> a device; asking for CUDA without one is a clear error."""
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda":
@@ -118,7 +119,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / stage
         self.log_dir = self.run_dir / "logs" / stage
         self.rank, self.world = _distributed()
-        self.device = _device(cfg.device, self.rank)
+        self.device = resolve_device(cfg.device, self.rank)
         self.frozen = self._frozen_models(model_config)
         image_size = self._image_size(model_config)
         self.dataset = ClipDataset(data_sources, clip_len=cfg.clip_len, frame_skip=cfg.frame_skip,

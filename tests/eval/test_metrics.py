@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from genie_robot.errors import InputError
 from genie_robot.eval.metrics import delta_psnr, psnr, ssim
 from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
@@ -49,5 +50,5 @@ def test_delta_psnr_on_a_tiny_run(tiny_run):
     out = delta_psnr(wm, video, t=4, sampling=SamplingConfig(steps=2))
     assert out["delta_psnr"] == pytest.approx(out["psnr_inferred"] - out["psnr_random"])
     assert set(out) == {"psnr_inferred", "psnr_random", "delta_psnr", "copy_first_psnr"}
-    with pytest.raises(ValueError, match="needs clips of >= 5 frames"):
+    with pytest.raises(InputError, match="needs clips of >= 5 frames"):
         delta_psnr(wm, video[:3], t=4)
