@@ -23,6 +23,14 @@ def as_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     return height, width
 
 
+def to_rgb(frames_C: np.ndarray) -> np.ndarray:
+    """[..., C] with C = 1 (grey), 3 (RGB) or 4 (RGBA) -> [..., 3]: grey is repeated, alpha dropped."""
+    channels = frames_C.shape[-1]
+    if channels not in (1, 3, 4):
+        raise InputError(f"expected 1, 3 or 4 colour channels (grey, RGB, RGBA), got {channels}")
+    return frames_C.repeat(3, axis=-1) if channels == 1 else frames_C[..., :3]
+
+
 def center_crop_box(height: int, width: int, target: tuple[int, int]) -> tuple[slice, slice]:
     """Rows/cols of the largest centred window with the target's aspect ratio."""
     th, tw = target

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from genie_robot.data.transforms import resize_video
+from genie_robot.data.transforms import resize_video, to_rgb
 from genie_robot.errors import CheckpointError, InputError
 from genie_robot.media import to_uint8
 from genie_robot.sampling import SamplingConfig, maskgit_decode
@@ -41,9 +41,7 @@ def as_video(frames, image_size: int, what: str = "prompt") -> np.ndarray:
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
         raise InputError(f"{what} must be [H, W, 3] or [T, H, W, 3] RGB, got shape {frames.shape}")
-    if frames.shape[-1] == 1:
-        frames = frames.repeat(3, axis=-1)
-    frames = frames[..., :3]
+    frames = to_rgb(frames)
     _, h, w, _ = frames.shape
     if min(h, w) < image_size:
         raise InputError(f"{what} frames are {h}x{w}, smaller than the model's {image_size}x{image_size}; "

@@ -1,0 +1,101 @@
+"""What every reader shares: the episode record it yields, the resumable write loop, frame
+rate resampling and cutting long recordings into clips.
+
+A reader is a function `read(done) -> Iterator[Converted]`. `done` holds the origins already
+in the output store; a reader skips those before decoding them where it can, so running
+the same command again after an interruption resumes where it stopped."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from genie_robot.data.store import EpisodeWriter
+from genie_robot.errors import InputError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Converted:
+    """One episode ready for the store: frames already at the stored resolution."""
+
+    frames: np.ndarray  # uint8 [T, S, S, 3]
+    actions: np.ndarray | None = None  # float32 [T-1, A]
+    action_names: list[str] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)  # source, robot, fps, language, split, origin
+
+
+def convert(
+    out: str | Path,
+    read: Callable[[set[str]], Iterable[Converted]],
+    desc: str,
+    total: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Append every episode `read` yields to the store at `out`, one at a time.
+
+    Each episode is complete on disk before the next is read, so an interrupted conversion
+    leaves a valid store of the finished episodes."""
+    with EpisodeWriter(out, overwrite=overwrite) as writer:
+        done = writer.origins()
+        written = frames = 0
+        start = time.perf_counter()
+        bar = tqdm(read(done), desc=desc, unit="ep", total=total, disable=not progress)
+        for episode in bar:
+            writer.append(episode.frames, episode.actions, episode.action_names, **episode.attrs)
+            written += 1
+            frames += len(episode.frames)
+            bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - start):.0f}")
+    return {"written": written, "frames": frames, "already_there": len(done),
+            "seconds": time.perf_counter() - start}
+
+
+def resample(stamped: Iterable[tuple[float, T]], fps: float | None) -> Iterator[tuple[float, T]]:
+    """Items at times t0, t0 + 1/fps, t0 + 2/fps ... up to the last item's time, each the
+    latest item at or before its tick (an item repeats when fps exceeds the input rate).
+    `stamped` must be in time order (seconds); fps None passes everything through."""
+    if fps is None:
+        yield from stamped
+        return
+    if not fps > 0:
+        raise InputError(f"--fps must be > 0, got {fps}")
+    t0 = last = None
+    tick = 0
+    previous = None
+    for time_s, item in stamped:
+        if t0 is None:
+            t0 = time_s
+        # Every tick before this item's time belongs to the previous item.
+        while previous is not None and t0 + tick / fps < time_s - 1e-9:
+            yield t0 + tick / fps, previous
+            tick += 1
+        previous, last = item, time_s
+    if previous is not None and t0 + tick / fps <= last + 1e-9:
+        yield t0 + tick / fps, previous
+
+
+def cut(items: Iterable[T], clip_frames: int | None) -> Iterator[list[T]]:
+    """Consecutive clips of `clip_frames` items (the last may be shorter; a single left-over
+    item is dropped, since an episode needs two frames). None: everything as one clip."""
+    if clip_frames is not None and clip_frames < 2:
+        raise InputError(f"--clip-frames must be >= 2 (an episode needs two frames), got {clip_frames}")
+    clip: list[T] = []
+    for item in items:
+        clip.append(item)
+        if clip_frames is not None and len(clip) == clip_frames:
+            yield clip
+            clip = []
+    if len(clip) >= 2:
+        yield clip
+
+
+def check_size(size: int) -> int:
+    if size < 8:
+        raise InputError(f"--size must be >= 8 pixels, got {size}")
+    return size

@@ -1,0 +1,175 @@
+"""Small inputs in each source format, written with the real libraries (tensorflow-datasets,
+rosbags, PyAV): the tests and benchmarks convert these, and they are handy for trying the
+`genie-robot data rlds|rosbag|video` commands without fetching anything.
+
+Frames are smooth gradients plus noise, so that they survive lossy codecs recognisably."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+RT1_IMAGE_SHAPE = (256, 320, 3)
+# RT-1's action fields (fractal20220817_data 0.1.0): name -> (shape, dtype)
+RT1_ACTIONS = {
+    "world_vector": ((3,), np.float32),
+    "rotation_delta": ((3,), np.float32),
+    "gripper_closedness_action": ((1,), np.float32),
+    "terminate_episode": ((3,), np.int32),
+    "base_displacement_vector": ((2,), np.float32),
+    "base_displacement_vertical_rotation": ((1,), np.float32),
+}
+
+
+def video(rng: np.random.Generator, frames: int, height: int, width: int) -> np.ndarray:
+    """uint8 [T, H, W, 3]: a gradient drifting over time plus noise, different per frame."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        for c in range(3):
+            wave = np.sin(x / width * 2 * np.pi + phase[c] + 0.3 * t) * np.cos(y / height * np.pi + 0.2 * t * c)
+            out[t, :, :, c] = np.clip(128 + 100 * wave + rng.normal(0, 4, (height, width)), 0, 255)
+    return out
+
+
+def rt1_features(encoding: str = "png"):
+    """The RT-1 step schema (actions exact, the main observation fields). The real dataset
+    stores JPEG; PNG keeps tests exact."""
+    import tensorflow_datasets as tfds
+
+    F = tfds.features
+    return F.FeaturesDict({
+        "steps": F.Dataset({
+            "action": F.FeaturesDict({k: F.Tensor(shape=s, dtype=d) for k, (s, d) in RT1_ACTIONS.items()}),
+            "observation": F.FeaturesDict({
+                "image": F.Image(shape=RT1_IMAGE_SHAPE, dtype=np.uint8, encoding_format=encoding),
+                "natural_language_instruction": F.Text(),
+                "natural_language_embedding": F.Tensor(shape=(512,), dtype=np.float32),
+                "base_pose_tool_reached": F.Tensor(shape=(7,), dtype=np.float32),
+                "gripper_closed": F.Tensor(shape=(1,), dtype=np.float32),
+                "height_to_bottom": F.Tensor(shape=(1,), dtype=np.float32),
+            }),
+            "is_first": np.bool_,
+            "is_last": np.bool_,
+            "is_terminal": np.bool_,
+            "reward": F.Scalar(dtype=np.float32),
+        }),
+    })
+
+
+def rt1_episode(rng: np.random.Generator, steps: int, language: str) -> dict:
+    """One RT-1 episode as TFDS example: {"steps": [step, ...]}."""
+    frames = video(rng, steps, *RT1_IMAGE_SHAPE[:2])
+    out = []
+    for t in range(steps):
+        action = {k: (rng.integers(0, 2, s) if d == np.int32 else rng.normal(size=s)).astype(d)
+                  for k, (s, d) in RT1_ACTIONS.items()}
+        out.append({
+            "action": action,
+            "observation": {
+                "image": frames[t],
+                "natural_language_instruction": language,
+                "natural_language_embedding": rng.normal(size=512).astype(np.float32),
+                "base_pose_tool_reached": rng.normal(size=7).astype(np.float32),
+                "gripper_closed": np.zeros(1, np.float32),
+                "height_to_bottom": np.ones(1, np.float32),
+            },
+            "is_first": t == 0,
+            "is_last": t == steps - 1,
+            "is_terminal": t == steps - 1,
+            "reward": float(t == steps - 1),
+        })
+    return {"steps": out}
+
+
+def write_rlds(data_dir: str | Path, name: str, features, episodes: list[dict], version: str = "0.1.0") -> Path:
+    """Write `episodes` as the train split of a TFDS dataset; returns the version folder
+    (what `tfds.builder_from_directory` and `genie-robot data rlds --dir` take)."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.dataset_builders.store_as_tfds_dataset(
+        name=name, version=version, features=features, data_dir=str(data_dir), disable_shuffling=True,
+        split_datasets={"train": [(f"episode_{i:06d}", e) for i, e in enumerate(episodes)]},
+    )
+    return Path(builder.data_dir)
+
+
+def write_rt1(data_dir: str | Path, lengths=(6, 9, 5), seed: int = 0, encoding: str = "png") -> tuple[Path, list[dict]]:
+    """An RT-1-schema dataset named fractal20220817_data; returns (folder, episodes written)."""
+    rng = np.random.default_rng(seed)
+    episodes = [rt1_episode(rng, n, f"pick object {i} from the drawer") for i, n in enumerate(lengths)]
+    return write_rlds(data_dir, "fractal20220817_data", rt1_features(encoding), episodes), episodes
+
+
+def twist(typestore, values: np.ndarray):
+    vec = typestore.types["geometry_msgs/msg/Vector3"]
+    return typestore.types["geometry_msgs/msg/Twist"](linear=vec(*map(float, values[:3])), angular=vec(*map(float, values[3:])))
+
+
+def image_message(typestore, frame_HWC: np.ndarray, stamp_ns: int, encoding: str = "rgb8"):
+    """sensor_msgs/Image (rgb8, bgr8, rgba8, mono8) or, with encoding "jpeg"/"png",
+    sensor_msgs/CompressedImage, from an RGB frame."""
+    import io
+
+    from PIL import Image as PILImage
+
+    ts = typestore.types
+    header = ts["std_msgs/msg/Header"](
+        stamp=ts["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id="camera")
+    if encoding in ("jpeg", "png"):
+        buffer = io.BytesIO()
+        PILImage.fromarray(frame_HWC).save(buffer, format=encoding.upper(), quality=95)
+        data = np.frombuffer(buffer.getvalue(), np.uint8)
+        return ts["sensor_msgs/msg/CompressedImage"](header=header, format=encoding, data=data)
+    pixels = {"rgb8": frame_HWC, "bgr8": frame_HWC[..., ::-1],
+              "rgba8": np.concatenate([frame_HWC, np.full_like(frame_HWC[..., :1], 255)], -1),
+              "mono8": frame_HWC[..., :1]}[encoding]
+    h, w, c = pixels.shape
+    return ts["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                                       step=w * c, data=np.ascontiguousarray(pixels).reshape(-1))
+
+
+def write_rosbag(
+    path: str | Path,
+    frames: np.ndarray,
+    frame_times_ns: np.ndarray,
+    actions: np.ndarray | None = None,
+    action_times_ns: np.ndarray | None = None,
+    storage: str = "sqlite3",
+    encoding: str = "rgb8",
+    image_topic: str = "/camera/image",
+    action_topic: str = "/cmd_vel",
+) -> Path:
+    """A rosbag2 folder (sqlite3 or mcap) with an image topic and optional Twist actions [N, 6]."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    typestore = get_typestore(Stores.LATEST)
+    plugin = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
+    image_type = "sensor_msgs/msg/CompressedImage" if encoding in ("jpeg", "png") else "sensor_msgs/msg/Image"
+    messages = [(int(t), "image", image_message(typestore, f, int(t), encoding)) for f, t in zip(frames, frame_times_ns)]
+    if actions is not None:
+        messages += [(int(t), "action", twist(typestore, a)) for a, t in zip(actions, action_times_ns)]
+    with Writer(Path(path), version=9, storage_plugin=plugin) as writer:
+        connections = {"image": writer.add_connection(image_topic, image_type, typestore=typestore)}
+        if actions is not None:
+            connections["action"] = writer.add_connection(action_topic, "geometry_msgs/msg/Twist", typestore=typestore)
+        for stamp, kind, msg in sorted(messages, key=lambda m: m[0]):
+            writer.write(connections[kind], stamp, typestore.serialize_cdr(msg, msg.__msgtype__))
+    return Path(path)
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 30, codec: str = "libx264") -> Path:
+    """Encode uint8 [T, H, W, 3] with PyAV (near-lossless: crf 10, yuv444p keeps colour)."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"crf": "10"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return Path(path)
