@@ -43,6 +43,45 @@ def _cmd_data_preview(args) -> None:
     print(f"wrote {sheet} and {gif}")
 
 
+def _convert(args, reader, desc: str) -> None:
+    from genie_robot.data.convert import convert
+
+    result = convert(args.out, reader, desc, overwrite=args.overwrite)
+    if result["already_there"]:
+        print(f"{args.out} already held {result['already_there']} episodes; inputs already converted were skipped "
+              "(resumed; --overwrite starts over)")
+    rate = result["frames"] / max(result["seconds"], 1e-9)
+    print(f"wrote {result['written']} new episodes ({result['frames']} frames, {rate:.0f} frames/s) to {args.out}")
+
+
+def _cmd_data_rlds(args) -> None:
+    from genie_robot.data.rlds import RLDSReader
+
+    reader = RLDSReader(args.dir, args.size, args.split, args.dataset, args.image_key, args.action_keys,
+                        args.language_key, args.max_episodes, args.max_steps)
+    _convert(args, reader, reader.dataset)
+
+
+def _cmd_data_rosbag(args) -> None:
+    from genie_robot.data.rosbag import RosbagReader
+
+    _convert(args, RosbagReader(args.bag, args.image_topic, args.action_topic, args.fps, args.size, args.clip_frames), "rosbag")
+
+
+def _cmd_data_video(args) -> None:
+    from genie_robot.data.video import VideoReader
+
+    _convert(args, VideoReader(args.files, args.size, args.fps, args.clip_frames), "video")
+
+
+def _cmd_data_platformer(args) -> None:
+    from genie_robot.data.platformer import PlatformerReader
+
+    reader = PlatformerReader(args.game, args.episodes, args.steps, args.size, args.policy, args.seed,
+                              args.frame_skip, args.split)
+    _convert(args, reader, args.game)
+
+
 def _cmd_train(args) -> None:
     from genie_robot.models import MODELS
     from genie_robot.train.trainer import TrainConfig, Trainer
@@ -162,6 +201,48 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", required=True, help="sheet.png (the GIF is written beside it)")
     preview.add_argument("--episode", type=int, default=0)
     preview.set_defaults(func=_cmd_data_preview)
+
+    def conversion(name: str, help_text: str):
+        sub = data_cmds.add_parser(name, help=help_text)
+        sub.add_argument("--out", required=True, help="episode store FILE.h5 (appended to; a re-run resumes)")
+        sub.add_argument("--size", type=int, default=64, help="stored resolution (square: centre crop, then resize)")
+        sub.add_argument("--overwrite", action="store_true", help="replace FILE instead of appending/resuming")
+        return sub
+
+    rlds = conversion("rlds", "convert an RLDS dataset (RT-1, Open X-Embodiment) from a local TFDS folder")
+    rlds.add_argument("--dir", required=True, help="TFDS dataset version folder, e.g. data/fractal20220817_data/0.1.0")
+    rlds.add_argument("--dataset", help="entry of datasets/oxe_datasets.json to take keys from (default: the folder's TFDS name)")
+    rlds.add_argument("--image-key", help="step key of the camera, e.g. observation/image")
+    rlds.add_argument("--action-keys", nargs="+", help="step keys flattened, in order, into the action vector")
+    rlds.add_argument("--language-key", help="step key of the instruction text")
+    rlds.add_argument("--split", default="train")
+    rlds.add_argument("--max-episodes", type=int, help="convert the first N episodes of the split")
+    rlds.add_argument("--max-steps", type=int, help="keep the first N steps (frames) of each episode")
+    rlds.set_defaults(func=_cmd_data_rlds)
+
+    bag = conversion("rosbag", "convert rosbag2 recordings (sqlite3 or MCAP): an image topic and optional actions")
+    bag.add_argument("--bag", nargs="+", required=True, help="rosbag2 folder(s) or .mcap/.db3 file(s); one episode each")
+    bag.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
+    bag.add_argument("--action-topic", help="geometry_msgs/Twist(Stamped) or sensor_msgs/JointState topic")
+    bag.add_argument("--fps", type=float, help="resample frames to this rate (default: keep every image)")
+    bag.add_argument("--clip-frames", type=int, help="cut each bag into episodes of N frames")
+    bag.set_defaults(func=_cmd_data_rosbag)
+
+    vid = conversion("video", "convert video files (mp4, webm, gif): one episode per file or per clip")
+    vid.add_argument("files", nargs="+", help="video files")
+    vid.add_argument("--fps", type=float, help="resample frames to this rate (default: keep every frame)")
+    vid.add_argument("--clip-frames", type=int, help="cut each video into episodes of N frames")
+    vid.set_defaults(func=_cmd_data_video)
+
+    game = conversion("platformer", "play platformer games (ALE Atari, Procgen) with a random policy and record them")
+    game.add_argument("--game", required=True, help="pitfall | montezuma_revenge | hero | ... | coinrun | ninja | climber | jumper")
+    game.add_argument("--episodes", type=int, default=20)
+    game.add_argument("--steps", type=int, default=64, help="frames per episode (fewer if the game ends)")
+    game.add_argument("--policy", default="sticky", help="sticky (repeat the last action with p=0.75) | random")
+    game.add_argument("--frame-skip", type=int, help="game frames per step (default: 4 for Atari, 1 for Procgen)")
+    game.add_argument("--seed", type=int, default=0)
+    game.add_argument("--split", default="train")
+    game.set_defaults(func=_cmd_data_platformer)
 
     train = commands.add_parser("train", help="train one Genie stage on a mixture of episode stores")
     train.add_argument("stage", choices=["tokenizer", "lam", "dynamics"])

@@ -1,15 +1,16 @@
 """What every reader shares: the episode record it yields, the resumable write loop, frame
 rate resampling and cutting long recordings into clips.
 
-A reader is a function `read(done) -> Iterator[Converted]`. `done` holds the origins already
-in the output store; a reader skips those before decoding them where it can, so running
-the same command again after an interruption resumes where it stopped."""
+A reader validates its inputs when constructed (so bad input fails before the output store
+is created) and then offers `episodes(done)` and `count(done)`. `done` holds the origins
+already in the output store; a reader skips those, before decoding them where it can, so
+running the same command again after an interruption resumes where it stopped."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -30,15 +31,16 @@ class Converted:
     attrs: dict[str, Any] = field(default_factory=dict)  # source, robot, fps, language, split, origin
 
 
-def convert(
-    out: str | Path,
-    read: Callable[[set[str]], Iterable[Converted]],
-    desc: str,
-    total: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict:
-    """Append every episode `read` yields to the store at `out`, one at a time.
+class Reader(Protocol):
+    def count(self, done: set[str]) -> int | None:
+        """Episodes still to convert (for the progress bar), None when unknown."""
+
+    def episodes(self, done: set[str]) -> Iterator[Converted]:
+        """The episodes whose origin is not in `done`, one at a time."""
+
+
+def convert(out: str | Path, reader: Reader, desc: str, overwrite: bool = False, progress: bool = True) -> dict:
+    """Append every episode the reader yields to the store at `out`, one at a time.
 
     Each episode is complete on disk before the next is read, so an interrupted conversion
     leaves a valid store of the finished episodes."""
@@ -46,7 +48,7 @@ def convert(
         done = writer.origins()
         written = frames = 0
         start = time.perf_counter()
-        bar = tqdm(read(done), desc=desc, unit="ep", total=total, disable=not progress)
+        bar = tqdm(reader.episodes(done), desc=desc, unit="ep", total=reader.count(done), disable=not progress)
         for episode in bar:
             writer.append(episode.frames, episode.actions, episode.action_names, **episode.attrs)
             written += 1
