@@ -102,9 +102,15 @@ def write_rt1(data_dir: str | Path, lengths=(6, 9, 5), seed: int = 0, encoding: 
     return write_rlds(data_dir, "fractal20220817_data", rt1_features(encoding), episodes), episodes
 
 
-def twist(typestore, values: np.ndarray):
-    vec = typestore.types["geometry_msgs/msg/Vector3"]
-    return typestore.types["geometry_msgs/msg/Twist"](linear=vec(*map(float, values[:3])), angular=vec(*map(float, values[3:])))
+def action_message(typestore, values: np.ndarray, msgtype: str):
+    """geometry_msgs/Twist from 6 numbers, or sensor_msgs/JointState with these positions."""
+    ts = typestore.types
+    if msgtype == "geometry_msgs/msg/Twist":
+        vec = ts["geometry_msgs/msg/Vector3"]
+        return ts[msgtype](linear=vec(*map(float, values[:3])), angular=vec(*map(float, values[3:])))
+    header = ts["std_msgs/msg/Header"](stamp=ts["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
+    return ts[msgtype](header=header, name=[f"joint_{i}" for i in range(len(values))],
+                       position=np.asarray(values, np.float64), velocity=np.zeros(0), effort=np.zeros(0))
 
 
 def image_message(typestore, frame_HWC: np.ndarray, stamp_ns: int, encoding: str = "rgb8"):
@@ -140,8 +146,10 @@ def write_rosbag(
     encoding: str = "rgb8",
     image_topic: str = "/camera/image",
     action_topic: str = "/cmd_vel",
+    action_type: str = "geometry_msgs/msg/Twist",
 ) -> Path:
-    """A rosbag2 folder (sqlite3 or mcap) with an image topic and optional Twist actions [N, 6]."""
+    """A rosbag2 folder (sqlite3 or mcap) with an image topic and optional actions
+    (Twist: [N, 6]; JointState: [N, joints] positions)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -150,11 +158,11 @@ def write_rosbag(
     image_type = "sensor_msgs/msg/CompressedImage" if encoding in ("jpeg", "png") else "sensor_msgs/msg/Image"
     messages = [(int(t), "image", image_message(typestore, f, int(t), encoding)) for f, t in zip(frames, frame_times_ns)]
     if actions is not None:
-        messages += [(int(t), "action", twist(typestore, a)) for a, t in zip(actions, action_times_ns)]
+        messages += [(int(t), "action", action_message(typestore, a, action_type)) for a, t in zip(actions, action_times_ns)]
     with Writer(Path(path), version=9, storage_plugin=plugin) as writer:
         connections = {"image": writer.add_connection(image_topic, image_type, typestore=typestore)}
         if actions is not None:
-            connections["action"] = writer.add_connection(action_topic, "geometry_msgs/msg/Twist", typestore=typestore)
+            connections["action"] = writer.add_connection(action_topic, action_type, typestore=typestore)
         for stamp, kind, msg in sorted(messages, key=lambda m: m[0]):
             writer.write(connections[kind], stamp, typestore.serialize_cdr(msg, msg.__msgtype__))
     return Path(path)

@@ -135,7 +135,7 @@ class PlatformerReader:
 
         hires = self.size > PROCGEN_SIZE
         level = int(rng.integers(2**31 - 1))
-        env = ProcgenGym3Env(num=1, env_name=self.game, start_level=level, num_levels=1,
+        env = ProcgenGym3Env(num=1, env_name=self.game, start_level=level, num_levels=1, rand_seed=level,
                              render_mode="rgb_array" if hires else None)
         names = ["+".join(combo) or "NOOP" for combo in env.combos]
         observe = (lambda: env.get_info()[0]["rgb"]) if hires else (lambda: env.observe()[1]["rgb"][0])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,6 +36,8 @@ from genie_robot.data.convert import Converted, check_size
 from genie_robot.data.transforms import resize_video, to_rgb
 from genie_robot.errors import InputError
 
+# TensorFlow's C++ start-up notices would bury the progress bar; warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 KNOWN_DATASETS = Path(__file__).resolve().parents[2] / "datasets" / "oxe_datasets.json"
 CHUNK_STEPS = 64  # steps decoded at once (64 RT-1 images are 16 MB)
 

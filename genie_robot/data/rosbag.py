@@ -77,8 +77,8 @@ def _open(bag: Path) -> Iterator[Any]:
 
     if not bag.exists():
         raise InputError(f"{bag}: no such bag; give a rosbag2 folder (with metadata.yaml), an .mcap/.db3 file or a ROS 1 .bag")
-    reader = AnyReader([bag], default_typestore=get_typestore(Stores.LATEST))
     try:
+        reader = AnyReader([bag], default_typestore=get_typestore(Stores.LATEST))
         reader.open()
     except Exception as exc:  # rosbags raises its own error types per storage backend
         raise InputError(f"{bag}: not a readable rosbag ({type(exc).__name__}: {exc}); "
@@ -135,16 +135,29 @@ class RosbagReader:
                         yield self._episode(clip, clip_origin)
 
     def _images(self, reader, image_conns: list, action_conns: list):
-        """(seconds, (raw image, its type, latest action or None)) in time order."""
+        """(seconds, (raw image, its type, latest action or None)) in time order. An image
+        waits until the clock moves past its stamp, so an action with the same stamp counts
+        as "at or before" it whatever order the bag stored the two in."""
         latest = names = None
+        pending: list = []  # images stamped at the current time
+
+        def flush():
+            for stamp_ns, raw, msgtype in pending:
+                if latest is not None or not action_conns:
+                    yield stamp_ns / 1e9, (raw, msgtype, latest)
+            pending.clear()
+
         for conn, stamp_ns, raw in reader.messages(connections=image_conns + action_conns):
+            if pending and stamp_ns > pending[0][0]:
+                yield from flush()
             if conn in action_conns:
                 values, new_names = action_of(reader.deserialize(raw, conn.msgtype), conn.msgtype)
                 if names is not None and new_names != names:
                     raise InputError(f"{conn.topic}: action layout changed mid-bag ({names} -> {new_names})")
                 names, latest = new_names, (values, new_names)
-            elif latest is not None or not action_conns:
-                yield stamp_ns / 1e9, (raw, conn.msgtype, latest)
+            else:
+                pending.append((stamp_ns, raw, conn.msgtype))
+        yield from flush()
 
     def _frames(self, bag: Path, reader, stamped) -> Iterator[tuple]:
         """(seconds, resized frame, action) for the images the resampling kept, decoded one by one."""
