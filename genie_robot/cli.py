@@ -115,6 +115,18 @@ def _world_model_and_sampling(args):
     return WorldModel.load(args.run, device=str(resolve_device(args.device))), sampling
 
 
+def _cmd_serve(args) -> None:
+    """The start-up of launch/<name>.launch.py without ROS launch (see ros_nodes/launcher.py)."""
+    try:
+        from ros_nodes.launcher import launch, node_commands
+    except ImportError as exc:
+        raise GenieRobotError(f"ROS 2 Python packages are missing ({exc}); install them with "
+                              "`pip install -e \".[ros]\"`") from None
+    code = launch(node_commands(args.launch_file, args.params, getattr(args, "run", None)))
+    if code:
+        raise GenieRobotError(f"a node exited with status {code}; its log above says why")
+
+
 def _cmd_play(args) -> None:
     import numpy as np
 
@@ -158,15 +170,39 @@ def _cmd_rollout(args) -> None:
           f"random actions {figures['random']:.1f}; inferred actions {figures['inferred_actions']}")
 
 
-def _add_generation_args(parser) -> None:
+def _cmd_eval(args) -> None:
+    from genie_robot.eval.report import EvalConfig, evaluate
+
+    wm, sampling = _world_model_and_sampling(args)
+    config = EvalConfig(horizons=args.horizons, delta_t=args.delta_t, max_episodes=args.episodes, sampling=sampling,
+                        seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs, refit_adapter=args.refit_adapter)
+    metrics = evaluate(wm, args.run, args.data, args.out, config, adapter_data=args.adapter_data)
+    fidelity = metrics["fidelity"]
+    print(f"wrote {args.out}/index.html and metrics.json in {metrics['seconds']} s")
+    for name, figures in fidelity.items():
+        print(f"  PSNR {name:>14}: " + "  ".join(f"t={h} {v:.2f}" for h, v in figures["psnr"].items()))
+    for key in ("delta_psnr", "fvd", "adapter"):
+        if key in metrics:
+            print(f"  {key}: {json.dumps(metrics[key])}")
+    if "latent_actions" in metrics:
+        print(f"  latent actions: NMI {metrics['latent_actions']['nmi']:.3f}, {metrics['latent_actions']['codes_used']} codes used")
+    for name, why in metrics["skipped"].items():
+        print(f"  skipped {name}: {why}")
+
+
+def _add_sampling_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--maskgit-steps", type=int, default=25)
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
-    parser.add_argument("--memory", type=int, default=None, help="frames the model sees (default: its window, 16)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+
+
+def _add_generation_args(parser) -> None:
+    _add_sampling_args(parser)
+    parser.add_argument("--memory", type=int, default=None, help="frames the model sees (default: its window, 16)")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of written videos")
     parser.add_argument("--episode", type=int, default=0)
     parser.add_argument("--start", type=int, default=0, help="first frame taken from the episode")
@@ -265,6 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
     train.set_defaults(func=_cmd_train)
 
+    for name, launch_file, with_run, help_text in (
+            ("serve", "world_model.launch.py", True, "ROS 2: the world model as a learned simulator node"),
+            ("serve-sim", "mujoco.launch.py", False, "ROS 2: the MuJoCo world behind the same interface"),
+            ("serve-compare", "compare.launch.py", True, "ROS 2: both side by side, scored and recorded")):
+        serve = commands.add_parser(name, help=help_text + f" (as launch/{launch_file})")
+        if with_run:
+            serve.add_argument("--run", required=True, help="run directory (tokenizer/, dynamics/, lam/, adapter/)")
+        serve.add_argument("--params", help=f"ROS parameter YAML (default: the packaged one of {launch_file})")
+        serve.set_defaults(func=_cmd_serve, launch_file=launch_file)
+
     play = commands.add_parser("play", help="act in the world model: a window, or --headless to a video")
     _add_generation_args(play)
     start_from = play.add_mutually_exclusive_group()
@@ -284,6 +330,20 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--prompt-frames", type=int, default=1)
     rollout.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
     rollout.set_defaults(func=_cmd_rollout)
+
+    ev = commands.add_parser("eval", help="report: PSNR/SSIM vs horizon, Delta_t PSNR, FVD, latent actions vs arm, physics")
+    _add_sampling_args(ev)
+    ev.set_defaults(maskgit_steps=8)
+    ev.add_argument("--data", required=True, help="held-out episodes FILE.h5 at the model's resolution")
+    ev.add_argument("--out", required=True, help="report folder (index.html, metrics.json, PNGs, GIFs)")
+    ev.add_argument("--adapter-data", help="episodes with arm commands to fit the adapter on (default: half of --data)")
+    ev.add_argument("--refit-adapter", action="store_true", help="fit a new RUN/adapter even if one exists")
+    ev.add_argument("--episodes", type=int, default=16, help="held-out episodes used (the first N)")
+    ev.add_argument("--horizons", type=int, nargs="+", default=[1, 4, 8, 16], help="frames after the prompt")
+    ev.add_argument("--delta-t", type=int, default=4, help="t of Delta_t PSNR")
+    ev.add_argument("--gifs", type=int, default=3, help="side-by-side rollout GIFs written")
+    ev.add_argument("--no-fvd", action="store_true", help="skip FVD (I3D is the slow part on CPU)")
+    ev.set_defaults(func=_cmd_eval)
     return parser
 
 

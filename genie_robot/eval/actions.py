@@ -1,0 +1,125 @@
+"""Latent actions vs arm behaviours, on episodes whose commands and states are known.
+
+Each transition t -> t+1 of an episode has: the latent action the LAM reads from the video,
+the arm command that produced it (store `actions`), its discrete behaviour (`behaviour_of`:
+dominant command axis, or "stay"), and the end-effector and gripper change (store `state`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genie_robot.errors import InputError
+from genie_robot.models.adapter import ActionAdapter, fit_adapter
+from genie_robot.sim.controllers import BEHAVIOURS, behaviour_of
+
+
+@dataclass
+class Transitions:
+    """Paired per-transition arrays of many episodes (N transitions in all)."""
+
+    latents: np.ndarray        # int [N]
+    commands: np.ndarray       # float [N, C]
+    command_names: list
+    ee_delta: np.ndarray       # float [N, 3] metres, or [N, 0] when the store has no ee_pos
+    gripper_delta: np.ndarray  # float [N], NaN when the store has no gripper state
+    episode: np.ndarray        # int [N], position of its episode in the list given
+
+    @property
+    def behaviours(self) -> np.ndarray:
+        return behaviour_of(self.commands)
+
+    def subset(self, keep: np.ndarray) -> "Transitions":
+        return Transitions(self.latents[keep], self.commands[keep], self.command_names,
+                           self.ee_delta[keep], self.gripper_delta[keep], self.episode[keep])
+
+
+def collect_transitions(wm, episodes) -> Transitions:
+    """Latent actions (inferred by the world model's LAM) beside commands and state changes for
+    every transition of `episodes` (store Episode objects that have actions)."""
+    parts = []
+    names = None
+    for position, episode in enumerate(episodes):
+        if episode.action_names is None:
+            raise InputError(f"episode {episode.key} has no actions; latent actions can only be "
+                             "compared with arm behaviours on episodes that recorded their commands")
+        names = names or episode.action_names
+        commands = np.asarray(episode.read_actions(), np.float32)
+        keys = episode.state_keys
+        ee = np.diff(episode.read_state("ee_pos"), axis=0) if "ee_pos" in keys else np.zeros((len(commands), 0))
+        grip = np.diff(episode.read_state("gripper")[:, 0]) if "gripper" in keys else np.full(len(commands), np.nan)
+        latents = wm.infer_actions(episode.read_frames())
+        parts.append((latents, commands, ee, grip, np.full(len(latents), position)))
+    if not parts:
+        raise InputError("no episodes to collect transitions from")
+    latents, commands, ee, grip, episode_ids = (np.concatenate(column) for column in zip(*parts))
+    return Transitions(latents, commands, list(names), ee, grip, episode_ids)
+
+
+def per_code_effects(t: Transitions, num_actions: int) -> list[dict]:
+    """For each latent action: how often it is used, mean end-effector displacement and
+    gripper change, and the behaviour it most often stands for."""
+    table = []
+    behaviours = t.behaviours
+    for code in range(num_actions):
+        picked = t.latents == code
+        row = {"code": code, "count": int(picked.sum()), "usage": float(picked.mean())}
+        if picked.any():
+            row["mean_ee_delta_mm"] = (t.ee_delta[picked].mean(0) * 1000).round(3).tolist()
+            row["mean_gripper_delta"] = float(np.nanmean(t.gripper_delta[picked])) if np.isfinite(t.gripper_delta[picked]).any() else None
+            row["top_behaviour"] = BEHAVIOURS[np.bincount(behaviours[picked], minlength=len(BEHAVIOURS)).argmax()]
+        table.append(row)
+    return table
+
+
+def confusion(latents, behaviours, num_actions: int, num_behaviours: int = len(BEHAVIOURS)) -> np.ndarray:
+    """Counts [num_actions, num_behaviours]: row = latent action, column = arm behaviour."""
+    table = np.zeros((num_actions, num_behaviours), np.int64)
+    np.add.at(table, (np.asarray(latents), np.asarray(behaviours)), 1)
+    return table
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def normalized_mutual_information(table: np.ndarray) -> float:
+    """NMI of a contingency table: I(A; B) / mean(H(A), H(B)) (the arithmetic normalisation,
+    scikit-learn's default). 1 when both labelings are identical up to renaming, 0 when
+    independent or when either is constant; 1 by convention when both are constant."""
+    joint = table / table.sum()
+    h_a, h_b = _entropy(joint.sum(1)), _entropy(joint.sum(0))
+    if h_a == 0 and h_b == 0:
+        return 1.0
+    mutual = h_a + h_b - _entropy(joint.ravel())
+    return float(max(mutual, 0.0) / ((h_a + h_b) / 2))
+
+
+def adapter_accuracy(adapter: ActionAdapter, t: Transitions) -> dict:
+    """Both directions on held-out transitions, each beside its majority-class baseline:
+    command -> latent (does the adapter pick the LAM's latent action?) and
+    latent -> command (does the latent's mean command have the true behaviour?)."""
+    behaviours = t.behaviours
+    to_latent = adapter.to_latent(t.commands) == t.latents
+    back = behaviour_of(adapter.to_commands(t.latents)) == behaviours
+    majority = lambda labels: float(np.bincount(labels).max() / len(labels))
+    return {"command_to_latent": float(to_latent.mean()), "command_to_latent_majority": majority(t.latents),
+            "latent_to_behaviour": float(back.mean()), "latent_to_behaviour_majority": majority(behaviours),
+            "transitions": int(len(t.latents))}
+
+
+def fit_and_score_adapter(fit: Transitions, held_out: Transitions, num_actions: int, seed: int = 0):
+    adapter = fit_adapter(fit.commands, fit.latents, fit.command_names, num_actions, seed=seed)
+    return adapter, adapter_accuracy(adapter, held_out)
+
+
+def split_by_episode(t: Transitions, held_out_share: float = 0.5) -> tuple[Transitions, Transitions]:
+    """Fit / held-out halves that never share an episode (transitions of one episode correlate)."""
+    episodes = np.unique(t.episode)
+    if len(episodes) < 2:
+        raise InputError("fitting and scoring the adapter needs >= 2 episodes (or separate --adapter-data)")
+    held = episodes[len(episodes) - max(1, int(len(episodes) * held_out_share)):]
+    mask = np.isin(t.episode, held)
+    return t.subset(~mask), t.subset(mask)
