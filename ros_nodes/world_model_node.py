@@ -1,0 +1,304 @@
+"""The world model as a learned simulator: a ROS 2 lifecycle node.
+
+configure loads the run (tokenizer, dynamics, LAM if trained, action adapter if fit) and the
+start frame; activate starts serving; deactivate pauses; cleanup frees the model. With
+`autostart` (default) the node configures and activates itself, as `genie-robot serve` and
+the launch files expect. A failed configure (missing or mismatched checkpoint, bad prompt)
+is logged and leaves the node alive and unconfigured: fix the parameter and configure again.
+
+  ~/latent_action  (sub) std_msgs/Int32          step the world with this latent action
+  ~/arm_command    (sub) geometry_msgs/Twist     arm command -> latent action via RUN/adapter
+  ~/prompt         (sub) sensor_msgs/Image       restart from this frame (rgb8/bgr8/mono8)
+  ~/image          (pub) sensor_msgs/Image rgb8  each generated frame (and each start frame)
+  ~/reset          (srv) std_srvs/Trigger        restart from the configured prompt
+
+Generation runs on a worker thread, so the executor keeps answering messages, services and
+parameter requests while a frame is being made. With rate_hz = 0 every accepted action makes
+one frame; `action_policy` says what happens when actions come faster: `queue` keeps up to
+`queue_size` in order (newer ones are dropped with a warning), `latest` keeps only the newest.
+With rate_hz > 0 a clock makes one frame per tick from the newest action received since the
+previous tick, or `default_action` when none came; a tick that finds the worker busy is
+skipped. Memory is bounded either way. Reset and prompt discard pending actions.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from geometry_msgs.msg import Twist
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+from std_msgs.msg import Int32
+from std_srvs.srv import Trigger
+
+from genie_robot.errors import CheckpointError, GenieRobotError, InputError
+from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
+from ros_nodes.conversions import image_to_rgb, twist_to_command
+
+PARAMETERS = [
+    Param("checkpoint", "", "run directory holding tokenizer/, dynamics/ (and lam/, adapter/)"),
+    Param("device", "cpu", "torch device for generation", choices=("cpu", "cuda", "auto")),
+    Param("maskgit_steps", 8, "MaskGIT decoding steps per frame (fewer = faster, blurrier)", 1, 1000),
+    Param("temperature", 1.0, "sampling temperature; 0 = greedy", 0.0, 100.0),
+    Param("history", 0, "frames the model sees, the new one included; 0 = the model's window", 0, 1024),
+    Param("seed", 0, "sampling seed of each (re)started session", 0, 2**31 - 1),
+    Param("prompt", "", "start frame: a PNG/JPEG path, or empty for the MuJoCo scene at scene_seed"),
+    Param("scene_seed", 0, "layout seed of the MuJoCo start frame (as the MuJoCo node's seed)", 0, 2**31 - 1),
+    Param("rate_hz", 0.0, "0: one frame per action; > 0: a clock making frames at this rate", 0.0, 1000.0),
+    Param("default_action", 0, "latent action a clock tick applies when no action came", 0, 1023),
+    Param("action_policy", "queue", "actions arriving while a frame is made: queue or keep only the latest",
+          choices=("queue", "latest")),
+    Param("queue_size", 16, "most actions waiting for generation (queue policy)", 1, 10000),
+    Param("qos", "reliable", "QoS of every topic", choices=QOS_CHOICES),
+    Param("frame_id", "camera", "header.frame_id of published images"),
+    Param("autostart", True, "configure and activate on start-up"),
+]
+
+
+def scene_frame(seed: int, size: int) -> np.ndarray:
+    """The MuJoCo world's start frame for a layout seed, as the MuJoCo node renders it."""
+    from genie_robot.sim.world import ArmWorld
+
+    world = ArmWorld()
+    try:
+        world.reset(seed)
+        return world.render(size)
+    finally:
+        world.close()
+
+
+class WorldModelNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("world_model", **kwargs)
+        declare_parameters(self, PARAMETERS)
+        self.wm = self.adapter = self.session = None
+        self.active = False
+        self._wake = threading.Condition()  # guards everything the worker and callbacks share
+        self._actions: deque[int] = deque()
+        self._restart: np.ndarray | None = None  # start frame the worker should restart from
+        self._latest: int | None = None  # rate mode: newest action since the last tick
+        self._busy = self._stop = False
+        self._worker: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from genie_robot.models.world_model import WorldModel, as_video
+        from genie_robot.sampling import SamplingConfig
+        from genie_robot.train.trainer import resolve_device
+
+        p = self.p = parameter_values(self, PARAMETERS)
+        try:
+            if not p.checkpoint:
+                raise CheckpointError("parameter checkpoint is empty; set it to a run directory (checkpoint:=RUN)")
+            self.wm = WorldModel.load(p.checkpoint, device=str(resolve_device(p.device)))
+            self.adapter = self._load_adapter(Path(p.checkpoint))
+            if p.default_action >= self.wm.num_actions:
+                raise InputError(f"default_action {p.default_action} out of range; this model has actions "
+                                 f"0..{self.wm.num_actions - 1}")
+            self.sampling = SamplingConfig(steps=p.maskgit_steps, temperature=p.temperature)
+            self.memory = p.history or None
+            self.start_frame = as_video(self._read_prompt(p), self.wm.image_size)[-1]
+            self.session = self._start(self.start_frame)  # checks history and warms up
+        except (GenieRobotError, ValueError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self.wm = self.adapter = None
+            return TransitionCallbackReturn.FAILURE
+
+        qos = qos_profile(p.qos)
+        self.image_pub = self.create_lifecycle_publisher(Image, "~/image", qos)
+        self._subscriptions = [
+            self.create_subscription(Int32, "~/latent_action", self._on_latent_action, qos),
+            self.create_subscription(Twist, "~/arm_command", self._on_arm_command, qos),
+            self.create_subscription(Image, "~/prompt", self._on_prompt, qos),
+        ]
+        self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
+        self._tick_timer = self.create_timer(1.0 / p.rate_hz, self._on_tick) if p.rate_hz > 0 else None
+        self._stop = False
+        self._worker = threading.Thread(target=self._serve, name="world_model_generation", daemon=True)
+        self._worker.start()
+        adapter = "with" if self.adapter is not None else "without"
+        self.get_logger().info(f"configured: {p.checkpoint} ({self.wm.image_size}px, {self.wm.num_actions} latent "
+                               f"actions, {adapter} action adapter) on {self.wm.device}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.active = True
+        self._request_restart(self.start_frame)  # clients see where the world starts
+        return super().on_activate(state)  # activates the lifecycle publisher
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.active = False
+        with self._wake:
+            self._actions.clear()
+            self._restart = self._latest = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.active = False
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        if self._worker is None:
+            return  # never configured
+        self._worker.join()
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self.destroy_service(self._reset_service)
+        self.destroy_lifecycle_publisher(self.image_pub)
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+        self._worker = self.wm = self.adapter = self.session = None
+
+    def _load_adapter(self, run_dir: Path):
+        from genie_robot.models.adapter import ActionAdapter
+
+        if not (run_dir / "adapter" / "model.safetensors").exists():
+            self.get_logger().warning(f"no action adapter in {run_dir / 'adapter'}: ~/arm_command messages will be "
+                                   "dropped; fit one (genie_robot.models.adapter.fit_adapter) or send "
+                                   "~/latent_action")
+            return None
+        adapter = ActionAdapter.load(run_dir, device=str(self.wm.device))
+        if adapter.config.num_actions != self.wm.num_actions:
+            raise CheckpointError(f"{run_dir / 'adapter'} maps onto {adapter.config.num_actions} latent actions but "
+                                  f"the dynamics model has {self.wm.num_actions}; refit the adapter for this run")
+        return adapter
+
+    def _read_prompt(self, p) -> np.ndarray:
+        if p.prompt:
+            from genie_robot.play import read_prompt_image
+
+            return read_prompt_image(p.prompt)
+        return scene_frame(p.scene_seed, self.wm.image_size)
+
+    def _start(self, frame: np.ndarray):
+        return self.wm.start(frame, seed=self.p.seed, sampling=self.sampling, memory=self.memory)
+
+    # ------------------------------------------------------------------ inputs (executor thread)
+    def _accepting(self, what: str) -> bool:
+        if not self.active:
+            self.get_logger().warning(f"{what} dropped: the node is not active", throttle_duration_sec=2.0)
+        return self.active
+
+    def _on_latent_action(self, msg: Int32) -> None:
+        if not self._accepting("latent action"):
+            return
+        if not 0 <= msg.data < self.wm.num_actions:
+            self.get_logger().warning(f"latent action {msg.data} dropped: this model has actions "
+                                   f"0..{self.wm.num_actions - 1}", throttle_duration_sec=1.0)
+            return
+        self._submit(msg.data)
+
+    def _on_arm_command(self, msg: Twist) -> None:
+        if not self._accepting("arm command"):
+            return
+        if self.adapter is None:
+            self.get_logger().warning("arm command dropped: this run has no action adapter (RUN/adapter); "
+                                   "send ~/latent_action instead", throttle_duration_sec=5.0)
+            return
+        try:
+            command = twist_to_command(msg)
+        except InputError as exc:
+            self.get_logger().warning(f"arm command dropped: {exc}", throttle_duration_sec=1.0)
+            return
+        self._submit(int(self.adapter.to_latent(command)[0]))
+
+    def _on_prompt(self, msg: Image) -> None:
+        from genie_robot.models.world_model import as_video
+
+        if not self._accepting("prompt"):
+            return
+        try:
+            frame = as_video(image_to_rgb(msg), self.wm.image_size)[-1]
+        except InputError as exc:
+            self.get_logger().warning(f"prompt dropped: {exc}", throttle_duration_sec=1.0)
+            return
+        self._request_restart(frame)
+
+    def _on_reset(self, request, response):
+        response.success = self.active
+        if self.active:
+            self._request_restart(self.start_frame)
+            response.message = "restarting from the configured prompt; the start frame follows on ~/image"
+        else:
+            response.message = "the node is not active; configure and activate it first"
+        return response
+
+    def _on_tick(self) -> None:
+        with self._wake:
+            if self._busy or self._actions or self._restart is not None:
+                self.get_logger().warning(f"clock tick skipped: generation is slower than rate_hz={self.p.rate_hz}",
+                                       throttle_duration_sec=5.0)
+                return
+            self._actions.append(self.p.default_action if self._latest is None else self._latest)
+            self._latest = None
+            self._wake.notify()
+
+    def _submit(self, action: int) -> None:
+        with self._wake:
+            if self.p.rate_hz > 0:
+                self._latest = action
+                return
+            if self.p.action_policy == "latest":
+                self._actions.clear()
+            elif len(self._actions) >= self.p.queue_size:
+                self.get_logger().warning(f"latent action dropped: {self.p.queue_size} actions already wait for "
+                                       "generation (queue_size)", throttle_duration_sec=1.0)
+                return
+            self._actions.append(action)
+            self._wake.notify()
+
+    def _request_restart(self, frame: np.ndarray) -> None:
+        with self._wake:
+            self._actions.clear()
+            self._restart = frame
+            self._wake.notify()
+
+    # ------------------------------------------------------------------ generation (worker thread)
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._stop or self._restart is not None or bool(self._actions))
+                if self._stop:
+                    return
+                restart, self._restart = self._restart, None
+                action = self._actions.popleft() if restart is None else None
+                self._busy = True
+            try:
+                if restart is not None:
+                    self.session = self._start(restart)
+                    frame = self.session.prompt_frames[-1]  # the start as the tokenizer keeps it
+                else:
+                    frame = self.session.step(action)
+            except GenieRobotError as exc:  # keep serving whatever one request did
+                self.get_logger().error(f"generation failed: {exc}")
+                continue
+            finally:
+                with self._wake:
+                    self._busy = False
+            if self.active:
+                self.image_pub.publish(image_message(frame, self.get_clock().now().to_msg(), self.p.frame_id))
+
+
+def _autostart(node: WorldModelNode) -> None:
+    if node.get_parameter("autostart").value:
+        node.trigger_configure()
+        if node.wm is not None:
+            node.trigger_activate()
+
+
+def main(args=None) -> int:
+    return run(WorldModelNode, args, start=_autostart)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

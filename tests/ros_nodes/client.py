@@ -1,0 +1,155 @@
+"""An external ROS 2 client for the node tests, run as its own process inside the tests'
+network namespace: `python client.py '<json list of operations>'` prints one JSON list of
+results. Each operation is [name, node, *args]; frames come back as small summaries."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Twist
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32, Int32
+from std_srvs.srv import Trigger
+
+READY_S = 40.0  # a node under test may still be loading its model
+FRAME_S = 10.0
+
+
+def summary(msg: Image) -> dict:
+    return {"height": msg.height, "width": msg.width, "encoding": msg.encoding, "frame_id": msg.header.frame_id,
+            "digest": hashlib.sha1(bytes(msg.data)).hexdigest()[:12], "mean": float(np.mean(msg.data))}
+
+
+class Client:
+    def __init__(self):
+        self.node = rclpy.create_node("test_client")
+        self.images: dict[str, list[Image]] = {}
+        self.publishers, self.clients = {}, {}
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not condition() and time.monotonic() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.02)
+        return condition()
+
+    def publisher(self, topic: str, msg_type):
+        if topic not in self.publishers:
+            self.publishers[topic] = pub = self.node.create_publisher(msg_type, topic, 10)
+            if not self.spin_until(lambda: pub.get_subscription_count() > 0, READY_S):
+                raise TimeoutError(f"nobody subscribes to {topic}")
+        return self.publishers[topic]
+
+    def frames(self, node: str) -> list[Image]:
+        topic = f"{node}/image"
+        if topic not in self.images:
+            self.images[topic] = received = []
+            self.node.create_subscription(Image, topic, received.append, 10)
+            if not self.spin_until(lambda: self.node.count_publishers(topic) > 0, READY_S):
+                raise TimeoutError(f"nobody publishes {topic}")
+        return self.images[topic]
+
+    def next_frame(self, node: str, send, timeout: float = FRAME_S) -> dict | None:
+        """Send something, then wait for the node's next frame (None if none comes)."""
+        frames = self.frames(node)
+        self.spin_until(lambda: False, 0.05)  # take in frames already under way
+        before = len(frames)
+        send()
+        return summary(frames[-1]) if self.spin_until(lambda: len(frames) > before, timeout) else None
+
+    def call(self, srv_type, name: str, request):
+        if name not in self.clients:
+            self.clients[name] = self.node.create_client(srv_type, name)
+        client = self.clients[name]
+        if not client.wait_for_service(timeout_sec=READY_S):
+            raise TimeoutError(f"service {name} is not there")
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(self.node, future, timeout_sec=READY_S)
+        return future.result()
+
+    # ------------------------------------------------------------------ operations
+    def action(self, node, action, timeout=FRAME_S):
+        pub = self.publisher(f"{node}/latent_action", Int32)
+        return self.next_frame(node, lambda: pub.publish(Int32(data=action)), timeout)
+
+    def twist(self, node, values, timeout=FRAME_S):
+        pub = self.publisher(f"{node}/arm_command", Twist)
+        msg = Twist()
+        msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.z = (float(v) for v in values)
+        return self.next_frame(node, lambda: pub.publish(msg), timeout)
+
+    def prompt(self, node, fields, timeout=FRAME_S):
+        """fields: height, width, encoding, step, is_bigendian, fill (one byte value) and
+        optionally data_bytes (to send a wrong length)."""
+        pub = self.publisher(f"{node}/prompt", Image)
+        msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"],
+                    step=fields["step"], is_bigendian=fields.get("is_bigendian", 0))
+        size = fields.get("data_bytes", fields["step"] * fields["height"])
+        msg.data = bytes([fields.get("fill", 128)]) * size
+        return self.next_frame(node, lambda: pub.publish(msg), timeout)
+
+    def reset(self, node):
+        result = {}
+
+        def send():
+            response = self.call(Trigger, f"{node}/reset", Trigger.Request())
+            result.update(success=response.success, message=response.message)
+
+        result["frame"] = self.next_frame(node, send)
+        return result
+
+    def flood(self, node, count, seconds):
+        """`count` latent actions spread over `seconds`, not waiting for frames."""
+        pub, frames = self.publisher(f"{node}/latent_action", Int32), self.frames(node)
+        before, start = len(frames), time.monotonic()
+        for i in range(count):
+            pub.publish(Int32(data=i % 4))
+            rclpy.spin_once(self.node, timeout_sec=0)
+            time.sleep(max(0.0, start + seconds * (i + 1) / count - time.monotonic()))
+        return {"sent": count, "frames_meanwhile": len(frames) - before, "seconds": time.monotonic() - start}
+
+    def params(self, node, names):
+        response = self.call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names))
+        fields = {ParameterType.PARAMETER_BOOL: "bool_value", ParameterType.PARAMETER_INTEGER: "integer_value",
+                  ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value"}
+        return {name: getattr(v, fields[v.type]) if v.type in fields else None for name, v in zip(names, response.values)}
+
+    def set_string_param(self, node, name, value):
+        param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+        response = self.call(SetParameters, f"{node}/set_parameters", SetParameters.Request(parameters=[param]))
+        return response.results[0].successful
+
+    def lifecycle(self, node, transition_id):
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(ChangeState, f"{node}/change_state", request).success
+
+    def state(self, node):
+        return self.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+    def listen(self, topic, count, timeout):
+        """Values of the first `count` std_msgs/Float32 on `topic` (NaN as None)."""
+        values = []
+        self.node.create_subscription(Float32, topic, lambda m: values.append(m.data), 10)
+        self.spin_until(lambda: len(values) >= count, timeout)
+        return [None if math.isnan(v) else v for v in values[:count]]
+
+
+def main() -> None:
+    rclpy.init()
+    client = Client()
+    results = [getattr(client, op[0])(*op[1:]) for op in json.loads(sys.argv[1])]
+    print(json.dumps(results))
+    client.node.destroy_node()
+    rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

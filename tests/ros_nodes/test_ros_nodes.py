@@ -1,0 +1,151 @@
+"""The nodes as a ROS 2 user meets them: real rclpy processes, an external client process,
+all inside one loopback-only network namespace (see conftest.py).
+
+One world model node (tiny untrained run + a fitted action adapter, parameters from the
+repo's compare.yaml and a test YAML), one MuJoCo node at the model's 16 px, and one world
+model node that starts with a missing checkpoint (world_model.yaml) are started once for the
+module; the comparison node joins last and drives the first two."""
+import numpy as np
+import pytest
+
+from tests.ros_nodes.conftest import REPO
+
+CONFIG = REPO / "config"
+WM, SIM, UNCONFIGURED = "/world_model", "/mujoco_sim", "/second/world_model"
+CONFIGURE, ACTIVATE = 1, 3  # lifecycle_msgs/Transition ids
+TEST_PARAMS = {"maskgit_steps": 2, "frame_id": "test_camera", "queue_size": 4, "history": 4}
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def run_with_adapter(tiny_run, tmp_path_factory):
+    """tiny_run's models (linked) plus an action adapter fit on random pairs."""
+    from genie_robot.models.adapter import fit_adapter
+    from genie_robot.sim.world import COMMAND_NAMES
+    from genie_robot.train.checkpoint import save_model
+
+    run = tmp_path_factory.mktemp("run_with_adapter")
+    for kind in ("tokenizer", "lam", "dynamics"):
+        (run / kind).symlink_to(tiny_run / kind)
+    rng = np.random.default_rng(0)
+    adapter = fit_adapter(rng.uniform(-1, 1, (64, 4)), rng.integers(0, 8, 64), list(COMMAND_NAMES), 8, steps=5)
+    save_model(adapter, run / "adapter")
+    return run
+
+
+@pytest.fixture(scope="module")
+def graph(ros_graph, run_with_adapter, tmp_path_factory):
+    params = tmp_path_factory.mktemp("params") / "test.yaml"
+    values = {"checkpoint": f'"{run_with_adapter}"', **TEST_PARAMS}
+    params.write_text("/**/world_model:\n  ros__parameters:\n" + "".join(f"    {k}: {v}\n" for k, v in values.items()))
+    ros_graph.start("world_model", "ros_nodes.world_model_node",
+                    "--params-file", CONFIG / "compare.yaml", "--params-file", params)  # the later file wins
+    ros_graph.start("mujoco_sim", "ros_nodes.mujoco_node", "--params-file", CONFIG / "mujoco.yaml",
+                    "-p", "image_size:=16")
+    ros_graph.start("unconfigured", "ros_nodes.world_model_node", "-r", "__ns:=/second",
+                    "--params-file", CONFIG / "world_model.yaml", "-p", f"checkpoint:={params.parent / 'missing'}")
+    return ros_graph
+
+
+def test_yaml_parameters_take_effect_and_actions_make_frames(graph):
+    wm_params, sim_params, start, *frames = graph.client(
+        ["params", WM, ["maskgit_steps", "frame_id", "queue_size", "history", "action_policy", "scene_seed"]],
+        ["params", SIM, ["image_size", "camera", "qos"]],
+        ["reset", WM],
+        *[["action", WM, a] for a in (0, 3, 7)],
+        ["twist", WM, [0.5, 0.0, -0.2, 1.0]],  # through the action adapter
+        ["twist", SIM, [0.5, 0.0, -0.2, 1.0]],
+    )
+    assert wm_params == {**TEST_PARAMS, "action_policy": "queue", "scene_seed": 0}
+    assert sim_params == {"image_size": 16, "camera": "front", "qos": "reliable"}
+    assert start["success"] and start["frame"] is not None
+    for frame in frames:
+        assert frame is not None, "an action got no frame"
+        assert (frame["height"], frame["width"], frame["encoding"]) == (16, 16, "rgb8")
+    assert [f["frame_id"] for f in frames] == ["test_camera"] * 4 + ["camera"]
+
+
+def test_reset_restarts_and_prompt_replaces_the_start(graph):
+    first, stepped, prompted, again = graph.client(
+        ["reset", WM],
+        ["action", WM, 5],
+        ["prompt", WM, {"height": 24, "width": 20, "encoding": "bgr8", "step": 64, "fill": 250}],  # padded rows
+        ["reset", WM],
+    )
+    assert first["frame"] is not None and stepped is not None and prompted is not None
+    assert again["frame"]["digest"] == first["frame"]["digest"], "reset must return to the configured start"
+    assert prompted["digest"] != first["frame"]["digest"]
+
+
+def test_bad_messages_are_dropped_and_the_nodes_keep_serving(graph):
+    bad = [
+        ["prompt", WM, {"height": 16, "width": 16, "encoding": "rgba16", "step": 128}, 0.5],
+        ["prompt", WM, {"height": 16, "width": 16, "encoding": "rgb8", "step": 40}, 0.5],  # step < row
+        ["prompt", WM, {"height": 16, "width": 16, "encoding": "rgb8", "step": 48, "data_bytes": 100}, 0.5],
+        ["prompt", WM, {"height": 8, "width": 8, "encoding": "mono8", "step": 8}, 0.5],  # smaller than the model
+        ["action", WM, -1, 0.5],
+        ["action", WM, 99, 0.5],
+        ["twist", WM, ["nan", 0, 0, 0], 0.5],
+        ["twist", WM, [1e6, 0, 0, 0], 0.5],
+        ["twist", SIM, [0, "inf", 0, 0], 0.5],
+    ]
+    *dropped, wm_frame, sim_frame = graph.client(*bad, ["action", WM, 1], ["twist", SIM, [0, 0, 1, 0]])
+    assert dropped == [None] * len(bad)
+    assert wm_frame is not None and sim_frame is not None
+    # Warnings are throttled per kind (a flood must not flood the log): the first of each shows.
+    for warning in ("prompt dropped: image encoding 'rgba16' is not supported", "latent action -1 dropped",
+                    "arm command dropped: arm command has NaN or inf"):
+        assert warning in graph.log("world_model"), warning
+    assert "NaN or inf" in graph.log("mujoco_sim")
+
+
+def test_missing_checkpoint_leaves_an_unconfigured_node_that_can_be_fixed(graph, tiny_run):
+    state, fixed, configured, activated, active, frame, twist = graph.client(
+        ["state", UNCONFIGURED],
+        ["set_string_param", UNCONFIGURED, "checkpoint", str(tiny_run)],
+        ["lifecycle", UNCONFIGURED, CONFIGURE],
+        ["lifecycle", UNCONFIGURED, ACTIVATE],
+        ["state", UNCONFIGURED],
+        ["action", UNCONFIGURED, 2],
+        ["twist", UNCONFIGURED, [0.3, 0, 0, 0], 0.5],
+    )
+    log = graph.log("unconfigured")
+    assert state == "unconfigured" and "configure failed" in log and "no such run directory" in log
+    assert fixed and configured and activated and active == "active"
+    assert frame is not None and frame["frame_id"] == "camera"  # world_model.yaml's
+    assert twist is None and "no action adapter" in log
+
+
+def rss_kb(pid: int) -> int:
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("VmRSS:")[1].split()[0])
+
+
+def test_a_flood_of_actions_leaves_memory_flat_and_the_node_serving(graph):
+    pid = graph.processes["world_model"].pid
+    graph.client(["flood", WM, 100, 0.5])  # warm up allocator and DDS buffers
+    before = rss_kb(pid)
+    flood, after_reset = graph.client(["flood", WM, 1000, 3.0], ["reset", WM])
+    growth_mb = (rss_kb(pid) - before) / 1024
+    assert flood["seconds"] < 6
+    assert after_reset["success"] and after_reset["frame"] is not None
+    assert growth_mb < 20, f"RSS grew by {growth_mb:.1f} MB during the flood"
+    assert "queue_size" in graph.log("world_model")  # the bounded queue dropped actions, with a warning
+
+
+def test_compare_node_scores_both_streams_and_writes_a_bag(graph, tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    graph.start("sim_compare", "ros_nodes.compare_node", "--params-file", CONFIG / "compare.yaml",
+                "-p", f"bag_dir:={tmp_path}", "-p", "episode_length:=3")
+    psnr, iou = graph.client(["listen", "/sim_compare/psnr", 6, 60], ["listen", "/sim_compare/mask_iou", 3, 30])
+    assert graph.stop("sim_compare") == 0
+    assert len(psnr) == 6 and all(0 < v <= 100 for v in psnr)
+    assert len(iou) == 3 and all(v is None or 0 <= v <= 1 for v in iou)
+    (bag,) = tmp_path.iterdir()
+    with Reader(bag) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    for topic in ("/world_model/image", "/mujoco_sim/image", "/mujoco_sim/masks", "/sim_compare/psnr",
+                  "/sim_compare/mask_iou", "/mujoco_sim/arm_command"):
+        assert counts.get(topic, 0) >= 3, (topic, counts)
