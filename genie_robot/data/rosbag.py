@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from genie_robot.data.convert import Converted, check_size, cut, resample
-from genie_robot.data.transforms import resize_video, to_rgb
+from genie_robot.data.convert import Converted, check_size, cut, resample, resize_stream
+from genie_robot.data.transforms import to_rgb
 from genie_robot.errors import InputError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -160,16 +160,19 @@ class RosbagReader:
         yield from flush()
 
     def _frames(self, bag: Path, reader, stamped) -> Iterator[tuple]:
-        """(seconds, resized frame, action) for the images the resampling kept, decoded one by one."""
-        for time_s, (raw, msgtype, action) in stamped:
-            try:
-                frame = decode_image(reader.deserialize(raw, msgtype))
-            except InputError as exc:
-                raise InputError(f"{bag}: {exc}") from None
-            yield time_s, resize_video(frame[None], self.size)[0], action
+        """(resized frame, (seconds, action)) for the images the resampling kept."""
+        def decoded():
+            for time_s, (raw, msgtype, action) in stamped:
+                try:
+                    yield decode_image(reader.deserialize(raw, msgtype)), (time_s, action)
+                except InputError as exc:
+                    raise InputError(f"{bag}: {exc}") from None
+
+        return resize_stream(decoded(), self.size)
 
     def _episode(self, clip: list, origin: str) -> Converted:
-        times, frames, actions = zip(*clip)
+        frames, stamped = zip(*clip)
+        times, actions = zip(*stamped)
         names = None
         if self.action_topic is not None:
             # frame t's action moves it to t+1; the last frame's leads out of the clip

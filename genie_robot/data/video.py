@@ -12,8 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from genie_robot.data.convert import Converted, check_size, cut, resample
-from genie_robot.data.transforms import resize_video
+from genie_robot.data.convert import Converted, check_size, cut, resample, resize_stream
 from genie_robot.errors import InputError
 
 
@@ -83,8 +82,5 @@ class VideoReader:
             finally:
                 container.close()
 
-        def frames():
-            for _, frame in resample(stamped(), self.fps):
-                yield resize_video(frame.to_ndarray(format="rgb24")[None], self.size)[0]
-
-        return rate, frames()
+        rgb = ((frame.to_ndarray(format="rgb24"), None) for _, frame in resample(stamped(), self.fps))
+        return rate, (frame for frame, _ in resize_stream(rgb, self.size))
