@@ -47,7 +47,7 @@ def convert(out: str | Path, reader: Reader, desc: str, overwrite: bool = False,
     Each episode is complete on disk before the next is read, so an interrupted conversion
     leaves a valid store of the finished episodes."""
     with EpisodeWriter(out, overwrite=overwrite) as writer:
-        done = writer.origins()
+        done, already_there = writer.origins(), len(writer)
         written = frames = 0
         start = time.perf_counter()
         bar = tqdm(reader.episodes(done), desc=desc, unit="ep", total=reader.count(done), disable=not progress)
@@ -56,7 +56,7 @@ def convert(out: str | Path, reader: Reader, desc: str, overwrite: bool = False,
             written += 1
             frames += len(episode.frames)
             bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - start):.0f}")
-    return {"written": written, "frames": frames, "already_there": len(done),
+    return {"written": written, "frames": frames, "already_there": already_there,
             "seconds": time.perf_counter() - start}
 
 

@@ -113,10 +113,9 @@ class RLDSReader:
         max_episodes: int | None = None,
         max_steps: int | None = None,
     ):
-        import tensorflow_datasets as tfds
-
         self.size = check_size(size)
         self.builder = open_builder(directory)
+        import tensorflow_datasets as tfds  # after open_builder's path checks: the import takes seconds
         info = self.builder.info
         self.dataset = dataset or info.name
         self.name = f"{info.name}/{info.version}"
@@ -174,8 +173,9 @@ class RLDSReader:
             group = sorted(k for k in leaves if k.startswith(key + "/"))
             for leaf in group or [key]:
                 feature = self._leaf(leaves, leaf, "action")
-                shape = tuple(feature.shape)
-                if None in shape or not np.issubdtype(np.dtype(feature.np_dtype), np.number) and np.dtype(feature.np_dtype) != np.bool_:
+                shape, dtype = tuple(feature.shape), np.dtype(feature.np_dtype)
+                numeric = np.issubdtype(dtype, np.number) or dtype == np.bool_
+                if None in shape or not numeric:
                     raise InputError(f"action key {leaf!r} is {feature}: actions must be fixed-size numbers")
                 size = math.prod(shape)
                 base = leaf.split("/")[-1]
@@ -194,7 +194,7 @@ class RLDSReader:
         # Resume at the last episode begun: it may have been split into parts, some unwritten.
         first = max(self._finished(done), default=0)
         ds = self.builder.as_dataset(split=self.split, decoders=self.decoders, shuffle_files=False)
-        for index, episode in enumerate(ds.skip(first).take(self.total - first), start=first):
+        for index, episode in enumerate(ds.skip(first).take(max(self.total - first, 0)), start=first):
             steps = episode["steps"] if self.max_steps is None else episode["steps"].take(self.max_steps)
             for part, converted in enumerate(self._split(steps)):
                 origin = f"{self.name}/{self.split}/{index}" + (f".{part}" if part else "")
