@@ -23,6 +23,7 @@ from genie_robot.data.transforms import to_rgb
 from genie_robot.errors import InputError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+ACTION_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped", "sensor_msgs/msg/JointState")
 TWIST_NAMES = ["linear_x", "linear_y", "linear_z", "angular_x", "angular_y", "angular_z"]
 # raw Image encodings -> (channels, numpy dtype, channel order to get RGB / grey)
 ENCODINGS = {
@@ -66,8 +67,7 @@ def action_of(msg: Any, msgtype: str) -> tuple[np.ndarray, list[str]]:
         positions = np.asarray(msg.position, np.float32)
         names = list(msg.name) if len(msg.name) == len(positions) else [f"position_{i}" for i in range(len(positions))]
         return positions, names
-    raise InputError(f"action messages of type {msgtype} are not supported; use geometry_msgs/msg/Twist, "
-                     "TwistStamped or sensor_msgs/msg/JointState")
+    raise InputError(f"action messages of type {msgtype} are not supported; use one of {ACTION_TYPES}")
 
 
 @contextlib.contextmanager
@@ -107,14 +107,14 @@ class RosbagReader:
 
     def _connections(self, bag: Path, reader) -> tuple[list, list]:
         found = {}
-        for topic, allowed in ((self.image_topic, IMAGE_TYPES), (self.action_topic, None)):
+        for topic, allowed, role in ((self.image_topic, IMAGE_TYPES, "image"), (self.action_topic, ACTION_TYPES, "action")):
             if topic is None:
                 continue
             conns = [c for c in reader.connections if c.topic == topic]
             if not conns:
                 raise InputError(f"{bag}: no topic {topic!r}; topics in this bag: {_topics(reader)}")
-            if allowed and conns[0].msgtype not in allowed:
-                raise InputError(f"{bag}: {topic} carries {conns[0].msgtype}; the image topic must be one of {IMAGE_TYPES}")
+            if conns[0].msgtype not in allowed:
+                raise InputError(f"{bag}: {topic} carries {conns[0].msgtype}; the {role} topic must be one of {allowed}")
             found[topic] = conns
         return found[self.image_topic], found.get(self.action_topic, [])
 
@@ -172,13 +172,13 @@ class RosbagReader:
 
     def _episode(self, clip: list, origin: str) -> Converted:
         frames, stamped = zip(*clip)
-        times, actions = zip(*stamped)
-        names = None
+        times, latest = zip(*stamped)
+        actions = names = None
         if self.action_topic is not None:
             # frame t's action moves it to t+1; the last frame's leads out of the clip
-            names = actions[0][1]
-            actions = np.stack([values for values, _ in actions[:-1]])
+            actions = np.stack([values for values, _ in latest[:-1]])
+            names = latest[0][1]
         interval = float(np.median(np.diff(times)))
         fps = self.fps or (round(1 / interval, 3) if interval > 0 else None)  # without --fps: the image rate
-        return Converted(np.stack(frames), actions if names else None, names,
+        return Converted(np.stack(frames), actions, names,
                          attrs={"source": "rosbag", "fps": fps, "language": "", "origin": origin})

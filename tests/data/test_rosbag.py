@@ -80,8 +80,10 @@ def test_missing_topic_lists_topics(recording, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no topic '/front/image_raw'; topics in this bag:" in err
     assert "/camera/image (sensor_msgs/msg/Image, 3 msgs), /cmd_vel (geometry_msgs/msg/Twist, 3 msgs)" in err
-    with pytest.raises(InputError, match="/cmd_vel carries geometry_msgs/msg/Twist; the image topic must be"):
+    with pytest.raises(InputError, match="/cmd_vel carries geometry_msgs/msg/Twist; the image topic must be one of"):
         RosbagReader([bag], "/cmd_vel")
+    with pytest.raises(InputError, match="the action topic must be one of"):
+        RosbagReader([bag], "/camera/image", action_topic="/camera/image")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="not a readable rosbag"):
         RosbagReader([tmp_path / "empty"], "/camera/image")
