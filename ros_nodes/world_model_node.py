@@ -144,6 +144,11 @@ class WorldModelNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self):
+        self.active = False
+        self._release()  # join the worker first: torch must not be running when Python exits
+        return super().destroy_node()
+
     def _release(self) -> None:
         with self._wake:
             self._stop = True

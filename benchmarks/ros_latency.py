@@ -1,0 +1,154 @@
+"""Action -> image latency through ROS 2 (p50/p95) against the bare `session.step`, and the
+frame rate the world model node sustains when actions never run out.
+
+Usage: python benchmarks/ros_latency.py [--preset small] [--maskgit-steps 8] [--steps 20] [--seconds 8]
+Untrained weights (timing does not depend on them). The node runs as its own process and the
+client here talks to it over Fast DDS, both inside a loopback-only network namespace
+(`unshare -rn`) when one can be made. Latency: publish a latent action, wait for the frame.
+Sustained rate: keep `--depth` actions in flight (one sent per frame received)."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def percentiles(ms: list[float]) -> str:
+    q = statistics.quantiles(ms, n=20)
+    return f"p50 {statistics.median(ms):6.1f} ms  p95 {q[18]:6.1f} ms"
+
+
+def make_run(preset: str, folder: Path) -> None:
+    import torch
+
+    from genie_robot.models import MODELS
+    from genie_robot.train.checkpoint import save_model
+
+    torch.manual_seed(0)
+    for kind in ("tokenizer", "lam", "dynamics"):
+        config_cls, model_cls = MODELS[kind]
+        save_model(model_cls(config_cls.preset(preset)), folder / kind)
+
+
+def bare_step_ms(run: Path, maskgit_steps: int, steps: int) -> list[float]:
+    from genie_robot.models.world_model import WorldModel
+    from genie_robot.sampling import SamplingConfig
+    from ros_nodes.world_model_node import scene_frame
+
+    wm = WorldModel.load(run)
+    session = wm.start(scene_frame(0, wm.image_size), sampling=SamplingConfig(steps=maskgit_steps))
+    times = []
+    for i in range(steps):
+        began = time.perf_counter()
+        session.step(i % wm.num_actions)
+        times.append(1000 * (time.perf_counter() - began))
+    return times
+
+
+def through_ros(run: Path, maskgit_steps: int, steps: int, seconds: float, depth: int) -> None:
+    """Runs inside the namespace: start the node, then measure as its client."""
+    import rclpy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Int32
+    from std_srvs.srv import Trigger
+
+    node = subprocess.Popen([sys.executable, "-m", "ros_nodes.world_model_node", "--ros-args", "-p",
+                             f"checkpoint:={run}", "-p", f"maskgit_steps:={maskgit_steps}", "-p", "queue_size:=64",
+                             "--log-level", "error"], cwd=REPO)
+    try:
+        rclpy.init()
+        client = rclpy.create_node("latency_client")
+        arrivals: list[float] = []
+        client.create_subscription(Image, "/world_model/image", lambda m: arrivals.append(time.perf_counter()), 10)
+        actions = client.create_publisher(Int32, "/world_model/latent_action", 10)
+        reset = client.create_client(Trigger, "/world_model/reset")
+
+        def spin_until(condition, timeout=60.0):
+            end = time.monotonic() + timeout
+            while not condition() and time.monotonic() < end:
+                rclpy.spin_once(client, timeout_sec=0.001)
+            if not condition():
+                raise TimeoutError("the node did not answer; is it running? (see its log above)")
+
+        spin_until(lambda: reset.service_is_ready() and actions.get_subscription_count() > 0, 120.0)
+
+        def restart():
+            before = len(arrivals)
+            rclpy.spin_until_future_complete(client, reset.call_async(Trigger.Request()))
+            spin_until(lambda: len(arrivals) > before)
+
+        restart()
+        latencies = []
+        for i in range(steps):
+            before, sent = len(arrivals), time.perf_counter()
+            actions.publish(Int32(data=i % 8))
+            spin_until(lambda: len(arrivals) > before)
+            latencies.append(1000 * (arrivals[before] - sent))
+        print(f"through ROS 2     {percentiles(latencies)}   (publish -> frame received, {steps} steps)")
+
+        restart()
+        before, began = len(arrivals), time.perf_counter()
+        for i in range(depth):
+            actions.publish(Int32(data=i % 8))
+        sent = depth
+        while time.perf_counter() - began < seconds:
+            rclpy.spin_once(client, timeout_sec=0.01)
+            while sent < len(arrivals) - before + depth:
+                actions.publish(Int32(data=sent % 8))
+                sent += 1
+        frames = len(arrivals) - before
+        print(f"sustained         {frames / (time.perf_counter() - began):6.1f} frames/s   "
+              f"({frames} frames in {seconds:.0f} s, {depth} actions in flight)")
+        client.destroy_node()
+        rclpy.shutdown()
+    finally:
+        node.send_signal(2)
+        node.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--maskgit-steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=20, help="steps timed for latency")
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of the sustained-rate run")
+    parser.add_argument("--depth", type=int, default=4, help="actions in flight for the sustained rate")
+    parser.add_argument("--inside", help=argparse.SUPPRESS)  # the run directory, when re-run in the namespace
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if args.inside:
+        through_ros(Path(args.inside), args.maskgit_steps, args.steps, args.seconds, args.depth)
+        return
+
+    import torch
+
+    run = Path(tempfile.mkdtemp(prefix="ros_latency_"))
+    try:
+        make_run(args.preset, run)
+        print(f"preset {args.preset}, {args.maskgit_steps} MaskGIT steps, CPU threads {torch.get_num_threads()}, "
+              f"history grows from 1 frame to the model's window")
+        bare = bare_step_ms(run, args.maskgit_steps, args.steps)
+        print(f"bare session.step {percentiles(bare)}   ({1000 / statistics.median(bare):.1f} frames/s)")
+        inner = [sys.executable, __file__, "--inside", str(run), "--maskgit-steps", str(args.maskgit_steps),
+                 "--steps", str(args.steps), "--seconds", str(args.seconds), "--depth", str(args.depth)]
+        env = dict(os.environ)
+        if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+            inner = ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *inner]
+            env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"  # shared memory would cross the namespace
+            print("ROS 2 over UDP on loopback, inside a loopback-only network namespace")
+        else:
+            print("no network namespace here: DDS kept local by ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST only")
+        subprocess.run(inner, check=True, env=env)
+    finally:
+        shutil.rmtree(run)
+
+
+if __name__ == "__main__":
+    main()
