@@ -108,9 +108,14 @@ def fit_adapter(commands, latents, command_names: list[str], num_actions: int, s
     adapter.latent_counts.copy_(counts)
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(adapter.classifier.parameters(), lr=lr)
-    for _ in range(steps):
-        loss = F.cross_entropy(adapter.latent_logits(commands_NC), latents_N)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # matrices this small only pay thread hand-offs (10x slower on a busy CPU)
+    try:
+        for _ in range(steps):
+            loss = F.cross_entropy(adapter.latent_logits(commands_NC), latents_N)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     return adapter.eval().requires_grad_(False)

@@ -91,13 +91,13 @@ def test_fvd_is_zero_for_identical_sets_and_grows_with_difference(i3d):
     rng = np.random.default_rng(0)
     t = np.arange(MIN_FRAMES)[None, :, None, None, None]
     x = np.arange(16)[None, None, None, :, None]
-    phase = rng.uniform(0, 6, size=(4, 1, 1, 1, 1))
+    phase = rng.uniform(0, 6, size=(3, 1, 1, 1, 1))
     moving = (127 + 120 * np.sin(0.5 * x + 0.6 * t + phase)).repeat(16, axis=2).repeat(3, axis=4).astype(np.uint8)
     noise = rng.integers(0, 256, size=moving.shape, dtype=np.uint8)
     assert fvd(moving, moving, i3d) == pytest.approx(0, abs=1e-3)
     assert fvd(moving, noise, i3d) > 10
-    features = i3d_features(i3d, moving, batch_size=3)
-    assert features.shape == (4, 400) and np.isfinite(features).all()
+    features = i3d_features(i3d, moving, batch_size=2)
+    assert features.shape == (3, 400) and np.isfinite(features).all()
 
 
 def test_bad_videos_are_refused(i3d):
