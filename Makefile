@@ -37,7 +37,9 @@ demo: $(STAMP)
 	$(CLI) train dynamics  --data $(DEMO)/mujoco.h5 --preset small --steps 150 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
 	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
 	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
-	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv  videos: $(DEMO)/rollout.gif $(DEMO)/play.gif"
+	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(DEMO)/heldout.h5
+	$(CLI) eval --run $(DEMO)/run --data $(DEMO)/heldout.h5 --adapter-data $(DEMO)/mujoco.h5 --out $(DEMO)/report
+	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv  videos: $(DEMO)/rollout.gif $(DEMO)/play.gif  report: $(DEMO)/report/index.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
