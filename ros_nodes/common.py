@@ -87,6 +87,10 @@ def run(make_node, args=None, start=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # else a callback hit the context that Ctrl-C / SIGTERM had just shut down: not a failure
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
