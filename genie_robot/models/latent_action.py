@@ -106,6 +106,9 @@ class LatentActionModel(nn.Module):
         pred_BTHWC = self.predict_next(video, codes_BTC)
         target = to_unit(video[:, 1:])
         recon_loss = F.mse_loss(pred_BTHWC, target)
-        loss = recon_loss + vq_loss
+        # Relative to copying the last frame: a few moving arm pixels give an MSE ~1e-3 that
+        # the commitment loss (~1e-1) would drown, pulling every step onto one code.
+        copy_mse = F.mse_loss(to_unit(video[:, :-1]), target).clamp_min(1e-6)
+        loss = recon_loss / copy_mse + vq_loss
         return loss, {"loss": loss.item(), "recon_mse": recon_loss.item(), **vq_metrics,
                       "_pred": pred_BTHWC.detach(), "_actions": ids_BT.detach()}
