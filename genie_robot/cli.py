@@ -190,6 +190,26 @@ def _cmd_eval(args) -> None:
         print(f"  skipped {name}: {why}")
 
 
+def _cmd_plan(args) -> None:
+    from genie_robot.plan.execute import plan_and_execute
+    from genie_robot.plan.imagine import require_adapter
+    from genie_robot.plan.search import PlanConfig
+
+    config = PlanConfig(args.method, args.horizon, args.population, args.iterations, args.elites,
+                        args.smoothing, args.replan_every)
+    wm, sampling = _world_model_and_sampling(args)
+    adapter = require_adapter(args.run, wm.num_actions)
+    result = plan_and_execute(wm, adapter, args.start, args.goal, args.out, config, args.cost, sampling,
+                              args.steps, args.object, args.seed, args.camera)
+    distance = result["final_distance"]
+    print(f"wrote {args.out}/plan.gif (goal | imagined | MuJoCo) and plan.json; {result['plans']} plan(s), "
+          f"{result['seconds_per_plan']:.1f} s each; latent actions {result['latents']}")
+    print(f"  {args.cost} distance to goal: start {distance['start']:.4f}, imagined {distance['imagined']:.4f}, "
+          f"MuJoCo {distance['mujoco']:.4f}")
+    for name, d in result.get("object_distance_m", {}).items():
+        print(f"  {name}: {d['start'] * 100:.1f} cm from its goal position at the start, {d['final'] * 100:.1f} cm after")
+
+
 def _add_sampling_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
     parser.add_argument("--seed", type=int, default=0)
@@ -344,6 +364,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--gifs", type=int, default=3, help="side-by-side rollout GIFs written")
     ev.add_argument("--no-fvd", action="store_true", help="skip FVD (I3D is the slow part on CPU)")
     ev.set_defaults(func=_cmd_eval)
+
+    plan = commands.add_parser("plan", help="plan arm commands toward a goal in imagination, execute them in MuJoCo")
+    _add_sampling_args(plan)
+    plan.set_defaults(maskgit_steps=8)
+    plan.add_argument("--start", required=True, help="stored MuJoCo frame FILE.h5:EPISODE:STEP (its state is restored)")
+    plan.add_argument("--goal", required=True, help="goal image (PNG/JPEG at the model's size) or FILE.h5:EPISODE:STEP")
+    plan.add_argument("--out", required=True, help="folder for plan.gif and plan.json")
+    plan.add_argument("--method", default="cem", help="cem | shooting (random shooting)")
+    plan.add_argument("--cost", default="embedding", help="embedding | pixel | object (needs a stored goal frame)")
+    plan.add_argument("--object", default="red_cube", help="object the object cost moves: red_cube | blue_cylinder | soft_cube")
+    plan.add_argument("--horizon", type=int, default=8, help="latent actions per plan (at most the model memory - 1)")
+    plan.add_argument("--population", type=int, default=16, help="sequences imagined per iteration (one batch)")
+    plan.add_argument("--iterations", type=int, default=3)
+    plan.add_argument("--elites", type=int, default=4)
+    plan.add_argument("--smoothing", type=float, default=0.2, help="CEM: weight of the old distribution in a refit")
+    plan.add_argument("--replan-every", type=int, default=0, help="commands executed per plan (0: the whole horizon)")
+    plan.add_argument("--steps", type=int, help="commands executed in MuJoCo in all (default: the horizon)")
+    plan.add_argument("--camera", default="front", help="MuJoCo camera the episodes were rendered from")
+    plan.set_defaults(func=_cmd_plan)
     return parser
 
 

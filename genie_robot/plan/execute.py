@@ -1,0 +1,167 @@
+"""`genie-robot plan`: plan toward a goal in imagination, execute the commands in MuJoCo.
+
+The start is a stored MuJoCo frame (FILE.h5:EPISODE:STEP). The store keeps that instant's
+ground truth (joint angles, gripper, object poses, soft-cube vertices) but not velocities or
+the generator's seed, so the world is restored from the state with everything at rest
+(`ArmWorld.set_state`; rendering it gives back the stored frame to ~45 dB PSNR). Planning is
+closed loop: each plan starts from the current MuJoCo frame, its first `replan_every` commands
+are executed, and the planner looks again."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genie_robot.errors import InputError
+from genie_robot.eval.physics import ColourSegmenter, centroids
+from genie_robot.io import atomic_path
+from genie_robot.media import write_video
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, check_goal_image
+from genie_robot.plan.search import PlanConfig, receding_horizon
+from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
+
+
+@dataclass
+class StoredFrame:
+    frame: np.ndarray            # uint8 [H, W, 3]
+    state: dict                  # state/* at that frame (empty when the store has none)
+    mask: np.ndarray | None      # uint8 [H, W] object ids, when stored
+    episode_frames: np.ndarray   # the whole episode (to fit a colour segmenter)
+    episode_masks: np.ndarray | None
+
+
+def parse_frame_ref(text: str) -> tuple[str, int, int] | None:
+    """FILE.h5:EPISODE:STEP -> (file, episode, step); None for anything else (an image path)."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0].endswith((".h5", ".hdf5")):
+        return None
+    try:
+        return parts[0], int(parts[1]), int(parts[2])
+    except ValueError:
+        raise InputError(f"{text!r}: write a stored frame as FILE.h5:EPISODE:STEP with integer episode and step") from None
+
+
+def read_stored_frame(path: str, episode: int, step: int) -> StoredFrame:
+    from genie_robot.data.store import EpisodeStore
+
+    with EpisodeStore(path) as store:
+        if not 0 <= episode < len(store):
+            raise InputError(f"episode {episode} out of range: {path} has {len(store)} episodes")
+        ep = store[episode]
+        if not 0 <= step < ep.num_frames:
+            raise InputError(f"{path} episode {episode} has frames 0..{ep.num_frames - 1}; got step {step}")
+        frames = ep.read_frames()
+        masks = ep.masks[:] if ep.has_masks else None
+        state = {key: ep.read_state(key)[step] for key in ep.state_keys}
+    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks)
+
+
+def stored_object_positions(state: dict) -> dict[str, np.ndarray]:
+    """Object centres from recorded state, as `ArmWorld.object_positions` gives them live."""
+    out = {}
+    for obj in MOVABLE_OBJECTS:
+        if f"{obj.name}_pose" in state:
+            out[obj.name] = np.asarray(state[f"{obj.name}_pose"][:3], np.float64)
+        elif f"{obj.name}_vertices" in state:
+            out[obj.name] = np.asarray(state[f"{obj.name}_vertices"], np.float64).mean(0)
+    return out
+
+
+def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
+    """Target = the object's centroid in the goal frame's true mask; imagined frames are
+    segmented by colours fit on both episodes and their tokenizer reconstructions (generated
+    frames come from the same decoder, as in the evaluation report)."""
+    ids = {o.name: o.mask_id for o in OBJECTS if o.kind != "arm"}
+    if name not in ids:
+        raise InputError(f"unknown object {name!r}; choose from {', '.join(ids)}")
+    if goal.mask is None or start.episode_masks is None:
+        raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
+    target_rc = centroids(goal.mask[None], ids[name])[0]
+    if np.isnan(target_rc).any():
+        raise InputError(f"{name} is not visible in the goal frame; pick another --object or goal")
+    frames = [start.episode_frames, goal.episode_frames]
+    masks = [start.episode_masks, goal.episode_masks]
+    segmenter = ColourSegmenter.fit(np.concatenate(frames + [wm.reconstruct(f) for f in frames]),
+                                    np.concatenate(masks + masks))
+    return Goal(image=goal.frame, object_id=ids[name], target_rc=tuple(target_rc), segmenter=segmenter)
+
+
+def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
+    with torch.no_grad():
+        tokens_11hw = wm.tokenizer.encode(wm._tensor(frame_HWC[None]))
+    return float(cost(frame_HWC[None], tokens_11hw[:, 0])[0])
+
+
+def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "embedding",
+                     sampling=None, steps: int | None = None, object_name: str = "red_cube", seed: int = 0,
+                     camera: str = "front", fps: float = 5.0) -> dict:
+    """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds."""
+    from genie_robot.play import labelled_columns, read_prompt_image
+    from genie_robot.sim.world import ArmWorld
+
+    size = wm.image_size
+    if (ref := parse_frame_ref(start_ref)) is None:
+        raise InputError(f"--start {start_ref!r} must be a stored MuJoCo frame FILE.h5:EPISODE:STEP (its state is "
+                         "restored in MuJoCo to execute the plan)")
+    start = read_stored_frame(*ref)
+    if not start.state:
+        raise InputError(f"{start_ref} has no recorded state; start from an episode of `genie-robot data mujoco`")
+    if start.frame.shape != (size, size, 3):
+        raise InputError(f"{start_ref} is {start.frame.shape[0]}x{start.frame.shape[1]} but the model works at "
+                         f"{size}x{size}; generate the episodes at --size {size}")
+    goal_stored = read_stored_frame(*ref) if (ref := parse_frame_ref(goal_ref)) else None
+    goal_image = goal_stored.frame if goal_stored else read_prompt_image(goal_ref)
+    goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
+            else Goal(image=check_goal_image(goal_image, size)))
+    planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter)
+    steps = steps or config.horizon
+
+    world = ArmWorld()
+    try:
+        world.set_state(start.state)
+        executed, imagined, plans, latents, commands = [world.render(size, camera=camera)], [], [], [], []
+
+        def plan_fn(done: int) -> np.ndarray:
+            plan = planner.plan(executed[-1], seed=seed + done)
+            plans.append(plan)
+            imagined.extend(plan.imagined[: min(config.execute_per_plan, steps - done)])
+            return plan.latents
+
+        def execute_fn(latent: int) -> None:
+            latents.append(latent)
+            commands.append(adapter.to_commands(latent)[0])
+            world.step(commands[-1])
+            executed.append(world.render(size, camera=camera))
+
+        receding_horizon(plan_fn, execute_fn, steps, config)
+        final_positions = world.object_positions()
+    finally:
+        world.close()
+
+    executed = np.stack(executed)
+    imagined = np.concatenate([executed[:1], np.stack(imagined)])
+    result = {
+        "start": start_ref, "goal": goal_ref, "cost": cost, "config": asdict(config),
+        "latents": latents, "commands": np.round(np.stack(commands), 4).tolist(),
+        "final_distance": {"mujoco": final_costs(wm, planner.cost, executed[-1]),
+                           "imagined": final_costs(wm, planner.cost, imagined[-1]),
+                           "start": final_costs(wm, planner.cost, executed[0])},
+        "plans": len(plans), "seconds_per_plan": float(np.mean([p.seconds for p in plans])),
+        "iteration_costs": [p.iteration_costs for p in plans],
+    }
+    if goal_stored and goal_stored.state:
+        goal_positions = stored_object_positions(goal_stored.state)
+        start_positions = stored_object_positions(start.state)
+        result["object_distance_m"] = {name: {"start": float(np.linalg.norm(start_positions[name] - target)),
+                                              "final": float(np.linalg.norm(final_positions[name] - target))}
+                                       for name, target in goal_positions.items()}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    goal_column = np.broadcast_to(goal.image, executed.shape)
+    write_video(out / "plan.gif", labelled_columns([goal_column, imagined, executed], ["goal", "imagined", "MuJoCo"]), fps)
+    with atomic_path(out / "plan.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,154 @@
+"""Planning in imagination: score latent-action sequences by rolling them out in the world model.
+
+One CEM iteration is one batched session (batch = population) started from the prompt, so
+the rows share the prompt's encoding and cached keys/values; each row gets its own MaskGIT
+seed. Starting a session costs about one generated step (encode + one cached pass), far less
+than the `horizon` steps it is followed by, so a fresh session per iteration is cheaper than
+keeping and forking one.
+
+Costs compare the final imagined frame with the goal:
+  embedding: mean L2 distance between the tokenizer's code vectors of the imagined frame and
+             of the goal image (position by position: what the dynamics model predicts);
+  pixel:     mean squared error of the RGB frames in [0, 1];
+  object:    distance in pixels between one object's centroid, segmented from the imagined
+             frame by colour, and its target position (the image diagonal when not visible).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genie_robot.errors import CheckpointError, InputError
+from genie_robot.eval.physics import ColourSegmenter, centroids
+from genie_robot.models.adapter import ActionAdapter
+from genie_robot.models.world_model import WorldModel, as_video, check_actions
+from genie_robot.plan.search import PlanConfig, search
+from genie_robot.sampling import SamplingConfig
+
+COSTS = ("embedding", "pixel", "object")
+
+
+@dataclass
+class Goal:
+    """A goal image uint8 [S, S, 3] (costs embedding and pixel), or a target position (row, col)
+    in pixels for the object with mask id `object_id` (cost object, through `segmenter`)."""
+
+    image: np.ndarray | None = None
+    object_id: int | None = None
+    target_rc: tuple[float, float] | None = None
+    segmenter: ColourSegmenter | None = None
+
+
+def check_goal_image(image, image_size: int) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.shape != (image_size, image_size, 3):
+        raise InputError(f"the goal image must be uint8 RGB of the model's {image_size}x{image_size}x3, got "
+                         f"{image.dtype} {list(image.shape)}; resize it, or take it from a store at "
+                         f"--size {image_size} (FILE.h5:EPISODE:STEP)")
+    return image
+
+
+class GoalCost:
+    """costs [P] of imagined final frames [P, S, S, 3] and their token ids [P, h, w]."""
+
+    def __init__(self, wm: WorldModel, goal: Goal, kind: str = "embedding"):
+        if kind not in COSTS:
+            raise InputError(f"unknown cost {kind!r}; choose from {', '.join(COSTS)}")
+        self.wm, self.goal, self.kind = wm, goal, kind
+        if kind == "object":
+            if goal.object_id is None or goal.target_rc is None or goal.segmenter is None:
+                raise InputError("the object cost needs an object id, its target (row, col) and a segmenter; "
+                                 "take the goal from a stored MuJoCo frame (FILE.h5:EPISODE:STEP, it has masks)")
+            return
+        if goal.image is None:
+            raise InputError(f"the {kind} cost needs a goal image")
+        goal.image = check_goal_image(goal.image, wm.image_size)
+        if kind == "embedding":
+            with torch.no_grad():
+                tokens_11hw = wm.tokenizer.encode(wm._tensor(goal.image[None]))
+            self.goal_codes_hwC = self.codes(tokens_11hw[0, 0])
+
+    def codes(self, tokens_hw: torch.Tensor) -> torch.Tensor:
+        return self.wm.tokenizer.quantizer.lookup(tokens_hw)
+
+    def __call__(self, frames_PHWC: np.ndarray, tokens_Phw: torch.Tensor) -> np.ndarray:
+        if self.kind == "embedding":
+            with torch.no_grad():
+                distance_Phw = (self.codes(tokens_Phw) - self.goal_codes_hwC).norm(dim=-1)
+            return distance_Phw.mean((1, 2)).float().cpu().numpy()
+        if self.kind == "pixel":
+            difference = frames_PHWC.astype(np.float32) / 255 - self.goal.image.astype(np.float32) / 255
+            return (difference**2).mean((1, 2, 3))
+        masks_PHW = self.goal.segmenter(frames_PHWC)
+        distance_P = np.linalg.norm(centroids(masks_PHW, self.goal.object_id) - np.asarray(self.goal.target_rc), axis=-1)
+        return np.nan_to_num(distance_P, nan=float(np.hypot(*frames_PHWC.shape[1:3])))
+
+
+@dataclass
+class Plan:
+    latents: np.ndarray            # int64 [H]
+    commands: np.ndarray | None    # float32 [H, C] through the adapter (None without one)
+    imagined: np.ndarray           # uint8 [H, S, S, 3] the chosen sequence's imagined frames
+    cost: float                    # its cost as imagined
+    iteration_costs: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def require_adapter(run_dir: str | Path, num_actions: int) -> ActionAdapter:
+    """RUN/adapter, or an error saying how to make one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "adapter" / "model.safetensors").exists():
+        raise CheckpointError(f"{run_dir / 'adapter'} is missing: arm commands need the action adapter; fit it with "
+                              f"`genie-robot eval --run {run_dir} --data HELDOUT.h5` (it saves RUN/adapter)")
+    adapter = ActionAdapter.load(run_dir)
+    if adapter.config.num_actions != num_actions:
+        raise CheckpointError(f"{run_dir / 'adapter'} maps onto {adapter.config.num_actions} latent actions but the "
+                              f"dynamics model has {num_actions}; refit it with `genie-robot eval --refit-adapter`")
+    return adapter
+
+
+class ImaginationPlanner:
+    """Plans latent actions toward `goal` in the world model; with an adapter, also arm commands
+    (and only over latent actions the adapter saw while fitting, which have a command)."""
+
+    def __init__(self, wm: WorldModel, goal: Goal, cost: str = "embedding", config: PlanConfig = PlanConfig(),
+                 sampling: SamplingConfig = SamplingConfig(steps=8), adapter: ActionAdapter | None = None):
+        self.wm, self.config, self.sampling, self.adapter = wm, config, sampling, adapter
+        self.cost = GoalCost(wm, goal, cost)
+        self.allowed = None if adapter is None else adapter.latent_counts.cpu().numpy() > 0
+
+    def imagine(self, prompt, prompt_actions, actions_PH: np.ndarray, seed: int):
+        """Imagined frames [P, H, S, S, 3] and final token ids [P, h, w] of P sequences."""
+        session = self.wm.start(prompt, prompt_actions=prompt_actions, seed=seed, batch=len(actions_PH),
+                                sampling=self.sampling)
+        return session.rollout(actions_PH), session.tokens_BThw[:, -1]
+
+    def plan(self, prompt, prompt_actions=None, seed: int = 0) -> Plan:
+        """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3])."""
+        began = time.perf_counter()
+        prompt = as_video(prompt, self.wm.image_size)
+        if len(prompt) > 1 and prompt_actions is None:
+            prompt_actions = self.wm.infer_actions(prompt)  # once, not in every iteration's session
+        prompt_actions = np.zeros(0, np.int64) if prompt_actions is None else check_actions(prompt_actions, self.wm.num_actions)
+        kept = min(len(prompt), self.wm.max_memory - 1)
+        if kept + self.config.horizon > self.wm.max_memory:
+            raise InputError(f"a horizon of {self.config.horizon} after {kept} prompt frame(s) is longer than the model's "
+                             f"memory of {self.wm.max_memory} frames; use --horizon <= {self.wm.max_memory - kept} "
+                             "and replan (--replan-every) to go further")
+        imagined = []
+
+        def cost_fn(actions_PH: np.ndarray) -> np.ndarray:
+            frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, actions_PH,
+                                                    seed + len(imagined) * len(actions_PH))
+            imagined.append(frames_PHSSC)
+            return self.cost(frames_PHSSC[:, -1], tokens_Phw)
+
+        result = search(cost_fn, self.wm.num_actions, self.config, np.random.default_rng(seed), self.allowed)
+        iteration, row = result.best_row
+        commands = None if self.adapter is None else self.adapter.to_commands(result.actions)
+        return Plan(result.actions, commands, imagined[iteration][row], result.cost, result.iteration_costs,
+                    time.perf_counter() - began)

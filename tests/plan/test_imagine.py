@@ -1,0 +1,79 @@
+"""Planning in the (untrained, tiny) world model: batching, costs, outputs and bad input."""
+import numpy as np
+import pytest
+import torch
+
+from genie_robot.errors import CheckpointError, InputError
+from genie_robot.models.adapter import ActionAdapter
+from genie_robot.models.world_model import WorldModel
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, require_adapter
+from genie_robot.plan.search import PlanConfig
+from genie_robot.sampling import SamplingConfig
+
+SAMPLING = SamplingConfig(steps=2)
+
+
+@pytest.fixture(scope="module")
+def wm(planning_run):
+    return WorldModel.load(planning_run)
+
+
+def frame(value, size=16):
+    return np.full((size, size, 3), value, np.uint8)
+
+
+def test_batched_rollouts_equal_single_sessions(wm):
+    planner = ImaginationPlanner(wm, Goal(image=frame(200)), "pixel", PlanConfig(horizon=3), SAMPLING)
+    actions_PH = np.array([[0, 1, 2], [3, 3, 3], [7, 0, 5]])
+    frames_PHWC, tokens_Phw = planner.imagine(frame(90)[None], None, actions_PH, seed=11)
+    costs_P = planner.cost(frames_PHWC[:, -1], tokens_Phw)
+    for b, actions in enumerate(actions_PH):
+        single_HWC, single_hw = planner.imagine(frame(90)[None], None, actions[None], seed=11 + b)
+        np.testing.assert_array_equal(frames_PHWC[b], single_HWC[0])
+        assert torch.equal(tokens_Phw[b], single_hw[0])
+        assert planner.cost(single_HWC[:, -1], single_hw)[0] == pytest.approx(costs_P[b])
+
+
+def test_plan_gives_latents_commands_and_what_it_imagined(wm, planning_run):
+    adapter = ActionAdapter.load(planning_run)
+    config = PlanConfig(horizon=4, population=6, iterations=2, elites=2)
+    plan = ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", config, SAMPLING, adapter).plan(frame(30), seed=3)
+    assert plan.latents.shape == (4,) and plan.imagined.shape == (4, 16, 16, 3)
+    assert (adapter.latent_counts[plan.latents] > 0).all(), "only latent actions the adapter has a command for"
+    np.testing.assert_array_equal(plan.commands, adapter.to_commands(plan.latents))
+    assert len(plan.iteration_costs) == 2 and plan.cost == min(c["best"] for c in plan.iteration_costs)
+    # The reported cost is the chosen sequence's own imagined outcome.
+    assert GoalCost(wm, Goal(image=frame(120)), "pixel")(plan.imagined[-1:], None)[0] == pytest.approx(plan.cost)
+    # Without an adapter the plan is latent actions only.
+    assert ImaginationPlanner(wm, Goal(image=frame(120)), "embedding", config, SAMPLING).plan(frame(30)).commands is None
+
+
+def test_costs_rank_the_goal_itself_best(wm):
+    rng = np.random.default_rng(0)
+    goal = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    frames = np.stack([goal, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), frame(0)])
+    tokens = wm.tokenizer.encode(wm._tensor(frames))[0]
+    for kind in ("pixel", "embedding"):
+        costs = GoalCost(wm, Goal(image=goal), kind)(frames, tokens)
+        assert costs[0] == pytest.approx(0, abs=1e-6) and costs[0] < costs[1] and costs[0] < costs[2]
+    # Object cost: pixel distance of the segmented object's centroid to the target.
+    segmenter = lambda f: (np.asarray(f)[..., 0] > 150).astype(np.uint8)  # bright = object 1
+    moved = np.zeros((2, 16, 16, 3), np.uint8)
+    moved[0, 4, 4], moved[1, 10, 12] = 255, 255
+    costs = GoalCost(wm, Goal(object_id=1, target_rc=(4, 4), segmenter=segmenter), "object")(moved, None)
+    assert costs.tolist() == pytest.approx([0.0, 10.0])
+    assert GoalCost(wm, Goal(object_id=1, target_rc=(4, 4), segmenter=segmenter), "object")(
+        np.zeros((1, 16, 16, 3), np.uint8), None)[0] == pytest.approx(np.hypot(16, 16))  # not visible
+
+
+def test_bad_input_says_what_to_fix(wm, tiny_run):
+    with pytest.raises(InputError, match="memory of 16 frames.*--horizon <= 15"):
+        ImaginationPlanner(wm, Goal(image=frame(1)), "pixel", PlanConfig(horizon=16), SAMPLING).plan(frame(0))
+    with pytest.raises(InputError, match="goal image must be uint8 RGB of the model's 16x16x3, got uint8 \\[32, 32, 3\\]"):
+        ImaginationPlanner(wm, Goal(image=frame(1, size=32)), "embedding")
+    with pytest.raises(InputError, match="object cost needs"):
+        ImaginationPlanner(wm, Goal(image=frame(1)), "object")
+    with pytest.raises(InputError, match="unknown cost"):
+        ImaginationPlanner(wm, Goal(image=frame(1)), "l1")
+    with pytest.raises(CheckpointError, match="adapter is missing.*genie-robot eval"):
+        require_adapter(tiny_run, wm.num_actions)

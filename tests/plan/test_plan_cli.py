@@ -1,0 +1,73 @@
+"""`genie-robot plan` end to end on the tiny run and a tiny MuJoCo store, and the MuJoCo restore it relies on."""
+import json
+
+import numpy as np
+import pytest
+
+from genie_robot.cli import main
+from genie_robot.data.store import EpisodeStore
+from genie_robot.eval.metrics import psnr
+from genie_robot.media import write_image
+
+FAST = ["--maskgit-steps", "1", "--horizon", "3", "--population", "4", "--iterations", "2", "--elites", "2"]
+
+
+def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store, tmp_path, capsys):
+    out = tmp_path / "plan"
+    code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:2", "--goal", f"{mujoco_store}:1:8",
+                 "--out", str(out), "--replan-every", "2", "--steps", "3", *FAST])
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "embedding distance to goal" in printed and "red_cube" in printed
+    result = json.loads((out / "plan.json").read_text())
+    assert result["plans"] == 2 and len(result["latents"]) == 3 and np.shape(result["commands"]) == (3, 4)
+    assert set(result["final_distance"]) == {"start", "imagined", "mujoco"}
+    assert set(result["object_distance_m"]) == {"red_cube", "blue_cylinder", "soft_cube"}
+    assert (out / "plan.gif").stat().st_size > 0
+
+
+def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys):
+    out = tmp_path / "object"
+    code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:9",
+                 "--out", str(out), "--cost", "object", "--object", "soft_cube", "--method", "shooting", *FAST])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "plan.json").read_text())["cost"] == "object"
+
+
+def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
+    small = write_image(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint8))
+    cases = [
+        (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", str(small)], "goal image must be uint8 RGB of the model's 16x16x3"),
+        (["--run", str(planning_run), "--start", str(small), "--goal", str(small)], "must be a stored MuJoCo frame"),
+        (["--run", str(tiny_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1"], "adapter is missing"),
+        (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1", "--horizon", "20"], "longer than the model's memory"),
+        (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
+    ]
+    for args, message in cases:
+        assert main(["plan", *args, "--out", str(tmp_path / "x"), "--maskgit-steps", "1"]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_world_restores_a_stored_instant(mujoco_store):
+    from genie_robot.sim.world import ArmWorld
+
+    with EpisodeStore(mujoco_store) as store:
+        episode = store[1]
+        frames, commands = episode.read_frames(), episode.read_actions()
+        state = {key: episode.read_state(key)[5] for key in episode.state_keys}
+    world = ArmWorld()
+    try:
+        world.set_state(state)
+        assert psnr(frames[5:6], world.render(16)[None])[0] > 30
+        positions = world.object_positions()
+        np.testing.assert_allclose(positions["red_cube"], state["red_cube_pose"][:3], atol=1e-6)
+        np.testing.assert_allclose(positions["soft_cube"], state["soft_cube_vertices"].mean(0), atol=1e-6)
+        snapshot = world.snapshot()
+        world.step(commands[5])
+        after = world.object_positions(), world.render(16)
+        world.restore(snapshot)
+        world.step(commands[5])
+        np.testing.assert_array_equal(world.render(16), after[1])
+        assert all(np.array_equal(after[0][k], v) for k, v in world.object_positions().items())
+    finally:
+        world.close()
