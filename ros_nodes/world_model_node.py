@@ -11,6 +11,15 @@ is logged and leaves the node alive and unconfigured: fix the parameter and conf
   ~/prompt         (sub) sensor_msgs/Image       restart from this frame (rgb8/bgr8/mono8)
   ~/image          (pub) sensor_msgs/Image rgb8  each generated frame (and each start frame)
   ~/reset          (srv) std_srvs/Trigger        restart from the configured prompt
+  ~/goal           (sub) sensor_msgs/Image       plan toward this goal image (the model's size)
+                                                 from the current frame, in imagination
+  ~/plan           (pub) std_msgs/Int32MultiArray        the plan's latent actions [H]
+  ~/plan_commands  (pub) std_msgs/Float32MultiArray      the same as arm commands [H, 4]
+                                                 (vx, vy, vz, grip) through RUN/adapter
+
+Planning (genie_robot.plan: CEM over latent-action sequences, batched imagined rollouts,
+plan_* parameters) runs on the generation worker and leaves the session where it was: send
+the plan's actions to ~/latent_action to imagine it, or its commands to a robot.
 
 Generation runs on a worker thread, so the executor keeps answering messages, services and
 parameter requests while a frame is being made. With rate_hz = 0 every accepted action makes
@@ -30,7 +39,7 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import Image
-from std_msgs.msg import Int32
+from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import CheckpointError, GenieRobotError, InputError
@@ -54,6 +63,12 @@ PARAMETERS = [
     Param("qos", "reliable", "QoS of every topic", choices=QOS_CHOICES),
     Param("frame_id", "camera", "header.frame_id of published images"),
     Param("autostart", True, "configure and activate on start-up"),
+    Param("plan_method", "cem", "planner for ~/goal", choices=("cem", "shooting")),
+    Param("plan_cost", "embedding", "distance of the imagined final frame to the goal", choices=("embedding", "pixel")),
+    Param("plan_horizon", 8, "latent actions per plan (at most history - 1)", 1, 1023),
+    Param("plan_population", 16, "sequences imagined per iteration (one batched rollout)", 1, 4096),
+    Param("plan_iterations", 3, "CEM iterations", 1, 100),
+    Param("plan_elites", 4, "CEM elites (at most the population)", 1, 4096),
 ]
 
 
@@ -79,12 +94,15 @@ class WorldModelNode(LifecycleNode):
         self._actions: deque[int] = deque()
         self._restart: np.ndarray | None = None  # start frame the worker should restart from
         self._latest: int | None = None  # rate mode: newest action since the last tick
+        self._goal: np.ndarray | None = None  # goal image the worker should plan toward
+        self.frame: np.ndarray | None = None  # the newest frame: where a plan starts
         self._busy = self._stop = False
         self._worker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
         from genie_robot.models.world_model import WorldModel, as_video
+        from genie_robot.plan.search import PlanConfig
         from genie_robot.sampling import SamplingConfig
         from genie_robot.train.trainer import resolve_device
 
@@ -98,6 +116,8 @@ class WorldModelNode(LifecycleNode):
                 raise InputError(f"default_action {p.default_action} out of range; this model has actions "
                                  f"0..{self.wm.num_actions - 1}")
             self.sampling = SamplingConfig(steps=p.maskgit_steps, temperature=p.temperature)
+            self.plan_config = PlanConfig(p.plan_method, p.plan_horizon, p.plan_population, p.plan_iterations,
+                                          p.plan_elites)
             self.memory = p.history or None
             self.start_frame = as_video(self._read_prompt(p), self.wm.image_size)[-1]
             self.session = self._start(self.start_frame)  # checks history and warms up
@@ -112,7 +132,10 @@ class WorldModelNode(LifecycleNode):
             self.create_subscription(Int32, "~/latent_action", self._on_latent_action, qos),
             self.create_subscription(Twist, "~/arm_command", self._on_arm_command, qos),
             self.create_subscription(Image, "~/prompt", self._on_prompt, qos),
+            self.create_subscription(Image, "~/goal", self._on_goal, qos),
         ]
+        self.plan_pub = self.create_lifecycle_publisher(Int32MultiArray, "~/plan", qos)
+        self.plan_commands_pub = self.create_lifecycle_publisher(Float32MultiArray, "~/plan_commands", qos)
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
         self._tick_timer = self.create_timer(1.0 / p.rate_hz, self._on_tick) if p.rate_hz > 0 else None
         self._stop = False
@@ -132,7 +155,7 @@ class WorldModelNode(LifecycleNode):
         self.active = False
         with self._wake:
             self._actions.clear()
-            self._restart = self._latest = None
+            self._restart = self._latest = self._goal = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
@@ -159,7 +182,8 @@ class WorldModelNode(LifecycleNode):
         for subscription in self._subscriptions:
             self.destroy_subscription(subscription)
         self.destroy_service(self._reset_service)
-        self.destroy_lifecycle_publisher(self.image_pub)
+        for publisher in (self.image_pub, self.plan_pub, self.plan_commands_pub):
+            self.destroy_lifecycle_publisher(publisher)
         if self._tick_timer is not None:
             self.destroy_timer(self._tick_timer)
         self._worker = self.wm = self.adapter = self.session = None
@@ -229,6 +253,20 @@ class WorldModelNode(LifecycleNode):
             return
         self._request_restart(frame)
 
+    def _on_goal(self, msg: Image) -> None:
+        from genie_robot.plan.imagine import check_goal_image
+
+        if not self._accepting("goal"):
+            return
+        try:
+            goal = check_goal_image(image_to_rgb(msg), self.wm.image_size)
+        except InputError as exc:
+            self.get_logger().warning(f"goal dropped: {exc}", throttle_duration_sec=1.0)
+            return
+        with self._wake:
+            self._goal = goal
+            self._wake.notify()
+
     def _on_reset(self, request, response):
         response.success = self.active
         if self.active:
@@ -272,13 +310,20 @@ class WorldModelNode(LifecycleNode):
     def _serve(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._stop or self._restart is not None or bool(self._actions))
+                self._wake.wait_for(lambda: self._stop or self._restart is not None or bool(self._actions)
+                                    or self._goal is not None)
                 if self._stop:
                     return
                 restart, self._restart = self._restart, None
-                action = self._actions.popleft() if restart is None else None
+                goal = None
+                if restart is None:  # a pending restart goes first, so a goal plans from the new start
+                    goal, self._goal = self._goal, None
+                action = self._actions.popleft() if restart is None and goal is None else None
                 self._busy = True
             try:
+                if goal is not None:
+                    self._plan(goal)
+                    continue
                 if restart is not None:
                     self.session = self._start(restart)
                     frame = self.session.prompt_frames[-1]  # the start as the tokenizer keeps it
@@ -290,8 +335,32 @@ class WorldModelNode(LifecycleNode):
             finally:
                 with self._wake:
                     self._busy = False
+            self.frame = frame
             if self.active:
                 self.image_pub.publish(image_message(frame, self.get_clock().now().to_msg(), self.p.frame_id))
+
+    def _plan(self, goal: np.ndarray) -> None:
+        """Plan from the newest frame toward `goal`; publish latent actions (and commands)."""
+        from genie_robot.plan.imagine import Goal, ImaginationPlanner
+
+        try:
+            planner = ImaginationPlanner(self.wm, Goal(image=goal), self.p.plan_cost, self.plan_config, self.sampling,
+                                         self.adapter)
+            plan = planner.plan(self.frame, seed=self.p.seed)
+        except GenieRobotError as exc:
+            self.get_logger().error(f"planning failed: {exc}")
+            return
+        self.get_logger().info(f"plan {plan.latents.tolist()} ({plan.cost:.4f} {self.p.plan_cost} distance as "
+                               f"imagined, {plan.seconds:.1f} s)")
+        if not self.active:
+            return
+        self.plan_pub.publish(Int32MultiArray(data=plan.latents.tolist()))
+        if plan.commands is not None:
+            msg = Float32MultiArray(data=plan.commands.ravel().tolist())
+            msg.layout.dim = [MultiArrayDimension(label="step", size=len(plan.commands), stride=plan.commands.size),
+                              MultiArrayDimension(label="command", size=plan.commands.shape[1],
+                                                  stride=plan.commands.shape[1])]
+            self.plan_commands_pub.publish(msg)
 
 
 def _autostart(node: WorldModelNode) -> None:

@@ -16,7 +16,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32, Int32
+from std_msgs.msg import Float32, Float32MultiArray, Int32, Int32MultiArray
 from std_srvs.srv import Trigger
 
 READY_S = 40.0  # a node under test may still be loading its model
@@ -94,6 +94,19 @@ class Client:
         size = fields.get("data_bytes", fields["step"] * fields["height"])
         msg.data = bytes([fields.get("fill", 128)]) * size
         return self.next_frame(node, lambda: pub.publish(msg), timeout)
+
+    def goal(self, node, fields, timeout=60.0):
+        """Send a goal image (fields as for `prompt`); the plan that comes back on ~/plan and
+        ~/plan_commands as {"latents", "commands", "dims"}, or None."""
+        got = {}
+        self.node.create_subscription(Int32MultiArray, f"{node}/plan", lambda m: got.update(latents=list(m.data)), 10)
+        self.node.create_subscription(Float32MultiArray, f"{node}/plan_commands", lambda m: got.update(
+            commands=[round(v, 4) for v in m.data], dims=[(d.label, d.size) for d in m.layout.dim]), 10)
+        pub = self.publisher(f"{node}/goal", Image)
+        msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"], step=fields["step"])
+        msg.data = bytes([fields.get("fill", 128)]) * (fields["step"] * fields["height"])
+        pub.publish(msg)
+        return got if self.spin_until(lambda: len(got) == 3, timeout) else None
 
     def reset(self, node):
         result = {}

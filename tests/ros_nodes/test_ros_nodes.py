@@ -149,3 +149,13 @@ def test_compare_node_scores_both_streams_and_writes_a_bag(graph, tmp_path):
     for topic in ("/world_model/image", "/mujoco_sim/image", "/mujoco_sim/masks", "/sim_compare/psnr",
                   "/sim_compare/mask_iou", "/mujoco_sim/arm_command"):
         assert counts.get(topic, 0) >= 3, (topic, counts)
+
+
+def test_a_goal_image_comes_back_as_a_plan(graph):
+    goal = {"height": 16, "width": 16, "encoding": "rgb8", "step": 48, "fill": 200}
+    wrong_size = {**goal, "height": 8, "width": 8, "step": 24}
+    dropped, plan = graph.client(["goal", WM, wrong_size, 3.0], ["goal", WM, goal])
+    assert dropped is None and "goal dropped: the goal image must be uint8 RGB of the model's 16x16x3" in graph.log("world_model")
+    assert plan is not None, "no plan came back"
+    assert len(plan["latents"]) == 8 and all(0 <= a < 8 for a in plan["latents"])  # plan_horizon default
+    assert plan["dims"] == [["step", 8], ["command", 4]] and len(plan["commands"]) == 32
