@@ -41,11 +41,13 @@ demo: $(STAMP)
 	$(CLI) eval --run $(DEMO)/run --data $(DEMO)/heldout.h5 --adapter-data $(DEMO)/mujoco.h5 --out $(DEMO)/report
 	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv  videos: $(DEMO)/rollout.gif $(DEMO)/play.gif  report: $(DEMO)/report/index.html"
 
+# TensorFlow (RLDS tests) and MuJoCo's EGL renderer cannot share a process: two pytest runs.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not tensorflow"
+	$(PY) -m pytest -q -m tensorflow
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not tensorflow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/mujoco_generation.py
@@ -54,6 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/world_model_step.py
 	$(PY) benchmarks/data_readers.py
 	$(PY) benchmarks/ros_latency.py
+	$(PY) benchmarks/planning.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -17,6 +17,8 @@ import json
 import math
 import os
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +237,10 @@ class Trainer:
         return sums
 
     def _tensorboard(self):
+        # TensorBoard imports TensorFlow when it is installed (it is, for RLDS), and TensorFlow
+        # in a process that renders MuJoCo with EGL segfaults. Its official switch to the
+        # TF-free stub is the presence of the module `tensorboard.compat.notf`.
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is a dependency; keep training if someone removed it

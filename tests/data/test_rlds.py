@@ -9,7 +9,9 @@ from genie_robot.data.rlds import RLDSReader
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 
-pytest.importorskip("tensorflow_datasets")
+# TensorFlow and MuJoCo EGL rendering segfault in one process: these run in their own
+# pytest process (see conftest.py; `make test` does both).
+pytestmark = pytest.mark.tensorflow
 
 RT1_NAMES = (["world_vector_0", "world_vector_1", "world_vector_2", "rotation_delta_0", "rotation_delta_1",
               "rotation_delta_2", "gripper_closedness_action", "terminate_episode_0", "terminate_episode_1",
