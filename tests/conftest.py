@@ -19,6 +19,7 @@ def indexed_episode(length: int, size: int = 8, action_dim: int = 2, offset: int
     return frames, actions
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected what this run does not take
 def pytest_collection_modifyitems(config, items):
     """TensorFlow and MuJoCo's EGL renderer segfault when both are loaded into one process, in
     either order. Tests that import TensorFlow (RLDS) therefore run in their own pytest process
