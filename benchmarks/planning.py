@@ -1,0 +1,180 @@
+"""Closed-loop planning in MuJoCo: push tasks from held-out start states, goals from real futures.
+
+A task is a held-out episode's frame s where one object (rigid, or the soft cube) is pushed at
+least --min-move metres within the next --k frames; the goal is frame s + k (image for the
+planner, object positions for scoring). The world is restored at s (`ArmWorld.set_state`) and
+each method acts for k steps, replanning every --replan-every steps:
+
+  planner   CEM in the world model toward the goal image, latent actions -> arm commands (adapter)
+  random    uniformly random latent actions the adapter has a command for
+  oracle    CEM with MuJoCo as its model: each candidate sequence of the 9 discrete behaviours
+            (controllers.BEHAVIOURS) is simulated in a copy of the world (snapshot restored),
+            cost = summed distance of every object to its goal position; same horizon and
+            replanning, its own population/iterations (simulating is cheap, and a push only
+            registers once the hand touches the object, so it needs more samples)
+  recorded  the episode's own commands from the restored state (how reachable the goal is when
+            velocities are not restored)
+
+Success: the pushed object ends within --tolerance of its goal position (xy). Reported: success
+rate, mean final distance of the pushed object, and wall time per planning step (one plan).
+
+Usage: python benchmarks/planning.py [--run out/demo/run] [--data out/demo/heldout.h5] [--tasks 4]
+The run comes from `make demo`; without RUN/adapter one is fit in memory on --adapter-data."""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genie_robot.data.store import EpisodeStore
+from genie_robot.plan.execute import stored_object_positions
+from genie_robot.plan.imagine import Goal, ImaginationPlanner
+from genie_robot.plan.search import PlanConfig, receding_horizon, search
+from genie_robot.sampling import SamplingConfig
+from genie_robot.sim.controllers import BEHAVIOURS, behaviour_command
+from genie_robot.sim.scene import OBJECTS
+from genie_robot.sim.world import ArmWorld
+
+SOFT = {o.name for o in OBJECTS if o.kind == "soft"}
+
+
+def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list[dict]:
+    """One task per episode (the start where an object moves most), soft-object pushes first
+    up to half of the tasks, then rigid ones."""
+    found = []
+    for index, episode in enumerate(store):
+        state = {key: episode.read_state(key) for key in episode.state_keys}
+        at = lambda t: stored_object_positions({key: v[t] for key, v in state.items()})
+        moves = [(float(np.linalg.norm((at(s + k)[n] - at(s)[n])[:2])), s, n)
+                 for s in range(episode.num_frames - k) for n in at(s)]
+        move, start, name = max(moves)
+        if move >= min_move:
+            found.append({"episode": index, "start": start, "object": name, "move": move,
+                          "state": {key: v[start] for key, v in state.items()},
+                          "goal_state": {key: v[start + k] for key, v in state.items()},
+                          "goal_frame": episode.read_frames(start + k, start + k + 1)[0],
+                          "commands": episode.read_actions(start, start + k)})
+    soft = [t for t in found if t["object"] in SOFT][: count // 2]
+    return soft + [t for t in found if t["object"] not in SOFT][: count - len(soft)]
+
+
+def load_adapter(run: Path, wm, adapter_data: str):
+    from genie_robot.eval.actions import collect_transitions
+    from genie_robot.models.adapter import ActionAdapter, fit_adapter
+
+    if (run / "adapter" / "model.safetensors").exists():
+        return ActionAdapter.load(run), f"{run}/adapter"
+    with EpisodeStore(adapter_data) as store:
+        t = collect_transitions(wm, list(store))
+    return fit_adapter(t.commands, t.latents, t.command_names, wm.num_actions), f"fit in memory on {adapter_data}"
+
+
+def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, adapter=None):
+    """Execute one method on one task; returns (final xy distance of the pushed object, plan seconds)."""
+    world.set_state(task["state"])
+    goal_positions = stored_object_positions(task["goal_state"])
+    rng = np.random.default_rng(seed)
+    plan_seconds = []
+    behaviours = np.stack([behaviour_command(i) for i in range(len(BEHAVIOURS))])
+
+    def oracle_cost(actions_PH):
+        start = world.snapshot()
+        costs = []
+        for sequence in actions_PH:
+            sim.restore(start)
+            for action in sequence:
+                sim.step(behaviours[action])
+            positions = sim.object_positions()
+            costs.append(sum(np.linalg.norm((positions[n] - g)[:2]) for n, g in goal_positions.items()))
+        return np.array(costs)
+
+    def plan_fn(done):
+        began = time.perf_counter()
+        if method == "planner":
+            actions = planner.plan(world.render(size), seed=seed + done).latents
+        elif method == "oracle":
+            actions = search(oracle_cost, len(BEHAVIOURS), oracle_config, rng).actions
+        elif method == "random":
+            actions = rng.choice(np.flatnonzero(planner.allowed), config.horizon)
+        else:  # recorded
+            actions = np.arange(done, done + config.horizon)
+        plan_seconds.append(time.perf_counter() - began)
+        return actions
+
+    def execute_fn(action):
+        command = {"oracle": lambda: behaviours[action], "recorded": lambda: task["commands"][action]}.get(
+            method, lambda: adapter.to_commands(action)[0])()
+        world.step(command)
+
+    receding_horizon(plan_fn, execute_fn, k, config)
+    final = world.object_positions()[task["object"]]
+    return float(np.linalg.norm((final - goal_positions[task["object"]])[:2])), plan_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", default="out/demo/run")
+    parser.add_argument("--data", default="out/demo/heldout.h5", help="held-out MuJoCo episodes at the run's size")
+    parser.add_argument("--adapter-data", default="out/demo/mujoco.h5")
+    parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--k", type=int, default=12, help="goal = the frame k steps after the start")
+    parser.add_argument("--min-move", type=float, default=0.04, help="metres the object moved in the recording")
+    parser.add_argument("--tolerance", type=float, default=0.03, help="success radius, metres")
+    parser.add_argument("--horizon", type=int, default=6)
+    parser.add_argument("--replan-every", type=int, default=6)
+    parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--elites", type=int, default=2)
+    parser.add_argument("--oracle-population", type=int, default=32)
+    parser.add_argument("--oracle-iterations", type=int, default=3)
+    parser.add_argument("--maskgit-steps", type=int, default=2)
+    parser.add_argument("--cost", default="embedding", help="embedding | pixel")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from genie_robot.models.world_model import WorldModel
+
+    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
+    oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
+                               max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
+    run = Path(args.run)
+    wm = WorldModel.load(run) if (run / "dynamics" / "model.safetensors").exists() else None
+    with EpisodeStore(args.data) as store:
+        tasks = find_tasks(store, args.k, args.min_move, args.tasks)
+    if wm is None:
+        print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
+        methods, adapter = ["oracle", "recorded"], None
+    else:
+        adapter, origin = load_adapter(run, wm, args.adapter_data)
+        methods = ["planner", "random", "oracle", "recorded"]
+        print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {origin}: "
+              f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
+    print(f"{len(tasks)} tasks from {args.data}: " + ", ".join(
+        f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
+    print(f"CEM: horizon {config.horizon}, replan every {config.execute_per_plan}, population {config.population}, "
+          f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
+          f"{args.cost}; oracle population {oracle_config.population}, {oracle_config.iterations} iterations; success = pushed object within {args.tolerance * 100:.0f} cm; {torch.get_num_threads()} threads")
+    world, sim = ArmWorld(), ArmWorld()
+    rows = {m: {"distance": [], "seconds": []} for m in methods}
+    started = [float(np.linalg.norm((stored_object_positions(t["state"])[t["object"]]
+                                     - stored_object_positions(t["goal_state"])[t["object"]])[:2])) for t in tasks]
+    for i, task in enumerate(tasks):
+        planner = None if wm is None else ImaginationPlanner(
+            wm, Goal(image=task["goal_frame"]), args.cost, config, SamplingConfig(steps=args.maskgit_steps), adapter)
+        for method in methods:
+            distance, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
+                                         args.seed + i, planner, adapter)
+            rows[method]["distance"].append(distance)
+            rows[method]["seconds"].extend(seconds)
+            print(f"  task {i} {method:>8}: {task['object']} {started[i] * 100:.1f} -> {distance * 100:.1f} cm", flush=True)
+    print(f"\n{'method':>9} {'success':>8} {'final cm':>9} {'s/plan':>8}   (start distance {np.mean(started) * 100:.1f} cm)")
+    for method, row in rows.items():
+        d = np.array(row["distance"])
+        seconds = f"{np.mean(row['seconds']):8.2f}" if method in ("planner", "oracle") else f"{'-':>8}"
+        print(f"{method:>9} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
+    world.close()
+    sim.close()
+
+
+if __name__ == "__main__":
+    main()
