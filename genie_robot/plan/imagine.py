@@ -1,10 +1,10 @@
 """Planning in imagination: score latent-action sequences by rolling them out in the world model.
 
 One CEM iteration is one batched session (batch = population) started from the prompt, so
-the rows share the prompt's encoding and cached keys/values; each row gets its own MaskGIT
-seed. Starting a session costs about one generated step (encode + one cached pass), far less
-than the `horizon` steps it is followed by, so a fresh session per iteration is cheaper than
-keeping and forking one.
+the rows share the prompt's encoding and cached keys/values (built once, then copied per row);
+each row gets its own MaskGIT seed. Starting a session is one encode and one cached pass over
+the prompt, small beside the `horizon` generated steps that follow, so sessions are started
+fresh per iteration rather than forked from a kept one.
 
 Costs compare the final imagined frame with the goal:
   embedding: mean L2 distance between the tokenizer's code vectors of the imagined frame and
