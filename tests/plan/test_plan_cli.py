@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from genie_robot.cli import main
 from genie_robot.data.store import EpisodeStore
