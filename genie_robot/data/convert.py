@@ -121,3 +121,13 @@ def check_size(size: int) -> int:
     if size < 8:
         raise InputError(f"--size must be >= 8 pixels, got {size}")
     return size
+
+
+def check_policy_run(policy: str, policies, episodes: int, steps: int) -> None:
+    """Arguments of a generator that runs a policy for `episodes` x `steps` frames."""
+    if policy not in policies:
+        raise InputError(f"unknown policy {policy!r}; choose one of {sorted(policies)}")
+    if steps < 2:
+        raise InputError(f"--steps must be >= 2 frames, got {steps}")
+    if episodes < 1:
+        raise InputError(f"--episodes must be >= 1, got {episodes}")

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from genie_robot.data.convert import Converted, check_size
+from genie_robot.data.convert import Converted, check_policy_run, check_size
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 
@@ -59,12 +59,7 @@ def _ale_games() -> list[str]:
 class PlatformerReader:
     def __init__(self, game: str, episodes: int, steps: int, size: int = 64, policy: str = "sticky",
                  seed: int = 0, frame_skip: int | None = None, split: str = "train"):
-        if policy not in POLICIES:
-            raise InputError(f"unknown policy {policy!r}; choose one of {POLICIES}")
-        if steps < 2:
-            raise InputError(f"--steps must be >= 2 frames, got {steps}")
-        if episodes < 1:
-            raise InputError(f"--episodes must be >= 1, got {episodes}")
+        check_policy_run(policy, POLICIES, episodes, steps)
         if game in _procgen_games():
             self.backend = "procgen"
         elif game in PROCGEN_PLATFORMERS:

@@ -13,7 +13,6 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
 
 from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from genie_robot.data.convert import check_policy_run
 from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
-from genie_robot.errors import InputError
 from genie_robot.sim.controllers import POLICIES
 from genie_robot.sim.world import COMMAND_NAMES, ArmWorld
 
@@ -66,12 +66,7 @@ def generate_dataset(
 
     Appends to an existing store unless `overwrite`; episode k always uses seed (seed, k),
     so an interrupted run resumes by running the same command again."""
-    if policy not in POLICIES:
-        raise InputError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
-    if steps < 2:
-        raise InputError(f"--steps must be >= 2 frames, got {steps}")
-    if episodes < 1:
-        raise InputError(f"--episodes must be >= 1, got {episodes}")
+    check_policy_run(policy, POLICIES, episodes, steps)
     world = ArmWorld()
     contact_episodes = deformed_episodes = 0
     with EpisodeWriter(out, overwrite=overwrite) as writer:

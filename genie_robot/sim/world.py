@@ -346,7 +346,7 @@ class ArmWorld:
 
     def in_contact(self) -> bool:
         """Whether any arm geom touches a movable object right now."""
-        m, d = self.model, self.data
+        d = self.data
         arm_id = next(o.mask_id for o in OBJECTS if o.kind == "arm")
         for i in range(d.ncon):
             c = d.contact[i]

@@ -6,7 +6,6 @@ gives for two formula-defined videos; tests/fixtures/i3d_reference.py computed t
 a separate venv with JAX; its docstring has the commands)."""
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
