@@ -36,12 +36,17 @@ def behaviour_command(index: int) -> np.ndarray:
 
 
 def behaviour_of(commands: np.ndarray, deadband: float = 0.25) -> np.ndarray:
-    """Nearest discrete behaviour of each command [..., 4]: its dominant axis, or "stay"."""
+    """Nearest discrete behaviour of each command [..., 4]: its dominant motion axis; the
+    gripper only when the hand does not move (pushes hold the hand closed while moving, and
+    that is a push, not "close"); "stay" when nothing exceeds the deadband."""
     commands = np.asarray(commands, dtype=np.float32)
-    dominant = np.argmax(np.abs(commands), axis=-1)
-    sign_negative = np.take_along_axis(commands, dominant[..., None], -1)[..., 0] < 0
-    index = np.where(dominant < 3, 1 + 2 * dominant + sign_negative, np.where(sign_negative, 7, 8))
-    return np.where(np.max(np.abs(commands), axis=-1) < deadband, 0, index).astype(np.int64)
+    motion, grip = commands[..., :3], commands[..., 3]
+    axis = np.argmax(np.abs(motion), axis=-1)
+    negative = np.take_along_axis(motion, axis[..., None], -1)[..., 0] < 0
+    moving = np.abs(motion).max(axis=-1) >= deadband
+    gripping = np.abs(grip) >= deadband
+    index = np.where(moving, 1 + 2 * axis + negative, np.where(gripping, np.where(grip < 0, 7, 8), 0))
+    return index.astype(np.int64)
 
 
 class RandomExplorer:

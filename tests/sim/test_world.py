@@ -120,6 +120,9 @@ def test_behaviour_of_inverts_behaviour_command():
     commands = np.stack([behaviour_command(i) for i in range(len(BEHAVIOURS))])
     np.testing.assert_array_equal(behaviour_of(commands), np.arange(len(BEHAVIOURS)))
     assert behaviour_of(np.array([0.1, -0.1, 0.05, 0.0])) == 0
+    # A push holds the hand closed while it moves: the motion is the behaviour.
+    assert BEHAVIOURS[behaviour_of(np.array([0.0, -0.6, 0.1, 1.0]))] == "-y"
+    assert BEHAVIOURS[behaviour_of(np.array([0.1, 0.0, 0.0, -1.0]))] == "open"
     assert behaviour_of(np.array([0.3, -0.9, 0.5, 0.0])) == BEHAVIOURS.index("-y")
 
 
