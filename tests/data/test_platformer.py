@@ -8,8 +8,6 @@ from genie_robot.data.platformer import PlatformerReader
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 
-ale_py = pytest.importorskip("ale_py")
-
 
 def replay_ale(game: str, actions: np.ndarray, frame_skip: int = 4) -> np.ndarray:
     """Screens of a fresh ALE driven by the stored one-hot actions."""
@@ -45,7 +43,6 @@ def test_atari_episodes_replay_frame_by_frame(game, tmp_path):
 
 
 def test_coinrun(tmp_path):
-    pytest.importorskip("procgen")
     reader = PlatformerReader("coinrun", episodes=2, steps=16, size=64, policy="random", seed=3)
     first, again = list(reader.episodes(set())), list(reader.episodes(set()))
     for episode, repeat in zip(first, again):  # episode k is a pure function of (seed, k)
@@ -60,7 +57,6 @@ def test_coinrun(tmp_path):
 
 
 def test_resume_mixture_and_bad_input(tmp_path, capsys):
-    pytest.importorskip("procgen")
     atari, coinrun = tmp_path / "pitfall.h5", tmp_path / "coinrun.h5"
     args = ["data", "platformer", "--steps", "12", "--size", "32"]
     assert main(args + ["--game", "pitfall", "--episodes", "1", "--out", str(atari)]) == 0

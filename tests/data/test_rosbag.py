@@ -9,8 +9,6 @@ from genie_robot.data.rosbag import TWIST_NAMES, RosbagReader
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 
-pytest.importorskip("rosbags")
-
 SECOND = 10**9
 
 

@@ -9,8 +9,6 @@ from genie_robot.data.transforms import resize_video
 from genie_robot.data.video import VideoReader
 from genie_robot.errors import InputError
 
-pytest.importorskip("av")
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,19 @@ ROS_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "FASTDDS_BUILTIN_TRANSP
 
 @pytest.fixture(scope="session")
 def netns():
-    """The command prefix that runs a program inside a fresh loopback-only network namespace."""
-    pytest.importorskip("rclpy", reason="ROS 2 wheels missing: pip install -e '.[ros]'")
+    """The command prefix that runs a program inside a fresh loopback-only network namespace.
+
+    Where user namespaces are unavailable the tests still run, without a prefix: DDS then stays
+    on this machine through ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST alone, and a warning says so."""
     holder = subprocess.Popen(["unshare", "-rn", "sh", "-c", "ip link set lo up && echo ready && exec sleep infinity"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if holder.stdout.readline().strip() != "ready":
         holder.kill()
         _, err = holder.communicate()
-        pytest.skip(f"no loopback-only network namespace here (`unshare -rn` failed: {err.strip()}); "
-                    "the ROS tests need user namespaces so that no DDS traffic leaves this machine")
+        warnings.warn(f"no loopback-only network namespace (`unshare -rn` failed: {err.strip()}); ROS tests "
+                      "run in the host network with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST")
+        yield []
+        return
     yield ["nsenter", "-t", str(holder.pid), "-U", "-n", "--preserve-credentials"]
     holder.terminate()
     holder.wait()
