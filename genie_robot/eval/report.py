@@ -145,13 +145,16 @@ def evaluate(wm: WorldModel, run_dir, data, out, config: EvalConfig = EvalConfig
     videos = {name: [] for name in ("truth", *ROWS, "reconstruction", "copy_first")}
     # Baselines beside the imagined rows: what the tokenizer keeps, and "nothing moves".
     physics_runs = {name: [] for name in ("lam", "adapter", "reconstruction", "copy_first") if name in videos}
-    for episode in tqdm(episodes, desc="eval episodes", unit="ep", disable=not progress):
+    for position, episode in enumerate(tqdm(episodes, desc="eval episodes", unit="ep", disable=not progress)):
         truth = episode.read_frames(0, need)
         rows = {"random": rng.integers(0, wm.num_actions, horizon)}
-        if wm.lam is not None:
+        if transitions is not None:  # the LAM already read this episode (it is causal: same prefix)
+            own = transitions.episode == position
+            rows["lam"] = transitions.latents[own][:horizon]
+            if adapter is not None:
+                rows["adapter"] = adapter.to_latent(transitions.commands[own][:horizon])
+        elif wm.lam is not None:
             rows["lam"] = wm.infer_actions(truth)
-        if adapter is not None:
-            rows["adapter"] = adapter.to_latent(episode.read_actions(0, horizon))
         names = [n for n in ROWS if n in rows]
         session = wm.start(truth[:1], seed=config.seed, batch=len(names), sampling=config.sampling)
         generated = session.rollout(np.stack([rows[n] for n in names]))
