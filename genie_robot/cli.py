@@ -37,8 +37,7 @@ def _cmd_data_preview(args) -> None:
     from genie_robot.data.store import EpisodeStore
 
     with EpisodeStore(args.file) as store:
-        if not 0 <= args.episode < len(store):
-            raise GenieRobotError(f"--episode {args.episode} out of range: {args.file} has {len(store)} episodes")
+        store.episode(args.episode)  # a clear error for an out-of-range --episode
         sheet, gif = write_preview(store, args.out, args.episode)
     print(f"wrote {sheet} and {gif}")
 

@@ -34,9 +34,7 @@ def episode_clip(data: str | Path, episode: int, start: int = 0, length: int | N
     from genie_robot.data.store import EpisodeStore
 
     with EpisodeStore(data) as store:
-        if not 0 <= episode < len(store):
-            raise InputError(f"episode {episode} out of range: {data} has {len(store)} episodes")
-        ep = store[episode]
+        ep = store.episode(episode)
         stop = ep.num_frames if length is None else start + length
         if not 0 <= start < stop <= ep.num_frames:
             raise InputError(f"{data} episode {episode} has {ep.num_frames} frames; asked for frames {start}..{stop - 1}")

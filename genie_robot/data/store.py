@@ -24,7 +24,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from genie_robot.errors import StoreError
+from genie_robot.errors import InputError, StoreError
 
 FORMAT = "genie-robot-episodes"
 VERSION = 1
@@ -187,6 +187,12 @@ class EpisodeStore:
     def __getitem__(self, index: int) -> Episode:
         if not -len(self) <= index < len(self):
             raise IndexError(f"episode {index} out of range: {self.path} has {len(self)} episodes")
+        return self.episodes[index]
+
+    def episode(self, index: int) -> Episode:
+        """Episode `index` as a user names it (0-based, no negative indexing), or InputError."""
+        if not 0 <= index < len(self):
+            raise InputError(f"episode {index} out of range: {self.path} has {len(self)} episodes (0..{len(self) - 1})")
         return self.episodes[index]
 
     def __iter__(self) -> Iterator[Episode]:

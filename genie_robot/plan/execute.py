@@ -48,9 +48,7 @@ def read_stored_frame(path: str, episode: int, step: int) -> StoredFrame:
     from genie_robot.data.store import EpisodeStore
 
     with EpisodeStore(path) as store:
-        if not 0 <= episode < len(store):
-            raise InputError(f"episode {episode} out of range: {path} has {len(store)} episodes")
-        ep = store[episode]
+        ep = store.episode(episode)
         if not 0 <= step < ep.num_frames:
             raise InputError(f"{path} episode {episode} has frames 0..{ep.num_frames - 1}; got step {step}")
         frames = ep.read_frames()
