@@ -13,7 +13,7 @@ def _cmd_data_mujoco(args) -> None:
 
     result = generate_dataset(
         args.out, args.episodes, args.steps, args.size, args.seed, args.policy, args.camera,
-        args.split, overwrite=args.overwrite,
+        args.split, overwrite=args.overwrite, workers=args.workers,
     )
     if result["already_there"]:
         print(f"{args.out} already held {result['already_there']} episodes (resumed; --overwrite starts over)")
@@ -93,9 +93,13 @@ def _cmd_train(args) -> None:
         lr=args.lr if args.lr is not None else (1e-3 if args.preset in ("tiny", "small") else 3e-4),
         warmup=min(args.warmup, max(args.steps // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
-        num_workers=args.workers, device=args.device,
+        num_workers=args.workers, device=args.device, precision=args.precision,
     )
     trainer = Trainer(args.stage, model_config, args.data, args.out, cfg, resume=args.resume)
+    if trainer.step >= cfg.steps:
+        print(f"{args.stage}: {args.out}/{args.stage} is already at step {trainer.step} >= --steps {cfg.steps}; "
+              "nothing to train (raise --steps to train on)")
+        return
     final = trainer.train()
     shown = {k: round(v, 4) for k, v in final.items() if k in ("loss", "psnr", "perplexity", "codes_used", "token_accuracy")}
     print(f"{args.stage}: step {trainer.step} in {args.out}/{args.stage}: {shown}")
@@ -244,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     mj.add_argument("--split", default="train")
     mj.add_argument("--out", required=True)
     mj.add_argument("--overwrite", action="store_true", help="replace FILE instead of appending/resuming")
+    mj.add_argument("--workers", type=int, default=1, help="simulate in this many processes (same episodes)")
     mj.set_defaults(func=_cmd_data_mujoco)
 
     info = data_cmds.add_parser("info", help="summarise an episode store")
@@ -318,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    train.add_argument("--precision", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16")
     train.set_defaults(func=_cmd_train)
 
     for name, launch_file, with_run, help_text in (

@@ -59,8 +59,8 @@ class ClipDataset(Dataset):
         with_actions: bool | None = None,
         allow_upscale: bool = False,
     ):
-        if clip_len < 2:
-            raise InputError(f"clip_len must be >= 2, got {clip_len}")
+        if clip_len < 1:
+            raise InputError(f"clip_len must be >= 1, got {clip_len}")
         if frame_skip < 1:
             raise InputError(f"frame_skip must be >= 1, got {frame_skip}")
         self.sources = [Source.parse(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]

@@ -66,3 +66,20 @@ def delta_psnr(wm, video, t: int = 4, seed: int = 0, sampling=None) -> dict:
     result = {name: float(psnr(truth, frame)) for name, frame in generated.items()}
     return {"psnr_inferred": result["inferred"], "psnr_random": result["random"],
             "delta_psnr": result["inferred"] - result["random"], "copy_first_psnr": float(psnr(truth, video[0]))}
+
+
+def token_stability(tokens_Thw, frames_THWC, patch: int, threshold: int = 8) -> dict:
+    """How often tokens change between consecutive frames, against how often their patches'
+    pixels do (any pixel moving by more than `threshold` levels of 255). `flicker` is the share
+    of token changes where no pixel of the patch changed: code noise that no action explains
+    and that the dynamics model would have to predict."""
+    tokens = np.asarray(tokens_Thw)
+    frames = np.asarray(frames_THWC).astype(np.int16)
+    if len(tokens) != len(frames) or len(tokens) < 2:
+        raise InputError(f"need >= 2 frames with one token grid each, got {len(frames)} frames and {len(tokens)} grids")
+    token_changed = tokens[1:] != tokens[:-1]
+    pixel_change = np.abs(np.diff(frames, axis=0)).max(-1)
+    t, h, w = pixel_change.shape
+    patch_changed = pixel_change.reshape(t, h // patch, patch, w // patch, patch).max(axis=(2, 4)) > threshold
+    return {"token_change": float(token_changed.mean()), "patch_change": float(patch_changed.mean()),
+            "flicker": float((token_changed & ~patch_changed).sum() / max(token_changed.sum(), 1))}

@@ -13,6 +13,7 @@ from genie_robot.errors import ConfigError
 class ModelConfig:
     kind: ClassVar[str] = "model"
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    may_be_zero: ClassVar[tuple[str, ...]] = ()  # integer fields where 0 means "off"
 
     def __post_init__(self):
         self.validate()
@@ -20,10 +21,9 @@ class ModelConfig:
     def validate(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
-                raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
-
-
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value < 0 or (value == 0 and field.name not in self.may_be_zero):
+                    raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
 
     @classmethod
     def preset(cls, name: str, **overrides):

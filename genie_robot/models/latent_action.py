@@ -4,7 +4,14 @@ The encoder sees x_1..t+1 (causal in time) and emits one continuous action per t
 quantized to one of `num_actions` codes. The decoder sees x_1..t plus a_t (added as an
 embedding to every token of frame t) and predicts x_t+1; the tiny codebook is the only path
 for information about x_t+1, which forces it to carry "what changed" (Genie, section 2.1).
-Works on raw pixels (better than on tokens, paper Table 2)."""
+Works on raw pixels (better than on tokens, paper Table 2).
+
+In the paper the decoder also sees x_1..t-1. In robot video motions last several frames, so a
+decoder with history predicts "keep moving as before" and the action code is left to carry
+almost nothing. Our presets decode each transition from x_t alone (`dec_temporal=False`):
+where the arm goes next then has to come through the action. Their encoder also reads each
+transition on its own (`enc_temporal=False`: x_t+1 and its change since x_t say all there is
+about the move), so the LAM trains on 2-frame clips and infers the same codes in any window."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,9 +30,12 @@ from genie_robot.nn import STTransformer, VectorQuantizer
 class LatentActionConfig(PixelModelConfig):
     kind: ClassVar[str] = "lam"
     presets: ClassVar[dict] = {
-        "tiny": dict(image_size=16, patch=8, dim=32, enc_layers=1, dec_layers=1, heads=2, num_actions=8, code_dim=8, max_frames=16),
-        "small": dict(image_size=64, patch=8, dim=128, enc_layers=3, dec_layers=3, heads=4, num_actions=8, code_dim=32, max_frames=16),
-        "base": dict(image_size=64, patch=8, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=8, code_dim=32, max_frames=16),
+        "tiny": dict(image_size=16, patch=8, dim=32, enc_layers=1, dec_layers=1, heads=2, num_actions=8, code_dim=8, max_frames=16,
+                     enc_temporal=False, dec_temporal=False),
+        "small": dict(image_size=64, patch=8, dim=128, enc_layers=3, dec_layers=3, heads=4, num_actions=8, code_dim=32, max_frames=16,
+                      enc_temporal=False, dec_temporal=False),
+        "base": dict(image_size=64, patch=8, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=8, code_dim=32, max_frames=16,
+                     enc_temporal=False, dec_temporal=False),
         "coinrun": dict(image_size=64, patch=16, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=6, code_dim=32, max_frames=16),
         "paper": dict(image_size=160, patch=16, dim=1024, enc_layers=20, dec_layers=20, heads=16, num_actions=8, code_dim=32, max_frames=16),
     }
@@ -40,6 +50,8 @@ class LatentActionConfig(PixelModelConfig):
     max_frames: int = 16
     beta: float = 0.25
     qk_norm: bool = True
+    enc_temporal: bool = True  # False: a_t read from x_t+1 and x_t+1 - x_t alone
+    dec_temporal: bool = True  # False: the decoder predicts x_t+1 from x_t and a_t alone
 
 
 class LatentActionModel(nn.Module):
@@ -53,12 +65,14 @@ class LatentActionModel(nn.Module):
         # A learned query token per frame reads the action by attention: mean-pooling the
         # patches washes out a small moving arm and collapses every step onto one code.
         self.action_query = nn.Parameter(torch.randn(c.dim) * 0.02)
-        self.encoder = STTransformer(c.dim, c.enc_layers, c.heads, c.max_frames, c.tokens_per_frame + 1, c.qk_norm)
+        self.encoder = STTransformer(c.dim, c.enc_layers, c.heads, c.max_frames, c.tokens_per_frame + 1, c.qk_norm,
+                                     temporal=c.enc_temporal)
         self.to_action = nn.Linear(c.dim, c.code_dim)
         self.quantizer = VectorQuantizer(c.num_actions, c.code_dim, c.beta)
         self.embed_dec = nn.Linear(patch_dim, c.dim)
         self.action_to_dec = nn.Linear(c.code_dim, c.dim)
-        self.decoder = STTransformer(c.dim, c.dec_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm)
+        self.decoder = STTransformer(c.dim, c.dec_layers, c.heads, c.max_frames, c.tokens_per_frame, c.qk_norm,
+                                     temporal=c.dec_temporal)
         self.to_pixels = nn.Linear(c.dim, patch_dim)
         nn.init.zeros_(self.to_pixels.weight)  # start as "copy the last frame"
         nn.init.zeros_(self.to_pixels.bias)

@@ -63,3 +63,49 @@ class VectorQuantizer(nn.Module):
             # Ranks restart independently; rank 0's codebook and usage win so replicas agree.
             dist.broadcast(self.codebook.data, 0)
             dist.broadcast(self.usage, 0)
+
+
+# Level sets from the FSQ paper (Mentzer et al. 2023, table 1) and small ones for tests.
+FSQ_LEVELS = {8: (2, 2, 2), 64: (4, 4, 4), 216: (6, 6, 6), 512: (8, 8, 8), 1000: (8, 5, 5, 5),
+              1024: (8, 8, 4, 4), 4096: (7, 5, 5, 5, 5)}
+
+
+class FiniteScalarQuantizer(nn.Module):
+    """Finite scalar quantization (Mentzer et al. 2023): each of a few dimensions is bounded
+    and rounded to a fixed number of levels; a code is the tuple of levels. No codebook to
+    learn, so no commitment loss and no dead codes: every code stays reachable, and the
+    tokenizer trains without the collapse-and-restart cycle of a learned codebook."""
+
+    def __init__(self, num_codes: int):
+        super().__init__()
+        if num_codes not in FSQ_LEVELS:
+            raise ValueError(f"FSQ supports codebook sizes {sorted(FSQ_LEVELS)}, got {num_codes}")
+        self.num_codes = num_codes
+        levels = torch.tensor(FSQ_LEVELS[num_codes])
+        self.code_dim = len(levels)
+        self.register_buffer("levels", levels, persistent=False)
+        self.register_buffer("basis", torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0),
+                             persistent=False)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        """Squash to (-L/2, L/2) per dimension, offset by half a level for even L so that
+        rounding gives exactly L integer values."""
+        half = (self.levels - 1) * (1 + 1e-3) / 2
+        offset = (self.levels % 2 == 0).float() * 0.5
+        return torch.tanh(z + torch.atanh(offset / half)) * half - offset
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        digits = (ids[..., None] // self.basis) % self.levels
+        return (digits - self.levels // 2).float() / (self.levels // 2)
+
+    def forward(self, z: torch.Tensor):
+        """z [..., code_dim] -> (quantized z with straight-through grads, ids [...], loss 0, metrics)."""
+        bounded = self._bound(z.float())
+        rounded = bounded + (bounded.round() - bounded).detach()
+        quantized = rounded / (self.levels // 2)
+        ids = ((rounded.detach().round().long() + self.levels // 2) * self.basis).sum(-1)
+        counts = torch.bincount(ids.flatten(), minlength=self.num_codes).float()
+        probs = counts / counts.sum()
+        metrics = {"perplexity": torch.exp(-(probs * torch.log(probs + 1e-10)).sum()).item(),
+                   "codes_used": int((counts > 0).sum())}
+        return quantized.to(z.dtype), ids, z.new_zeros(()), metrics

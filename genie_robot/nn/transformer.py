@@ -4,6 +4,10 @@ A block attends spatially over the S = h*w tokens of one frame, then causally in
 the T steps of one token position, then applies one feed-forward layer (Genie, section 2.1).
 Memory grows linearly in T. Temporal attention is causal, so the keys/values of past frames
 never change: `TemporalKV` holds them for frame-by-frame generation.
+
+A stack can also be purely spatial (`temporal=False`, each frame on its own) and attend only
+to a local neighbourhood (`window`): the tokenizer's encoder uses both, so that a patch whose
+surroundings did not change keeps its code from frame to frame.
 """
 from __future__ import annotations
 
@@ -44,9 +48,9 @@ class Attention(nn.Module):
         q, k, v = rearrange(self.qkv(x_NLD), "n l (three h d) -> three n h l d", three=3, h=self.heads)
         return self.q_norm(q), self.k_norm(k), v
 
-    def forward(self, x_NLD: torch.Tensor, causal: bool = False, past_kv=None):
+    def forward(self, x_NLD: torch.Tensor, causal: bool = False, past_kv=None, attn_mask=None):
         """past_kv: (k, v) of earlier positions [N, heads, L_past, d]; returns (out, (k, v))
-        where k, v cover past + current positions."""
+        where k, v cover past + current positions. attn_mask: bool [L, L], True = may attend."""
         q, k, v = self.project(x_NLD)
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)
@@ -57,7 +61,7 @@ class Attention(nn.Module):
             mask = torch.ones(L, total, dtype=torch.bool, device=q.device).tril(total - L)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(rearrange(out, "n h l d -> n l (h d)")), (k, v)
 
 
@@ -71,21 +75,33 @@ class FeedForward(nn.Module):
         return self.down(F.gelu(self.up(x)))
 
 
+def local_mask(grid: int, window: int) -> torch.Tensor:
+    """Bool [S, S] over a grid x grid frame: True where two tokens are at most `window` apart
+    in both rows and columns."""
+    row, col = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    row, col = row.flatten(), col.flatten()
+    return ((row[:, None] - row).abs() <= window) & ((col[:, None] - col).abs() <= window)
+
+
 class STBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True):
+    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True, temporal: bool = True):
         super().__init__()
-        self.causal_time = causal_time
+        self.causal_time, self.temporal = causal_time, temporal
         self.norm_space = nn.LayerNorm(dim)
         self.space = Attention(dim, heads, qk_norm)
-        self.norm_time = nn.LayerNorm(dim)
-        self.time = Attention(dim, heads, qk_norm)
+        if temporal:
+            self.norm_time = nn.LayerNorm(dim)
+            self.time = Attention(dim, heads, qk_norm)
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = FeedForward(dim)
 
-    def forward(self, x_BTSD: torch.Tensor, past_kv=None):
+    def forward(self, x_BTSD: torch.Tensor, past_kv=None, space_mask=None):
         B, T, S, _ = x_BTSD.shape
         x_NSD = rearrange(x_BTSD, "b t s d -> (b t) s d")
-        x_NSD = x_NSD + self.space(self.norm_space(x_NSD))[0]
+        x_NSD = x_NSD + self.space(self.norm_space(x_NSD), attn_mask=space_mask)[0]
+        if not self.temporal:
+            x_NSD = x_NSD + self.ff(self.norm_ff(x_NSD))
+            return rearrange(x_NSD, "(b t) s d -> b t s d", b=B), None
         x_NTD = rearrange(x_NSD, "(b t) s d -> (b s) t d", b=B)
         attended, kv = self.time(self.norm_time(x_NTD), causal=self.causal_time, past_kv=past_kv)
         x_NTD = x_NTD + attended
@@ -112,24 +128,35 @@ class STTransformer(nn.Module):
     """A stack of ST blocks on [B, T, S, D] token grids with learned space/time positions."""
 
     def __init__(self, dim: int, depth: int, heads: int, max_frames: int, tokens_per_frame: int,
-                 qk_norm: bool = True, causal_time: bool = True):
+                 qk_norm: bool = True, causal_time: bool = True, temporal: bool = True, window: int = 0):
+        """temporal=False: frames are independent (no temporal attention, no time positions).
+        window > 0: spatial attention only within `window` tokens (needs a square token grid)."""
         super().__init__()
         self.pos_space = nn.Parameter(torch.randn(tokens_per_frame, dim) * 0.02)
-        self.pos_time = nn.Parameter(torch.randn(max_frames, dim) * 0.02)
-        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time) for _ in range(depth))
+        self.pos_time = nn.Parameter(torch.randn(max_frames, dim) * 0.02) if temporal else None
+        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time, temporal) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.max_frames = max_frames
+        if window:
+            grid = round(tokens_per_frame**0.5)
+            if grid * grid != tokens_per_frame:
+                raise ValueError(f"a local attention window needs a square token grid, got {tokens_per_frame} tokens")
+            self.register_buffer("space_mask", local_mask(grid, window), persistent=False)
+        else:
+            self.space_mask = None
 
     def forward(self, x_BTSD: torch.Tensor, cache: TemporalKV | None = None, return_cache: bool = False):
         """With `cache`, x holds only the new frames, which follow the cached ones in time."""
         T = x_BTSD.shape[1]
         offset = cache.length if cache is not None else 0
-        if offset + T > self.max_frames:
+        if self.pos_time is not None and offset + T > self.max_frames:
             raise ValueError(f"{offset + T} frames exceed the model's temporal window of {self.max_frames}")
-        x_BTSD = x_BTSD + self.pos_space + self.pos_time[offset : offset + T, None]
+        x_BTSD = x_BTSD + self.pos_space
+        if self.pos_time is not None:
+            x_BTSD = x_BTSD + self.pos_time[offset : offset + T, None]
         new_layers = []
         for i, block in enumerate(self.blocks):
-            x_BTSD, kv = block(x_BTSD, past_kv=cache.layers[i] if cache is not None else None)
+            x_BTSD, kv = block(x_BTSD, past_kv=cache.layers[i] if cache is not None else None, space_mask=self.space_mask)
             new_layers.append(kv)
         out = self.norm(x_BTSD)
         return (out, TemporalKV(new_layers)) if return_cache else out

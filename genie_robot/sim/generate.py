@@ -1,6 +1,8 @@
 """Generate episode stores from the MuJoCo arm world."""
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ from tqdm import tqdm
 from genie_robot.data.convert import check_policy_run
 from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
+from genie_robot.errors import InputError
 from genie_robot.sim.controllers import POLICIES
 from genie_robot.sim.world import COMMAND_NAMES, ArmWorld
 
@@ -50,6 +53,20 @@ def episode_seed(seed: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, index])
 
 
+_worker_world: ArmWorld | None = None
+
+
+def _episode(index: int, seed: int, policy: str, steps: int, size: int, camera: str) -> dict:
+    """Episode `index` of a dataset: a pure function of (seed, index), in whichever process."""
+    global _worker_world
+    if _worker_world is None:
+        _worker_world = ArmWorld()
+    seq = episode_seed(seed, index)
+    _worker_world.reset(seed=int(seq.generate_state(1)[0]))
+    rng = np.random.default_rng(seq.spawn(1)[0])
+    return rollout(_worker_world, POLICIES[policy](rng), steps, size, camera)
+
+
 def generate_dataset(
     out: str | Path,
     episodes: int,
@@ -61,23 +78,22 @@ def generate_dataset(
     split: str = "train",
     overwrite: bool = False,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Write `episodes` episodes of `steps` frames each (steps-1 commands) to `out`.
 
     Appends to an existing store unless `overwrite`; episode k always uses seed (seed, k),
-    so an interrupted run resumes by running the same command again."""
+    so an interrupted run resumes by running the same command again. `workers` > 1 simulates
+    in that many processes; episodes are written in order, so the store is the same."""
     check_policy_run(policy, POLICIES, episodes, steps)
-    world = ArmWorld()
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
     contact_episodes = deformed_episodes = 0
-    with EpisodeWriter(out, overwrite=overwrite) as writer:
+    with EpisodeWriter(out, overwrite=overwrite) as writer, _episode_runner(workers) as run:
         first = len(writer)
         bar = tqdm(range(first, episodes), desc="mujoco episodes", unit="ep", disable=not progress,
                    initial=first, total=episodes)
-        for index in bar:
-            seq = episode_seed(seed, index)
-            world.reset(seed=int(seq.generate_state(1)[0]))
-            rng = np.random.default_rng(seq.spawn(1)[0])
-            data = rollout(world, POLICIES[policy](rng), steps, size, camera)
+        for data in run(lambda index: (index, seed, policy, steps, size, camera), bar):
             writer.append(
                 data["frames"],
                 actions=data["actions"],
@@ -93,8 +109,41 @@ def generate_dataset(
             contact_episodes += bool(data["state"]["contact"].any())
             deformed_episodes += bool(data["state"]["soft_deformation"].max() > VISIBLE_DEFORMATION)
             bar.set_postfix(frames_per_s=f"{bar.format_dict['rate'] * steps:.0f}" if bar.format_dict.get("rate") else "-")
-    world.close()
     written = episodes - first
     return {"written": written, "already_there": first, "contact_episodes": contact_episodes,
             "deformed_episodes": deformed_episodes}
 
+
+
+class _episode_runner:
+    """Context manager giving run(args_of, indices) -> episodes in index order, computed here
+    (workers == 1) or in a pool of spawned processes (EGL contexts do not survive a fork)."""
+
+    def __init__(self, workers: int):
+        self.workers, self.pool = workers, None
+
+    def __enter__(self):
+        if self.workers > 1:
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self.run
+
+    def run(self, args_of, indices):
+        if self.pool is None:
+            yield from (_episode(*args_of(i)) for i in indices)
+            return
+        # Bounded look-ahead: at most 2 episodes per worker wait in memory.
+        pending, indices = [], iter(indices)
+        for index in indices:
+            pending.append(self.pool.submit(_episode, *args_of(index)))
+            if len(pending) >= 2 * self.workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+    def __exit__(self, *exc):
+        global _worker_world
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        elif _worker_world is not None:
+            _worker_world.close()
+            _worker_world = None

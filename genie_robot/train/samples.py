@@ -20,7 +20,10 @@ def sample_image(stage: str, batch: dict, metrics: dict, tokenizer=None, max_fra
     action; dynamics: next frame / one-step prediction (argmax tokens, decoded)."""
     video = batch["video"][0]
     if stage == "tokenizer":
-        rows = [video[:max_frames], metrics["_recon"][0][:max_frames]]
+        recon = metrics["_recon"][0]
+        if video.shape[0] == 1:  # single-frame clips: show the batch's frames instead
+            video, recon = batch["video"][:, 0], metrics["_recon"][:, 0]
+        rows = [video[:max_frames], recon[:max_frames]]
     elif stage == "lam":
         rows = [video[1 : max_frames + 1], metrics["_pred"][0][:max_frames]]
     else:

@@ -21,6 +21,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from genie_robot.data.sampler import ClipDataset
+from genie_robot.data.transforms import resize_video
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.media import write_image
 from genie_robot.models import MODELS
@@ -56,12 +58,15 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (autocast)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "clip_len", "frame_skip", "accum", "ckpt_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.warmup < 0:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"training config: precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or self.warmup < 0:
             raise ConfigError("training config: lr must be > 0 and warmup >= 0")
         self.betas = tuple(self.betas)
 
@@ -140,7 +145,9 @@ class Trainer:
             self.model = MODELS[stage][1](model_config).to(self.device)
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        self.token_cache = self._tokenize_once()
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     # ------------------------------------------------------------------ setup
     def _frozen_models(self, model_config) -> dict:
@@ -170,13 +177,40 @@ class Trainer:
             else:
                 shutil.rmtree(old)
 
+    @torch.no_grad()
+    def _tokenize_once(self) -> list | None:
+        """Token ids of every episode, [T, h, w] per episode per store, when the tokenizer encodes
+        frames one by one (then a clip's tokens are exactly its frames' tokens): dynamics
+        training reads them instead of running the frozen encoder on every batch."""
+        if self.stage != "dynamics" or self.frozen["tokenizer"].config.enc_temporal:
+            return None
+        tokenizer, size = self.frozen["tokenizer"], self.dataset.size
+        episodes = [(i, episode) for i, store in enumerate(self.dataset.stores) for episode in store]
+        cache: list[list] = [[] for _ in self.dataset.stores]
+        chunk = tokenizer.config.max_frames
+        for store_idx, episode in tqdm(episodes, desc="tokenize episodes", unit="ep",
+                                       disable=not (self.progress and self.rank == 0), dynamic_ncols=True):
+            frames = resize_video(episode.frames, size)
+            parts = [tokenizer.encode(torch.from_numpy(np.ascontiguousarray(frames[s : s + chunk]))[None].to(self.device))[0]
+                     for s in range(0, len(frames), chunk)]
+            cache[store_idx].append(torch.cat(parts).to(torch.int16))
+        return cache
+
     # ------------------------------------------------------------------ batches
+    def _tokens(self, batch: dict, video: torch.Tensor) -> torch.Tensor:
+        if self.token_cache is None:
+            return self.frozen["tokenizer"].encode(video)
+        span, skip = self.dataset.span, self.dataset.frame_skip
+        clips = [self.token_cache[s][e][start : start + span : skip]
+                 for s, e, start in zip(batch["source"].tolist(), batch["episode"].tolist(), batch["start"].tolist())]
+        return torch.stack(clips).to(self.device, torch.long)
+
     def _prepare(self, batch: dict) -> dict:
         video = batch["video"].to(self.device, non_blocking=True)
         if self.stage != "dynamics":
             return {"video": video}
         with self.autocast:
-            tokens = self.frozen["tokenizer"].encode(video)
+            tokens = self._tokens(batch, video)
             actions = self.frozen["lam"].infer_actions(video)
         return {"tokens": tokens, "actions": actions, "video": video}
 
@@ -197,6 +231,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.stage}", unit="step",
                    disable=not (self.progress and is_main), dynamic_ncols=True)
         metrics: dict = {}
+        sums: dict[str, float] = {}  # stays empty when the run is already at cfg.steps
         self.model.train()
         while self.step < cfg.steps:
             # Per-step seeding makes masks and code restarts identical after a resume.
@@ -204,7 +239,7 @@ class Trainer:
             lr = lr_at(self.step, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            sums: dict[str, float] = {}
+            sums = {}
             for _ in range(cfg.accum):
                 batch = self._prepare(next(batches))
                 with self.autocast:
