@@ -27,14 +27,17 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	$(PY) -m pip install --quiet cffi gym_notices cloudpickle
 	touch $(STAMP)
 
+# The small recipe (genie_robot/train/recipe.py): every `train` flag not given comes from it.
+TRAIN_DATA := $(DEMO)/mujoco.h5:2 $(DEMO)/explore.h5:1
 demo: $(STAMP)
-	$(CLI) data mujoco --episodes 24 --steps 32 --size 64 --seed 0 --out $(DEMO)/mujoco.h5
+	$(CLI) data mujoco --episodes 160 --steps 32 --size 64 --seed 0 --workers 2 --out $(DEMO)/mujoco.h5
+	$(CLI) data mujoco --episodes 64 --steps 32 --size 64 --seed 2 --policy random --workers 2 --out $(DEMO)/explore.h5
 	$(CLI) data info $(DEMO)/mujoco.h5
 	$(CLI) data preview $(DEMO)/mujoco.h5 --out $(DEMO)/preview.png
 	rm -rf $(DEMO)/run
-	$(CLI) train tokenizer --data $(DEMO)/mujoco.h5 --preset small --steps 100 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
-	$(CLI) train lam       --data $(DEMO)/mujoco.h5 --preset small --steps 300 --batch-size 4 --clip-len 8 --sample-every 100 --ckpt-every 100 --out $(DEMO)/run
-	$(CLI) train dynamics  --data $(DEMO)/mujoco.h5 --preset small --steps 150 --batch-size 4 --clip-len 8 --sample-every 50 --ckpt-every 50 --out $(DEMO)/run
+	$(CLI) train tokenizer --data $(TRAIN_DATA) --preset small --sample-every 1000 --ckpt-every 500 --out $(DEMO)/run
+	$(CLI) train lam       --data $(TRAIN_DATA) --preset small --sample-every 500 --ckpt-every 500 --out $(DEMO)/run
+	$(CLI) train dynamics  --data $(TRAIN_DATA) --preset small --sample-every 350 --ckpt-every 350 --out $(DEMO)/run
 	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
 	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
 	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(DEMO)/heldout.h5
@@ -57,6 +60,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/data_readers.py
 	$(PY) benchmarks/ros_latency.py
 	$(PY) benchmarks/planning.py
+	$(PY) benchmarks/quality.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

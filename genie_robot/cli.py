@@ -83,15 +83,18 @@ def _cmd_data_platformer(args) -> None:
 
 def _cmd_train(args) -> None:
     from genie_robot.models import MODELS
+    from genie_robot.train.recipe import recipe
     from genie_robot.train.trainer import TrainConfig, Trainer
 
     config_cls = MODELS[args.stage][0]
     overrides = {"max_frames": args.max_frames} if args.max_frames else {}
     model_config = config_cls.preset(args.preset, **overrides)
+    schedule = {k: v if (v := getattr(args, k)) is not None else default
+                for k, default in recipe(args.preset, args.stage).items()}
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, clip_len=args.clip_len, frame_skip=args.frame_skip,
+        steps=schedule["steps"], batch_size=schedule["batch_size"], clip_len=schedule["clip_len"], frame_skip=args.frame_skip,
         lr=args.lr if args.lr is not None else (1e-3 if args.preset in ("tiny", "small") else 3e-4),
-        warmup=min(args.warmup, max(args.steps // 10, 1)), accum=args.accum,
+        warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
         num_workers=args.workers, device=args.device, precision=args.precision,
     )
@@ -308,15 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("stage", choices=["tokenizer", "lam", "dynamics"])
     train.add_argument("--data", nargs="+", required=True, help="FILE.h5[:WEIGHT] ...")
     train.add_argument("--preset", default="small", help="tiny | small | base | coinrun | paper")
-    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--steps", type=int, help="optimizer steps (default: the preset's recipe, genie_robot/train/recipe.py)")
     train.add_argument("--out", required=True, help="run directory shared by the three stages")
     train.add_argument("--resume", action="store_true", help="continue from RUN/<stage> (same data order)")
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--clip-len", type=int, default=16)
+    train.add_argument("--batch-size", type=int, help="clips per step (default: the recipe)")
+    train.add_argument("--clip-len", type=int, help="frames per clip (default: the recipe)")
     train.add_argument("--frame-skip", type=int, default=1)
     train.add_argument("--max-frames", type=int, default=None, help="model temporal window (default: preset)")
     train.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 tiny/small, 3e-4 larger)")
-    train.add_argument("--warmup", type=int, default=100)
+    train.add_argument("--warmup", type=int, help="learning-rate warmup steps (default: the recipe)")
     train.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-batches")
     train.add_argument("--ckpt-every", type=int, default=200)
     train.add_argument("--sample-every", type=int, default=200)

@@ -25,6 +25,11 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
         (["data", "info", str(tmp_path / "bad.h5")], "not a readable HDF5 file"),
         (["data", "mujoco", "--episodes", "1", "--steps", "1", "--out", str(tmp_path / "x.h5")], "--steps must be >= 2"),
         (["data", "mujoco", "--policy", "dance", "--out", str(tmp_path / "x.h5")], "unknown policy"),
+        (["data", "mujoco", "--workers", "0", "--out", str(tmp_path / "x.h5")], "--workers must be >= 1"),
+        (["train", "tokenizer", "--data", str(tmp_path / "bad.h5"), "--lr", "nan", "--out", str(tmp_path / "r")],
+         "lr must be > 0"),
+        (["train", "tokenizer", "--data", str(tmp_path / "bad.h5"), "--precision", "fp8", "--out", str(tmp_path / "r")],
+         "precision must be"),
     ]:
         proc = run_cli(*args)
         assert proc.returncode == 2, proc.stderr

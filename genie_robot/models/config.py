@@ -24,6 +24,9 @@ class ModelConfig:
             if isinstance(value, int) and not isinstance(value, bool):
                 if value < 0 or (value == 0 and field.name not in self.may_be_zero):
                     raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
+        dim, heads = getattr(self, "dim", None), getattr(self, "heads", None)
+        if dim and heads and dim % heads:
+            raise ConfigError(f"{self.kind} config: width dim={dim} is not divisible by heads={heads}")
 
     @classmethod
     def preset(cls, name: str, **overrides):

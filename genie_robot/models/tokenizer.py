@@ -62,6 +62,9 @@ class TokenizerConfig(PixelModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        dec_dim, dec_heads = self.dec_dim or self.dim, self.dec_heads or self.heads
+        if dec_dim % dec_heads:
+            raise ConfigError(f"tokenizer config: decoder width {dec_dim} is not divisible by its heads {dec_heads}")
         if self.quantizer not in ("vq", "fsq"):
             raise ConfigError(f"tokenizer config: quantizer must be 'vq' or 'fsq', got {self.quantizer!r}")
         if self.quantizer == "fsq":

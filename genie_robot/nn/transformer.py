@@ -111,7 +111,8 @@ class STBlock(nn.Module):
 
 @dataclass
 class TemporalKV:
-    """Per-block temporal keys/values of the frames seen so far, [B*S, heads, T_past, d]."""
+    """Per-block temporal keys/values of the frames seen so far, [B*S, heads, T_past, d]
+    (None for every block of a stack without temporal attention: there is nothing to keep)."""
 
     layers: list
 
@@ -121,7 +122,8 @@ class TemporalKV:
 
     def repeat_batch(self, copies: int) -> "TemporalKV":
         """The cache of a batch-1 run, copied for `copies` rows (rows are batch-major)."""
-        return TemporalKV([(k.repeat(copies, 1, 1, 1), v.repeat(copies, 1, 1, 1)) for k, v in self.layers])
+        return TemporalKV([None if kv is None else (kv[0].repeat(copies, 1, 1, 1), kv[1].repeat(copies, 1, 1, 1))
+                           for kv in self.layers])
 
 
 class STTransformer(nn.Module):

@@ -258,7 +258,7 @@ class Trainer:
             self.step += 1
             sums.update(lr=lr, grad_norm=float(grad_norm))
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in sums.items() if k in ("loss", "psnr", "perplexity", "token_accuracy")})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in sums.items() if k in ("loss", "psnr", "perplexity", "token_accuracy", "changed_accuracy")})
             if is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                 self._log(sums, tb)
             if cfg.sample_every and is_main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):

@@ -29,3 +29,12 @@ def test_generated_store_is_complete_and_resumable(tmp_path):
     assert len(store) == 3
     np.testing.assert_array_equal(store[0].frames, first_frames)
     assert ClipDataset(path, clip_len=4)[0]["actions"].shape == (3, 4)
+
+
+def test_parallel_generation_writes_the_same_store(tmp_path):
+    generate_dataset(tmp_path / "one.h5", episodes=3, steps=4, size=16, seed=5, progress=False)
+    generate_dataset(tmp_path / "two.h5", episodes=3, steps=4, size=16, seed=5, progress=False, workers=2)
+    one, two = EpisodeStore(tmp_path / "one.h5"), EpisodeStore(tmp_path / "two.h5")
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.actions, b.actions)

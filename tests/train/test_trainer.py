@@ -71,6 +71,30 @@ def test_resume_matches_uninterrupted_run(store, tmp_path):
         assert torch.equal(a[key], c[key]), key
 
 
+def test_resume_past_the_last_step_trains_nothing(store, tmp_path):
+    Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=3), progress=False).train()
+    again = Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=2), resume=True, progress=False)
+    assert again.step == 3 and again.train() == {}
+
+
+def test_dynamics_reads_cached_tokens_equal_to_encoding_each_batch(store, tmp_path):
+    """Per-frame tokenizer: the dataset is tokenized once, and every batch's tokens are exactly
+    what the frozen encoder gives for its frames (frame skip included)."""
+    for stage in ("tokenizer", "lam"):
+        Trainer(stage, tiny(stage), [store], tmp_path, cfg(steps=1, clip_len=2), progress=False).train()
+    trainer = Trainer("dynamics", tiny("dynamics"), [store], tmp_path, cfg(frame_skip=2), progress=False)
+    assert trainer.token_cache is not None and len(trainer.token_cache[0]) == 4
+    batch = next(iter(trainer._loader()))
+    prepared = trainer._prepare(batch)
+    assert torch.equal(prepared["tokens"], trainer.frozen["tokenizer"].encode(batch["video"]))
+    assert prepared["tokens"].shape == (2, 4, 4, 4)
+
+
+def test_single_frame_clips_train_a_per_frame_tokenizer(store, tmp_path):
+    Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(clip_len=1), progress=False).train()
+    assert (tmp_path / "logs" / "tokenizer" / "samples" / "step_0000006.png").exists()
+
+
 def test_refuses_to_overwrite_and_checks_resume_config(store, tmp_path):
     Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=2), progress=False).train()
     with pytest.raises(CheckpointError, match="pass --resume"):

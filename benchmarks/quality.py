@@ -1,0 +1,156 @@
+"""World-model quality vs training budget: the small recipe trained at several budgets, each
+evaluated by `genie-robot eval` on the same held-out MuJoCo episodes, one table.
+
+Data (made once, reused): the demo's training stores (mixed-policy episodes, seed 0, and
+random-exploration episodes, seed 2) and 8 held-out mixed-policy episodes of another seed
+(seed 1, split test): the protocol of `make demo`. A budget multiplies the recipe's steps for
+every stage (genie_robot/train/recipe.py); budget 1 is the demo. Nothing is tuned on the
+held-out episodes: they are only read by `eval`.
+
+Printed per budget: training minutes and steps per stage, then every figure of the quality
+issue beside its baseline: tokenizer PSNR and object-mask IoU of reconstructions, imagined
+PSNR with the LAM's actions minus the copy-first-frame baseline at t = 4, 8, 16, Delta_4 PSNR,
+NMI of latent codes vs arm behaviours, adapter accuracy vs the majority code, arm-mask IoU of
+imagined frames at t = 8 vs the copy baseline. With --planning, the planning benchmark too.
+
+Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality]
+       python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
+The table is also written to OUT/quality.md and OUT/quality.json."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from genie_robot.train.recipe import recipe
+
+STAGES = ("tokenizer", "lam", "dynamics")
+
+
+def cli(*args: str) -> None:
+    command = [sys.executable, "-m", "genie_robot.cli", *args]
+    print("$ genie-robot " + " ".join(args), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+
+
+def make_data(out: Path, quick: bool) -> dict:
+    """The demo's stores (same commands as the Makefile), made once."""
+    episodes, explore, size = (4, 2, 16) if quick else (160, 64, 64)
+    data = {"train": out / "mujoco.h5", "explore": out / "explore.h5", "heldout": out / "heldout.h5"}
+    common = ["--steps", "32" if not quick else "18", "--size", str(size), "--workers", "2"]
+    cli("data", "mujoco", "--episodes", str(episodes), "--seed", "0", *common, "--out", str(data["train"]))
+    cli("data", "mujoco", "--episodes", str(explore), "--seed", "2", "--policy", "random", *common, "--out", str(data["explore"]))
+    cli("data", "mujoco", "--episodes", "8" if not quick else "2", "--seed", "1", "--split", "test", *common,
+        "--out", str(data["heldout"]))
+    return data
+
+
+def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict:
+    """The three stages at `scale` x the recipe's steps; returns minutes and steps per stage."""
+    mixture = [f"{data['train']}:2", f"{data['explore']}:1"]
+    spent = {}
+    for stage in STAGES:
+        steps = 2 if quick else max(1, round(recipe(preset, stage)["steps"] * scale))
+        started = time.time()
+        if not (run / stage / "model.safetensors").exists():
+            extra = ["--batch-size", "2", "--clip-len", "4"] if quick else []
+            cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra,
+                "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4)), "--out", str(run))
+        spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
+    return spent
+
+
+def figures(metrics: dict) -> dict:
+    """The issue's figures from `eval`'s metrics.json."""
+    fid, phys = metrics["fidelity"], metrics.get("physics", {})
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    horizons = [h for h in ("4", "8", "16") if h in fid["lam"]["psnr"]]
+    row = {
+        "tokenizer_psnr": mean([fid["reconstruction"]["psnr"][h] for h in fid["reconstruction"]["psnr"]]),
+        "lam_minus_copy": {h: fid["lam"]["psnr"][h] - fid["copy_first"]["psnr"][h] for h in horizons},
+        "lam_psnr": {h: fid["lam"]["psnr"][h] for h in horizons},
+        "copy_psnr": {h: fid["copy_first"]["psnr"][h] for h in horizons},
+        "delta_psnr": metrics.get("delta_psnr", {}).get("delta_psnr"),
+        "nmi": metrics.get("latent_actions", {}).get("nmi"),
+    }
+    if "adapter" in metrics:
+        a = metrics["adapter"]
+        row["adapter"] = (a["command_to_latent"], a["command_to_latent_majority"])
+    if "reconstruction" in phys:
+        iou = phys["reconstruction"]["iou"]
+        row["recon_iou"] = {name: mean([v for v in values if v is not None]) for name, values in iou.items()}
+        at = lambda name: phys[name]["iou"]["arm"][8] if len(phys[name]["iou"]["arm"]) > 8 else None  # noqa: E731
+        row["arm_iou_t8"] = (at("lam"), at("copy_first"))
+    return row
+
+
+def planning(run: Path, data: dict, tasks: int) -> str:
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "planning.py"), "--run", str(run),
+                           "--data", str(data["heldout"]), "--adapter-data", str(data["train"]), "--tasks", str(tasks)],
+                          capture_output=True, text=True, check=True)
+    return proc.stdout.strip().splitlines()[-6:]
+
+
+def table(rows: list[dict]) -> str:
+    fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+    lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | mask IoU recon (arm / cube / cyl / soft) "
+             "| LAM - copy dB, t=4 / 8 / 16 | LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | adapter acc (majority) "
+             "| arm IoU t=8 (copy) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t, f = r["train"], r["figures"]
+        iou = f.get("recon_iou", {})
+        lines.append(" | ".join([
+            f"| x{r['scale']:g}",
+            " / ".join(fmt(t[s]["minutes"], 1) for s in STAGES),
+            " / ".join(str(t[s]["steps"]) for s in STAGES),
+            fmt(f["tokenizer_psnr"], 1),
+            " / ".join(fmt(iou.get(k)) for k in ("arm", "red_cube", "blue_cylinder", "soft_cube")),
+            " / ".join(f"{v:+.1f}" for v in f["lam_minus_copy"].values()),
+            f"{fmt(f['lam_psnr'].get('4'), 1)} ({fmt(f['copy_psnr'].get('4'), 1)})",
+            fmt(f["delta_psnr"]),
+            fmt(f["nmi"]),
+            f"{fmt(f['adapter'][0])} ({fmt(f['adapter'][1])})" if "adapter" in f else "-",
+            f"{fmt(f['arm_iou_t8'][0])} ({fmt(f['arm_iou_t8'][1])})" if "arm_iou_t8" in f else "-",
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", type=float, nargs="+", default=[1.0, 3.0], help="multiples of the recipe's steps")
+    parser.add_argument("--out", default="out/quality")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--planning", type=int, default=0, help="also run the planning benchmark on N tasks")
+    parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
+    args = parser.parse_args()
+    out = Path(args.out if not args.quick else args.out + "-quick")
+    preset, budgets = ("tiny", [1.0]) if args.quick else (args.preset, args.budgets)
+    out.mkdir(parents=True, exist_ok=True)
+    data = make_data(out / "data", args.quick)
+    rows = []
+    for scale in budgets:
+        run, report = out / f"x{scale:g}" / "run", out / f"x{scale:g}" / "report"
+        spent = train(run, data, preset, scale, args.quick)
+        eval_args = ["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick else []
+        cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--adapter-data", str(data["train"]),
+            "--out", str(report), *eval_args)
+        row = {"scale": scale, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
+        if args.planning:
+            row["planning"] = planning(run, data, args.planning)
+        rows.append(row)
+    text = table(rows)
+    print(text)
+    for row in rows:
+        if "planning" in row:
+            print(f"planning, budget x{row['scale']:g}:\n" + "\n".join(row["planning"]))
+    (out / "quality.md").write_text(text + "\n")
+    (out / "quality.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
