@@ -8,7 +8,7 @@ DEMO   := out/demo
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -46,8 +46,14 @@ demo: $(STAMP)
 
 # TensorFlow (RLDS tests) and MuJoCo's EGL renderer cannot share a process: two pytest runs.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not tensorflow"
+	$(MAKE) bench-quick
 	$(PY) -m pytest -q -m tensorflow
+	$(PY) -m pytest -q -m "not tensorflow"
+
+# Benchmarks with a --quick mode, run first by `make test` (and so by CI) so that none can rot.
+bench-quick: $(STAMP)
+	$(PY) benchmarks/world_model_step.py --quick
+	$(PY) benchmarks/quality.py --quick
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not tensorflow"

@@ -4,6 +4,7 @@ frame's tokens + its decode to pixels (what `play` does per key press).
 
 Usage: python benchmarks/world_model_step.py [--presets tiny small] [--maskgit-steps 1 8 25]
        [--history 1 4 8 16] [--repeats 3]
+       python benchmarks/world_model_step.py --quick     (tiny preset, seconds: CI)
 Untrained weights (timing does not depend on them). The models' window is raised to 17 frames
 so that a history of 16 frames plus the new one fits."""
 import argparse
@@ -20,8 +21,8 @@ from genie_robot.sampling import SamplingConfig
 
 def build(preset: str, device: str, max_frames: int) -> WorldModel:
     torch.manual_seed(0)
-    models = {kind: model_cls(config_cls.preset(preset, max_frames=max_frames)).to(device)
-              for kind, (config_cls, model_cls) in MODELS.items() if kind != "lam"}
+    models = {kind: MODELS[kind][1](MODELS[kind][0].preset(preset, max_frames=max_frames)).to(device)
+              for kind in ("tokenizer", "dynamics")}
     return WorldModel(models["tokenizer"], models["dynamics"])
 
 
@@ -46,7 +47,10 @@ def main() -> None:
     parser.add_argument("--history", nargs="+", type=int, default=[1, 4, 8, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny preset, 1 and 8 steps, history 1 and 4")
     args = parser.parse_args()
+    if args.quick:
+        args.presets, args.maskgit_steps, args.history, args.repeats = ["tiny"], [1, 8], [1, 4], 1
     print(f"device {args.device}, {torch.get_num_threads()} threads; ms per generated frame (median of {args.repeats})")
     print(f"{'preset':7} {'steps':>5} {'cache':>6} " + " ".join(f"{'h=' + str(h):>9}" for h in args.history)
           + f" {'h' + str(args.history[-1]) + '/h' + str(args.history[0]):>9} {'speedup':>8}")

@@ -6,6 +6,7 @@ import json
 import sys
 
 from genie_robot.errors import GenieRobotError
+from genie_robot.sampling import SamplingConfig
 
 
 def _cmd_data_mujoco(args) -> None:
@@ -220,7 +221,7 @@ def _add_sampling_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--maskgit-steps", type=int, default=25)
-    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature, help="0 = greedy")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")

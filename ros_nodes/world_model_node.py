@@ -43,6 +43,7 @@ from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDi
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import CheckpointError, GenieRobotError, InputError
+from genie_robot.sampling import SamplingConfig
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import image_to_rgb, twist_to_command
 
@@ -50,7 +51,7 @@ PARAMETERS = [
     Param("checkpoint", "", "run directory holding tokenizer/, dynamics/ (and lam/, adapter/)"),
     Param("device", "cpu", "torch device for generation", choices=("cpu", "cuda", "auto")),
     Param("maskgit_steps", 8, "MaskGIT decoding steps per frame (fewer = faster, blurrier)", 1, 1000),
-    Param("temperature", 1.0, "sampling temperature; 0 = greedy", 0.0, 100.0),
+    Param("temperature", SamplingConfig.temperature, "sampling temperature; 0 = greedy", 0.0, 100.0),
     Param("history", 0, "frames the model sees, the new one included; 0 = the model's window", 0, 1024),
     Param("seed", 0, "sampling seed of each (re)started session", 0, 2**31 - 1),
     Param("prompt", "", "start frame: a PNG/JPEG path, or empty for the MuJoCo scene at scene_seed"),
@@ -103,7 +104,6 @@ class WorldModelNode(LifecycleNode):
     def on_configure(self, state) -> TransitionCallbackReturn:
         from genie_robot.models.world_model import WorldModel, as_video
         from genie_robot.plan.search import PlanConfig
-        from genie_robot.sampling import SamplingConfig
         from genie_robot.train.trainer import resolve_device
 
         p = self.p = parameter_values(self, PARAMETERS)

@@ -25,10 +25,11 @@ from einops import rearrange
 from genie_robot.errors import ConfigError
 from genie_robot.models.config import ModelConfig
 from genie_robot.nn import STTransformer, TemporalKV
+from genie_robot.nn.quantizer import FSQ_LEVELS
 
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
-_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, changed_weight=4.0)
+_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, changed_weight=4.0, context_noise=0.1, head="levels")
 
 
 @dataclass
@@ -54,12 +55,18 @@ class DynamicsConfig(ModelConfig):
     mask_per_frame: bool = False  # one mask rate per frame instead of per clip
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
+    head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
     qk_norm: bool = True
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.mask_rate_min <= self.mask_rate_max <= 1.0:
             raise ConfigError("dynamics config: need 0 <= mask_rate_min <= mask_rate_max <= 1")
+        if self.head not in ("joint", "levels"):
+            raise ConfigError(f"dynamics config: head must be 'joint' or 'levels', got {self.head!r}")
+        if self.head == "levels" and self.codebook_size not in FSQ_LEVELS:
+            raise ConfigError(f"dynamics config: a 'levels' head needs an FSQ codebook size {sorted(FSQ_LEVELS)}, "
+                              f"got {self.codebook_size}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
         if not self.changed_weight > 0:
@@ -82,7 +89,18 @@ class DynamicsModel(nn.Module):
         self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
         self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
-        self.head = nn.Linear(c.dim, c.codebook_size)
+        if c.head == "levels":
+            # An FSQ token is a tuple of levels: predict each dimension's level, and score a
+            # token by the sum of its levels' log-probabilities (a normalized joint softmax).
+            levels = torch.tensor(FSQ_LEVELS[c.codebook_size])
+            basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0)
+            offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), levels[:-1]]), 0)
+            digits_VD = (torch.arange(c.codebook_size)[:, None] // basis) % levels
+            self.register_buffer("level_index_VD", digits_VD + offsets, persistent=False)
+            self.level_sizes = levels.tolist()
+            self.head = nn.Linear(c.dim, int(levels.sum()))
+        else:
+            self.head = nn.Linear(c.dim, c.codebook_size)
 
     def _check(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> None:
         c = self.config
@@ -108,7 +126,11 @@ class DynamicsModel(nn.Module):
         tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
         x_BTSD = self.token_embed(tokens_BTS) + self.action_embed(actions_in_BT)[:, :, None]
         h_BTSD, cache = self.transformer(x_BTSD, cache=cache, return_cache=True)
-        return rearrange(self.head(h_BTSD), "b t (h w) v -> b t h w v", h=self.config.grid), cache
+        logits_BTSV = self.head(h_BTSD)
+        if self.config.head == "levels":
+            log_probs = torch.cat([part.log_softmax(-1) for part in logits_BTSV.float().split(self.level_sizes, -1)], -1)
+            logits_BTSV = log_probs[..., self.level_index_VD].sum(-1)
+        return rearrange(logits_BTSV, "b t (h w) v -> b t h w v", h=self.config.grid), cache
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate ~ U(min, max) drawn

@@ -96,6 +96,9 @@ def check_compatible(dynamics, tokenizer, lam=None) -> None:
         if mine != theirs:
             raise ConfigError(f"dynamics {name} is {mine} but the run's other models have {theirs}; "
                               "use the same preset for all three stages")
+    if getattr(dynamics, "head", "joint") == "levels" and tokenizer.quantizer != "fsq":
+        raise ConfigError("a dynamics model with a 'levels' head needs an FSQ tokenizer, but the run's tokenizer "
+                          f"uses {tokenizer.quantizer!r}; use the same preset for all three stages")
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:

@@ -148,3 +148,11 @@ def test_two_process_ddp_on_cpu(store, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = (tmp_path / "tokenizer" / "trainer_state.json").read_text()
     assert '"world_size": 2' in state and '"step": 3' in state
+
+
+def test_recipe_defaults_per_preset_and_stage():
+    from genie_robot.train.recipe import DEFAULT, recipe
+
+    assert recipe("small", "tokenizer")["clip_len"] == 1 and recipe("small", "lam")["clip_len"] == 2
+    assert recipe("small", "dynamics")["clip_len"] == 16
+    assert recipe("paper", "dynamics") == DEFAULT
