@@ -37,7 +37,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO)/run
 	$(CLI) train tokenizer --data $(TRAIN_DATA) --preset small --sample-every 1000 --ckpt-every 500 --out $(DEMO)/run
 	$(CLI) train lam       --data $(TRAIN_DATA) --preset small --sample-every 500 --ckpt-every 500 --out $(DEMO)/run
-	$(CLI) train dynamics  --data $(TRAIN_DATA) --preset small --sample-every 350 --ckpt-every 350 --out $(DEMO)/run
+	$(CLI) train dynamics  --data $(TRAIN_DATA) --preset small --sample-every 700 --ckpt-every 700 --out $(DEMO)/run
 	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
 	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
 	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(DEMO)/heldout.h5

@@ -29,7 +29,7 @@ from genie_robot.nn.quantizer import FSQ_LEVELS
 
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
-_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, changed_weight=4.0, context_noise=0.1, head="levels")
+_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, changed_weight=4.0, context_noise=0.1)
 
 
 @dataclass

@@ -67,7 +67,7 @@ class VectorQuantizer(nn.Module):
 
 # Level sets from the FSQ paper (Mentzer et al. 2023, table 1) and small ones for tests.
 FSQ_LEVELS = {8: (2, 2, 2), 64: (4, 4, 4), 216: (6, 6, 6), 512: (8, 8, 8), 1000: (8, 5, 5, 5),
-              1024: (8, 8, 4, 4), 4096: (7, 5, 5, 5, 5)}
+              1024: (8, 8, 4, 4), 4375: (7, 5, 5, 5, 5)}
 
 
 class FiniteScalarQuantizer(nn.Module):

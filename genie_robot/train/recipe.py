@@ -16,7 +16,7 @@ RECIPES: dict[str, dict[str, dict]] = {
     "small": {
         "tokenizer": dict(steps=3000, batch_size=4, clip_len=1, warmup=50),
         "lam": dict(steps=1500, batch_size=16, clip_len=2, warmup=50),
-        "dynamics": dict(steps=700, batch_size=2, clip_len=16, warmup=50),
+        "dynamics": dict(steps=1400, batch_size=1, clip_len=16, warmup=50),
     },
 }
 

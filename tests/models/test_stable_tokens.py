@@ -70,30 +70,34 @@ def test_every_preset_validates_and_impossible_widths_are_refused():
     from genie_robot.models import MODELS
 
     for kind, (config_cls, _) in MODELS.items():
+        if kind == "adapter":  # built from the data's command names, no presets to check
+            continue
         for name in config_cls.presets:
             config_cls.preset(name)  # no ConfigError
     with pytest.raises(ConfigError, match="not divisible by heads"):
         TokenizerConfig.preset("small", heads=3)
     with pytest.raises(ConfigError, match="decoder width"):
-        TokenizerConfig.preset("small", dec_dim=100)
+        TokenizerConfig.preset("small", dec_dim=130)
 
 
 def test_dynamics_masks_per_frame_and_weighs_changed_tokens():
     from genie_robot.models import DynamicsConfig, DynamicsModel
 
     torch.manual_seed(0)
-    tokens = torch.randint(0, 64, (64, 8, 4, 4))
+    grid = torch.randint(0, 64, (64, 8, 16, 16))  # random_mask reads only the shape
     per_clip = DynamicsModel(DynamicsConfig.preset("tiny", mask_per_frame=False, mask_rate_min=0.5))
     per_frame = DynamicsModel(DynamicsConfig.preset("tiny"))
-    share = lambda m: m.random_mask(tokens).float().mean(dim=(2, 3))  # noqa: E731  [B, T]
+    share = lambda m: m.random_mask(grid).float().mean(dim=(2, 3))  # noqa: E731  [B, T]
     assert (share(per_clip)[:, 1:] > 0.3).all() and (share(per_clip)[:, 0] == 0).all()
     assert (share(per_frame)[:, 1:] < 0.2).any()  # some context frames almost fully visible
     # Weighting changed tokens changes the loss only where tokens changed.
+    tokens = torch.randint(0, 64, (64, 8, 4, 4))
     static = tokens[:, :1].repeat(1, 8, 1, 1)
     mask = per_frame.random_mask(static)
     batch = {"tokens": static, "actions": torch.zeros(64, 7, dtype=torch.long), "mask": mask}
     weighted = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=9.0))
     weighted.load_state_dict(per_frame.state_dict())
+    per_frame.eval(), weighted.eval()  # no context noise: the two losses see the same inputs
     assert torch.allclose(per_frame(batch)[0], weighted(batch)[0])
     batch["tokens"] = tokens
     assert not torch.allclose(per_frame(batch)[0], weighted(batch)[0])
