@@ -76,6 +76,7 @@ def figures(metrics: dict) -> dict:
         "copy_psnr": {h: fid["copy_first"]["psnr"][h] for h in horizons},
         "delta_psnr": metrics.get("delta_psnr", {}).get("delta_psnr"),
         "nmi": metrics.get("latent_actions", {}).get("nmi"),
+        "flicker": metrics["token_stability"]["flicker"],
     }
     if "adapter" in metrics:
         a = metrics["adapter"]
@@ -97,10 +98,10 @@ def planning(run: Path, data: dict, tasks: int) -> str:
 
 def table(rows: list[dict]) -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-    lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | mask IoU recon (arm / cube / cyl / soft) "
+    lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | token flicker | mask IoU recon (arm / cube / cyl / soft) "
              "| LAM - copy dB, t=4 / 8 / 16 | LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | adapter acc (majority) "
              "| arm IoU t=8 (copy) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
@@ -109,6 +110,7 @@ def table(rows: list[dict]) -> str:
             " / ".join(fmt(t[s]["minutes"], 1) for s in STAGES),
             " / ".join(str(t[s]["steps"]) for s in STAGES),
             fmt(f["tokenizer_psnr"], 1),
+            fmt(f["flicker"]),
             " / ".join(fmt(iou.get(k)) for k in ("arm", "red_cube", "blue_cylinder", "soft_cube")),
             " / ".join(f"{v:+.1f}" for v in f["lam_minus_copy"].values()),
             f"{fmt(f['lam_psnr'].get('4'), 1)} ({fmt(f['copy_psnr'].get('4'), 1)})",

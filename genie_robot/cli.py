@@ -6,7 +6,6 @@ import json
 import sys
 
 from genie_robot.errors import GenieRobotError
-from genie_robot.sampling import SamplingConfig
 
 
 def _cmd_data_mujoco(args) -> None:
@@ -116,7 +115,8 @@ def _world_model_and_sampling(args):
     from genie_robot.train.trainer import resolve_device
 
     try:
-        sampling = SamplingConfig(args.maskgit_steps, args.temperature, args.schedule, args.order)
+        temperature = SamplingConfig.temperature if args.temperature is None else args.temperature
+        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return WorldModel.load(args.run, device=str(resolve_device(args.device))), sampling
@@ -221,7 +221,7 @@ def _add_sampling_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--maskgit-steps", type=int, default=25)
-    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature, help="0 = greedy")
+    parser.add_argument("--temperature", type=float, help="0 = greedy (default: SamplingConfig's, 0.5)")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")

@@ -24,7 +24,7 @@ from genie_robot.data.store import EpisodeStore
 from genie_robot.errors import CheckpointError, InputError
 from genie_robot.eval import actions as action_eval
 from genie_robot.eval.fvd import MIN_FRAMES, frechet_distance, gaussian_stats, i3d_features, load_i3d
-from genie_robot.eval.metrics import psnr, ssim
+from genie_robot.eval.metrics import psnr, ssim, token_stability
 from genie_robot.eval.physics import ColourSegmenter, compare_rollout, nanmean
 from genie_robot.io import atomic_path
 from genie_robot.models.adapter import ActionAdapter
@@ -144,6 +144,7 @@ def evaluate(wm: WorldModel, run_dir, data, out, config: EvalConfig = EvalConfig
     curves = {name: {"psnr": [], "ssim": []} for name in (*ROWS, "reconstruction", "copy_first")}
     videos = {name: [] for name in ("truth", *ROWS, "reconstruction", "copy_first")}
     # Baselines beside the imagined rows: what the tokenizer keeps, and "nothing moves".
+    stability = []  # per episode: token changes vs pixel changes (tokenizer flicker)
     physics_runs = {name: [] for name in ("lam", "adapter", "reconstruction", "copy_first") if name in videos}
     for position, episode in enumerate(tqdm(episodes, desc="eval episodes", unit="ep", disable=not progress)):
         truth = episode.read_frames(0, need)
@@ -159,7 +160,9 @@ def evaluate(wm: WorldModel, run_dir, data, out, config: EvalConfig = EvalConfig
         session = wm.start(truth[:1], seed=config.seed, batch=len(names), sampling=config.sampling)
         generated = session.rollout(np.stack([rows[n] for n in names]))
         imagined = {n: np.concatenate([truth[:1], generated[i]]) for i, n in enumerate(names)}
-        imagined["reconstruction"] = wm.reconstruct(truth)
+        tokens = wm.tokenize(truth)
+        stability.append(token_stability(tokens.cpu().numpy(), truth, wm.tokenizer.config.patch))
+        imagined["reconstruction"] = wm.detokenize(tokens)
         imagined["copy_first"] = np.repeat(truth[:1], need, axis=0)
         for name, frames in imagined.items():
             curves[name]["psnr"].append(psnr(truth, frames))
@@ -187,6 +190,7 @@ def evaluate(wm: WorldModel, run_dir, data, out, config: EvalConfig = EvalConfig
                for kind, values in curve.items()}
         for name, curve in curves.items() if curve["psnr"]
     }
+    metrics["token_stability"] = {key: float(np.mean([row[key] for row in stability])) for key in stability[0]}
     metrics["fidelity_curves"] = {name: np.mean(curve["psnr"], axis=0).tolist()
                                   for name, curve in curves.items() if curve["psnr"]}
     if "lam" in metrics["fidelity"] and config.delta_t <= horizon:

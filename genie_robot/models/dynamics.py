@@ -3,13 +3,15 @@
 Training (Genie, section 2.1): tokens of frames 2..T are masked with a per-clip Bernoulli rate
 r ~ U(0.5, 1); frame 1 is never masked. With one rate per clip every context frame is at least
 half masked, so apart from the first transition the model never learns to predict a frame from a
-complete previous one, which is all it ever sees when it generates. And while generating, the
-context holds the model's own mistakes: `context_noise` replaces a share of visible tokens by
-random ones in training, so that errors get corrected instead of compounding. Our presets draw a rate per
+complete previous one, which is all it ever sees when it generates. Our presets draw a rate per
 frame (`mask_per_frame`, r_t ~ U(0, 1)): a lightly masked frame is the clean context of a heavily
 masked next one. They also weigh the loss of tokens that differ from the previous frame's token
 at the same position (`changed_weight`): with stable tokens ~90% of tokens repeat, and a model
-that copies them gets most of the loss right while ignoring the arm and its actions. The latent action a_t (what moved frame t to t+1) is
+that copies them gets most of the loss right while ignoring the arm and its actions. And while
+generating, the context holds the model's own mistakes: `context_noise` replaces a share of
+visible tokens by random ones in training, so that errors get corrected instead of compounding.
+
+The latent action a_t (what moved frame t to t+1) is
 added as an embedding to every token of frame t+1, so causal temporal attention lets frame
 t+1's logits depend on frames <= t+1 and actions <= t only. Cross-entropy on masked tokens."""
 from __future__ import annotations
@@ -25,7 +27,7 @@ from einops import rearrange
 from genie_robot.errors import ConfigError
 from genie_robot.models.config import ModelConfig
 from genie_robot.nn import STTransformer, TemporalKV
-from genie_robot.nn.quantizer import FSQ_LEVELS
+from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
 
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
@@ -92,10 +94,10 @@ class DynamicsModel(nn.Module):
         if c.head == "levels":
             # An FSQ token is a tuple of levels: predict each dimension's level, and score a
             # token by the sum of its levels' log-probabilities (a normalized joint softmax).
-            levels = torch.tensor(FSQ_LEVELS[c.codebook_size])
-            basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0)
+            fsq = FiniteScalarQuantizer(c.codebook_size)
+            levels = fsq.levels
             offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), levels[:-1]]), 0)
-            digits_VD = (torch.arange(c.codebook_size)[:, None] // basis) % levels
+            digits_VD = fsq.digits(torch.arange(c.codebook_size))
             self.register_buffer("level_index_VD", digits_VD + offsets, persistent=False)
             self.level_sizes = levels.tolist()
             self.head = nn.Linear(c.dim, int(levels.sum()))

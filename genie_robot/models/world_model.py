@@ -86,13 +86,23 @@ class WorldModel:
         return torch.cat(actions).cpu().numpy()
 
     @torch.no_grad()
-    def reconstruct(self, video) -> np.ndarray:
-        """Tokenize and decode a video (what the tokenizer keeps of it), in windows of its length."""
+    def tokenize(self, video) -> torch.Tensor:
+        """Token ids [T, h, w] of a video [T, H, W, 3], in windows of the tokenizer's length."""
         video = as_video(video, self.image_size, "video")
         window = self.tokenizer.config.max_frames
-        parts = [self.tokenizer.decode(self.tokenizer.encode(self._tensor(video[s : s + window])))[0]
-                 for s in range(0, len(video), window)]
-        return to_uint8(torch.cat(parts))
+        return torch.cat([self.tokenizer.encode(self._tensor(video[s : s + window]))[0]
+                          for s in range(0, len(video), window)])
+
+    @torch.no_grad()
+    def detokenize(self, ids_Thw: torch.Tensor) -> np.ndarray:
+        """Token ids [T, h, w] -> uint8 frames [T, H, W, 3], in windows of the tokenizer's length."""
+        window = self.tokenizer.config.max_frames
+        return to_uint8(torch.cat([self.tokenizer.decode(ids_Thw[None, s : s + window])[0]
+                                   for s in range(0, len(ids_Thw), window)]))
+
+    def reconstruct(self, video) -> np.ndarray:
+        """Tokenize and decode a video: what the tokenizer keeps of it."""
+        return self.detokenize(self.tokenize(video))
 
     def start(self, prompt, prompt_actions: Sequence[int] | None = None, seed: int | Sequence[int] = 0,
               batch: int = 1, sampling: SamplingConfig = SamplingConfig(), memory: int | None = None,

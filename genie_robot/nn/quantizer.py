@@ -94,9 +94,12 @@ class FiniteScalarQuantizer(nn.Module):
         offset = (self.levels % 2 == 0).float() * 0.5
         return torch.tanh(z + torch.atanh(offset / half)) * half - offset
 
+    def digits(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids [...] -> level index of each dimension [..., code_dim], in 0..L-1."""
+        return (ids[..., None] // self.basis) % self.levels
+
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
-        digits = (ids[..., None] // self.basis) % self.levels
-        return (digits - self.levels // 2).float() / (self.levels // 2)
+        return (self.digits(ids) - self.levels // 2).float() / (self.levels // 2)
 
     def forward(self, z: torch.Tensor):
         """z [..., code_dim] -> (quantized z with straight-through grads, ids [...], loss 0, metrics)."""

@@ -52,3 +52,15 @@ def test_delta_psnr_on_a_tiny_run(tiny_run):
     assert set(out) == {"psnr_inferred", "psnr_random", "delta_psnr", "copy_first_psnr"}
     with pytest.raises(InputError, match="needs clips of >= 5 frames"):
         delta_psnr(wm, video[:3], t=4)
+
+
+def test_token_stability_counts_flicker_where_pixels_stayed():
+    from genie_robot.eval.metrics import token_stability
+
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    frames[1:, :4, :4] = 200  # top-left 4x4 patch changes between frame 0 and 1
+    tokens = np.zeros((3, 2, 2), np.int64)
+    tokens[1:, 0, 0] = 5      # its token follows the pixels ...
+    tokens[2, 1, 1] = 7       # ... and one token flickers where nothing moved
+    result = token_stability(tokens, frames, patch=4)
+    assert result == {"token_change": 2 / 8, "patch_change": 1 / 8, "flicker": 0.5}

@@ -35,6 +35,7 @@ def test_full_report_from_a_tiny_run(run_copy, mujoco_16, tmp_path):
     assert metrics["skipped"] == {}
     assert set(metrics["fidelity"]) == {"lam", "adapter", "random", "reconstruction", "copy_first"}
     assert set(metrics["fidelity"]["lam"]["psnr"]) == {"1", "4", "8"}
+    assert 0 <= metrics["token_stability"]["flicker"] <= 1
     assert metrics["delta_psnr"]["t"] == 4
     assert metrics["delta_psnr"]["delta_psnr"] == pytest.approx(
         metrics["delta_psnr"]["psnr_lam"] - metrics["delta_psnr"]["psnr_random"])
