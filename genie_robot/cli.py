@@ -3,9 +3,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from genie_robot.errors import GenieRobotError
+
+
+class _Parser(argparse.ArgumentParser):
+    """User errors in one line (argparse's default prints the usage block above it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def bounded(kind: type, low: float | None = None, high: float | None = None, above: float | None = None):
+    """An argparse type that parses `kind` and refuses values outside [low, high] (or <= above)
+    and non-finite numbers, naming the range. Every numeric flag uses one (a test checks)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if (low is not None and value < low) or (high is not None and value > high) or (above is not None and value <= above):
+            bounds = [f">= {low}" if low is not None else "", f"> {above}" if above is not None else "",
+                      f"<= {high}" if high is not None else ""]
+            raise argparse.ArgumentTypeError(f"must be {' and '.join(b for b in bounds if b)}, got {text}")
+        return value
+
+    parse.kind, parse.low, parse.high, parse.above = kind, low, high, above
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE, COUNT, FRAMES = bounded(int, 1), bounded(int, 0), bounded(int, 2)
+RATE, SHARE = bounded(float, above=0), bounded(float, 0, 1)
 
 
 def _cmd_data_mujoco(args) -> None:
@@ -93,8 +126,7 @@ def _cmd_train(args) -> None:
                 for k, default in recipe(args.preset, args.stage).items()}
     cfg = TrainConfig(
         steps=schedule["steps"], batch_size=schedule["batch_size"], clip_len=schedule["clip_len"], frame_skip=args.frame_skip,
-        lr=args.lr if args.lr is not None else (1e-3 if args.preset in ("tiny", "small") else 3e-4),
-        warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
+        lr=schedule["lr"], warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
         num_workers=args.workers, device=args.device, precision=args.precision,
     )
@@ -104,22 +136,28 @@ def _cmd_train(args) -> None:
               "nothing to train (raise --steps to train on)")
         return
     final = trainer.train()
-    shown = {k: round(v, 4) for k, v in final.items() if k in ("loss", "psnr", "perplexity", "codes_used", "token_accuracy")}
+    shown = {k: round(v, 4) for k, v in final.items()
+             if k in ("loss", "psnr", "perplexity", "codes_used", "token_accuracy", "accuracy")}
     print(f"{args.stage}: step {trainer.step} in {args.out}/{args.stage}: {shown}")
 
 
-def _world_model_and_sampling(args):
+def _run_and_sampling(args):
+    """The run (read only) and the MaskGIT sampling settings of a generating command."""
     from genie_robot.errors import InputError
-    from genie_robot.models.world_model import WorldModel
+    from genie_robot.models.run import Run, resolve_device
     from genie_robot.sampling import SamplingConfig
-    from genie_robot.train.trainer import resolve_device
 
     try:
         temperature = SamplingConfig.temperature if args.temperature is None else args.temperature
         sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return WorldModel.load(args.run, device=str(resolve_device(args.device))), sampling
+    return Run.load(args.run, device=resolve_device(args.device)), sampling
+
+
+def _note(text: str | None) -> None:
+    if text:
+        print(f"note: {text}")
 
 
 def _cmd_serve(args) -> None:
@@ -138,20 +176,22 @@ def _cmd_play(args) -> None:
     import numpy as np
 
     from genie_robot.errors import InputError
-    from genie_robot.media import check_video_path, upscale, write_video
-    from genie_robot.play import episode_clip, parse_actions, play_headless, play_window, read_prompt_image
+    from genie_robot.media import check_video_path, read_image, upscale, write_video
+    from genie_robot.play import episode_clip, parse_actions, play_headless, play_window
 
     if args.headless and not (args.actions and args.out):
         raise InputError("--headless needs --actions 0,3,3,5 and --out FILE.gif|FILE.mp4")
     if args.out:
         check_video_path(args.out)
-    if args.prompt:
-        prompt = read_prompt_image(args.prompt)
-    elif args.data:
-        prompt = episode_clip(args.data, args.episode, args.start, args.prompt_frames)
-    else:
+    if not (args.prompt or args.data):
         raise InputError("give a starting frame: --prompt IMAGE or --data FILE.h5 [--episode I]")
-    wm, sampling = _world_model_and_sampling(args)
+    run, sampling = _run_and_sampling(args)
+    wm = run.world_model()
+    if args.prompt:
+        prompt = read_image(args.prompt)
+    else:
+        prompt, note = episode_clip(args.data, args.episode, args.start, args.prompt_frames, wm.image_size)
+        _note(note)
     start = lambda: wm.start(prompt, seed=args.seed, sampling=sampling, memory=args.memory)
     if args.headless:
         frames = play_headless(start(), parse_actions(args.actions))
@@ -168,8 +208,10 @@ def _cmd_rollout(args) -> None:
     from genie_robot.play import episode_clip, rollout_comparison
 
     check_video_path(args.out)
-    wm, sampling = _world_model_and_sampling(args)
-    video = episode_clip(args.data, args.episode, args.start, args.frames)
+    run, sampling = _run_and_sampling(args)
+    wm = run.world_model()
+    video, note = episode_clip(args.data, args.episode, args.start, args.frames, wm.image_size)
+    _note(note)
     frames, figures = rollout_comparison(wm, video, args.prompt_frames, args.seed, sampling)
     write_video(args.out, frames, fps=args.fps)
     print(f"wrote {args.out}: PSNR vs truth after the prompt, dB: "
@@ -180,10 +222,11 @@ def _cmd_rollout(args) -> None:
 def _cmd_eval(args) -> None:
     from genie_robot.eval.report import EvalConfig, evaluate
 
-    wm, sampling = _world_model_and_sampling(args)
+    run, sampling = _run_and_sampling(args)
     config = EvalConfig(horizons=args.horizons, delta_t=args.delta_t, max_episodes=args.episodes, sampling=sampling,
-                        seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs, refit_adapter=args.refit_adapter)
-    metrics = evaluate(wm, args.run, args.data, args.out, config, adapter_data=args.adapter_data)
+                        seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs)
+    metrics = evaluate(run, args.data, args.out, config)
+    _note(metrics["notes"].get("resolution"))
     fidelity = metrics["fidelity"]
     print(f"wrote {args.out}/index.html and metrics.json in {metrics['seconds']} s")
     for name, figures in fidelity.items():
@@ -199,15 +242,16 @@ def _cmd_eval(args) -> None:
 
 def _cmd_plan(args) -> None:
     from genie_robot.plan.execute import plan_and_execute
-    from genie_robot.plan.imagine import require_adapter
     from genie_robot.plan.search import PlanConfig
 
     config = PlanConfig(args.method, args.horizon, args.population, args.iterations, args.elites,
                         args.smoothing, args.replan_every)
-    wm, sampling = _world_model_and_sampling(args)
-    adapter = require_adapter(args.run, wm.num_actions)
-    result = plan_and_execute(wm, adapter, args.start, args.goal, args.out, config, args.cost, sampling,
+    run, sampling = _run_and_sampling(args)
+    adapter = run.require("adapter", "planning arm commands")
+    result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
                               args.steps, args.object, args.seed, args.camera)
+    for note in result["notes"]:
+        _note(note)
     distance = result["final_distance"]
     print(f"wrote {args.out}/plan.gif (goal | imagined | MuJoCo) and plan.json; {result['plans']} plan(s), "
           f"{result['seconds_per_plan']:.1f} s each; latent actions {result['latents']}")
@@ -219,40 +263,40 @@ def _cmd_plan(args) -> None:
 
 def _add_sampling_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--maskgit-steps", type=int, default=25)
-    parser.add_argument("--temperature", type=float, help="0 = greedy (default: SamplingConfig's, 0.5)")
+    parser.add_argument("--seed", type=COUNT, default=0)
+    parser.add_argument("--maskgit-steps", type=POSITIVE, default=25)
+    parser.add_argument("--temperature", type=bounded(float, 0), help="0 = greedy (default: SamplingConfig's, 0.5)")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
 
 
 def _add_generation_args(parser) -> None:
     _add_sampling_args(parser)
-    parser.add_argument("--memory", type=int, default=None, help="frames the model sees (default: its window, 16)")
-    parser.add_argument("--fps", type=float, default=10.0, help="frame rate of written videos")
-    parser.add_argument("--episode", type=int, default=0)
-    parser.add_argument("--start", type=int, default=0, help="first frame taken from the episode")
+    parser.add_argument("--memory", type=FRAMES, default=None, help="frames the model sees (default: its window, 16)")
+    parser.add_argument("--fps", type=RATE, default=10.0, help="frame rate of written videos")
+    parser.add_argument("--episode", type=COUNT, default=0)
+    parser.add_argument("--start", type=COUNT, default=0, help="first frame taken from the episode")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genie-robot", description=__doc__)
+    parser = _Parser(prog="genie-robot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="make, inspect and preview episode stores")
     data_cmds = data.add_subparsers(dest="data_command", required=True)
 
     mj = data_cmds.add_parser("mujoco", help="generate episodes from the MuJoCo arm world")
-    mj.add_argument("--episodes", type=int, default=20)
-    mj.add_argument("--steps", type=int, default=32, help="frames per episode (steps-1 commands)")
-    mj.add_argument("--size", type=int, default=64, help="rendered resolution (square)")
-    mj.add_argument("--seed", type=int, default=0)
+    mj.add_argument("--episodes", type=POSITIVE, default=20)
+    mj.add_argument("--steps", type=FRAMES, default=32, help="frames per episode (steps-1 commands)")
+    mj.add_argument("--size", type=bounded(int, 8), default=64, help="rendered resolution (square)")
+    mj.add_argument("--seed", type=COUNT, default=0)
     mj.add_argument("--policy", default="mixed", help="mixed | push | random")
     mj.add_argument("--camera", default="front", help="front | top")
     mj.add_argument("--split", default="train")
     mj.add_argument("--out", required=True)
     mj.add_argument("--overwrite", action="store_true", help="replace FILE instead of appending/resuming")
-    mj.add_argument("--workers", type=int, default=1, help="simulate in this many processes (same episodes)")
+    mj.add_argument("--workers", type=POSITIVE, default=1, help="simulate in this many processes (same episodes)")
     mj.set_defaults(func=_cmd_data_mujoco)
 
     info = data_cmds.add_parser("info", help="summarise an episode store")
@@ -263,13 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     preview = data_cmds.add_parser("preview", help="contact sheet PNG + one episode as GIF")
     preview.add_argument("file")
     preview.add_argument("--out", required=True, help="sheet.png (the GIF is written beside it)")
-    preview.add_argument("--episode", type=int, default=0)
+    preview.add_argument("--episode", type=COUNT, default=0)
     preview.set_defaults(func=_cmd_data_preview)
 
     def conversion(name: str, help_text: str):
         sub = data_cmds.add_parser(name, help=help_text)
         sub.add_argument("--out", required=True, help="episode store FILE.h5 (appended to; a re-run resumes)")
-        sub.add_argument("--size", type=int, default=64, help="stored resolution (square: centre crop, then resize)")
+        sub.add_argument("--size", type=bounded(int, 8), default=64, help="stored resolution (square: centre crop, then resize)")
         sub.add_argument("--overwrite", action="store_true", help="replace FILE instead of appending/resuming")
         return sub
 
@@ -280,54 +324,56 @@ def build_parser() -> argparse.ArgumentParser:
     rlds.add_argument("--action-keys", nargs="+", help="step keys flattened, in order, into the action vector")
     rlds.add_argument("--language-key", help="step key of the instruction text")
     rlds.add_argument("--split", default="train")
-    rlds.add_argument("--max-episodes", type=int, help="convert the first N episodes of the split")
-    rlds.add_argument("--max-steps", type=int, help="keep the first N steps (frames) of each episode")
+    rlds.add_argument("--max-episodes", type=POSITIVE, help="convert the first N episodes of the split")
+    rlds.add_argument("--max-steps", type=FRAMES, help="keep the first N steps (frames) of each episode")
     rlds.set_defaults(func=_cmd_data_rlds)
 
     bag = conversion("rosbag", "convert rosbag2 recordings (sqlite3 or MCAP): an image topic and optional actions")
     bag.add_argument("--bag", nargs="+", required=True, help="rosbag2 folder(s) or .mcap/.db3 file(s); one episode each")
     bag.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
     bag.add_argument("--action-topic", help="geometry_msgs/Twist(Stamped) or sensor_msgs/JointState topic")
-    bag.add_argument("--fps", type=float, help="resample frames to this rate (default: keep every image)")
-    bag.add_argument("--clip-frames", type=int, help="cut each bag into episodes of N frames")
+    bag.add_argument("--fps", type=RATE, help="resample frames to this rate (default: keep every image)")
+    bag.add_argument("--clip-frames", type=FRAMES, help="cut each bag into episodes of N frames")
     bag.set_defaults(func=_cmd_data_rosbag)
 
     vid = conversion("video", "convert video files (mp4, webm, gif): one episode per file or per clip")
     vid.add_argument("files", nargs="+", help="video files")
-    vid.add_argument("--fps", type=float, help="resample frames to this rate (default: keep every frame)")
-    vid.add_argument("--clip-frames", type=int, help="cut each video into episodes of N frames")
+    vid.add_argument("--fps", type=RATE, help="resample frames to this rate (default: keep every frame)")
+    vid.add_argument("--clip-frames", type=FRAMES, help="cut each video into episodes of N frames")
     vid.set_defaults(func=_cmd_data_video)
 
     game = conversion("platformer", "play platformer games (ALE Atari, Procgen) with a random policy and record them")
     game.add_argument("--game", required=True, help="pitfall | montezuma_revenge | hero | ... | coinrun | ninja | climber | jumper")
-    game.add_argument("--episodes", type=int, default=20)
-    game.add_argument("--steps", type=int, default=64, help="frames per episode (fewer if the game ends)")
+    game.add_argument("--episodes", type=POSITIVE, default=20)
+    game.add_argument("--steps", type=FRAMES, default=64, help="frames per episode (fewer if the game ends)")
     game.add_argument("--policy", default="sticky", help="sticky (repeat the last action with p=0.75) | random")
-    game.add_argument("--frame-skip", type=int, help="game frames per step (default: 4 for Atari, 1 for Procgen)")
-    game.add_argument("--seed", type=int, default=0)
+    game.add_argument("--frame-skip", type=POSITIVE, help="game frames per step (default: 4 for Atari, 1 for Procgen)")
+    game.add_argument("--seed", type=COUNT, default=0)
     game.add_argument("--split", default="train")
     game.set_defaults(func=_cmd_data_platformer)
 
-    train = commands.add_parser("train", help="train one Genie stage on a mixture of episode stores")
-    train.add_argument("stage", choices=["tokenizer", "lam", "dynamics"])
+    train = commands.add_parser("train", help="train one stage of a run on a mixture of episode stores")
+    train.add_argument("stage", choices=["tokenizer", "lam", "dynamics", "adapter"],
+                       help="in this order; the adapter (arm command <-> latent action) needs stores with arm commands")
     train.add_argument("--data", nargs="+", required=True, help="FILE.h5[:WEIGHT] ...")
     train.add_argument("--preset", default="small", help="tiny | small | base | coinrun | paper")
-    train.add_argument("--steps", type=int, help="optimizer steps (default: the preset's recipe, genie_robot/train/recipe.py)")
-    train.add_argument("--out", required=True, help="run directory shared by the three stages")
+    train.add_argument("--steps", type=POSITIVE, help="optimizer steps (default: the preset's recipe, genie_robot/train/recipe.py)")
+    train.add_argument("--out", required=True, help="run directory shared by the four stages")
     train.add_argument("--resume", action="store_true", help="continue from RUN/<stage> (same data order)")
-    train.add_argument("--batch-size", type=int, help="clips per step (default: the recipe)")
-    train.add_argument("--clip-len", type=int, help="frames per clip (default: the recipe)")
-    train.add_argument("--frame-skip", type=int, default=1)
-    train.add_argument("--max-frames", type=int, default=None, help="model temporal window (default: preset)")
-    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 tiny/small, 3e-4 larger)")
-    train.add_argument("--warmup", type=int, help="learning-rate warmup steps (default: the recipe)")
-    train.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-batches")
-    train.add_argument("--ckpt-every", type=int, default=200)
-    train.add_argument("--sample-every", type=int, default=200)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    train.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    train.add_argument("--precision", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16")
+    train.add_argument("--batch-size", type=POSITIVE, help="clips per step (default: the recipe)")
+    train.add_argument("--clip-len", type=POSITIVE, help="frames per clip (default: the recipe)")
+    train.add_argument("--frame-skip", type=POSITIVE, default=1)
+    train.add_argument("--max-frames", type=FRAMES, default=None, help="model temporal window (default: preset)")
+    train.add_argument("--lr", type=RATE, default=None, help="peak learning rate (default: the recipe)")
+    train.add_argument("--warmup", type=COUNT, help="learning-rate warmup steps (default: the recipe)")
+    train.add_argument("--accum", type=POSITIVE, default=1, help="gradient accumulation micro-batches")
+    train.add_argument("--ckpt-every", type=POSITIVE, default=200)
+    train.add_argument("--sample-every", type=COUNT, default=200)
+    train.add_argument("--seed", type=COUNT, default=0)
+    train.add_argument("--workers", type=COUNT, default=0, help="DataLoader worker processes")
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                       help="auto: bf16 on CUDA, fp32 on CPU")
     train.set_defaults(func=_cmd_train)
 
     for name, launch_file, with_run, help_text in (
@@ -345,32 +391,30 @@ def build_parser() -> argparse.ArgumentParser:
     start_from = play.add_mutually_exclusive_group()
     start_from.add_argument("--prompt", help="starting image (PNG/JPEG; cropped to square and downscaled)")
     start_from.add_argument("--data", help="start from a stored episode instead: FILE.h5 (with --episode)")
-    play.add_argument("--prompt-frames", type=int, default=1, help="frames taken from --data as the prompt")
+    play.add_argument("--prompt-frames", type=POSITIVE, default=1, help="frames taken from --data as the prompt")
     play.add_argument("--headless", action="store_true", help="no window: apply --actions and write --out")
     play.add_argument("--actions", help="comma-separated latent actions, e.g. 0,3,3,5")
     play.add_argument("--out", help="FILE.gif or FILE.mp4 (headless output, or a recording of the window)")
-    play.add_argument("--scale", type=int, default=6, help="window pixels per model pixel")
+    play.add_argument("--scale", type=POSITIVE, default=6, help="window pixels per model pixel")
     play.set_defaults(func=_cmd_play)
 
     rollout = commands.add_parser("rollout", help="side-by-side video: truth | recon | imagined (LAM) | imagined (random)")
     _add_generation_args(rollout)
     rollout.add_argument("--data", required=True, help="FILE.h5 holding the episode")
-    rollout.add_argument("--frames", type=int, default=16, help="clip length taken from the episode")
-    rollout.add_argument("--prompt-frames", type=int, default=1)
+    rollout.add_argument("--frames", type=FRAMES, default=16, help="clip length taken from the episode")
+    rollout.add_argument("--prompt-frames", type=POSITIVE, default=1)
     rollout.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
     rollout.set_defaults(func=_cmd_rollout)
 
     ev = commands.add_parser("eval", help="report: PSNR/SSIM vs horizon, Delta_t PSNR, FVD, latent actions vs arm, physics")
     _add_sampling_args(ev)
     ev.set_defaults(maskgit_steps=8)
-    ev.add_argument("--data", required=True, help="held-out episodes FILE.h5 at the model's resolution")
+    ev.add_argument("--data", required=True, help="held-out episodes FILE.h5 (at or above the model's resolution)")
     ev.add_argument("--out", required=True, help="report folder (index.html, metrics.json, PNGs, GIFs)")
-    ev.add_argument("--adapter-data", help="episodes with arm commands to fit the adapter on (default: half of --data)")
-    ev.add_argument("--refit-adapter", action="store_true", help="fit a new RUN/adapter even if one exists")
-    ev.add_argument("--episodes", type=int, default=16, help="held-out episodes used (the first N)")
-    ev.add_argument("--horizons", type=int, nargs="+", default=[1, 4, 8, 16], help="frames after the prompt")
-    ev.add_argument("--delta-t", type=int, default=4, help="t of Delta_t PSNR")
-    ev.add_argument("--gifs", type=int, default=3, help="side-by-side rollout GIFs written")
+    ev.add_argument("--episodes", type=POSITIVE, default=16, help="held-out episodes used (the first N)")
+    ev.add_argument("--horizons", type=POSITIVE, nargs="+", default=[1, 4, 8, 16], help="frames after the prompt")
+    ev.add_argument("--delta-t", type=POSITIVE, default=4, help="t of Delta_t PSNR")
+    ev.add_argument("--gifs", type=COUNT, default=3, help="side-by-side rollout GIFs written")
     ev.add_argument("--no-fvd", action="store_true", help="skip FVD (I3D is the slow part on CPU)")
     ev.set_defaults(func=_cmd_eval)
 
@@ -383,13 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--method", default="cem", help="cem | shooting (random shooting)")
     plan.add_argument("--cost", default="embedding", help="embedding | pixel | object (needs a stored goal frame)")
     plan.add_argument("--object", default="red_cube", help="object the object cost moves: red_cube | blue_cylinder | soft_cube")
-    plan.add_argument("--horizon", type=int, default=8, help="latent actions per plan (at most the model memory - 1)")
-    plan.add_argument("--population", type=int, default=16, help="sequences imagined per iteration (one batch)")
-    plan.add_argument("--iterations", type=int, default=3)
-    plan.add_argument("--elites", type=int, default=4)
-    plan.add_argument("--smoothing", type=float, default=0.2, help="CEM: weight of the old distribution in a refit")
-    plan.add_argument("--replan-every", type=int, default=0, help="commands executed per plan (0: the whole horizon)")
-    plan.add_argument("--steps", type=int, help="commands executed in MuJoCo in all (default: the horizon)")
+    plan.add_argument("--horizon", type=POSITIVE, default=8, help="latent actions per plan (at most the model memory - 1)")
+    plan.add_argument("--population", type=POSITIVE, default=16, help="sequences imagined per iteration (one batch)")
+    plan.add_argument("--iterations", type=POSITIVE, default=3)
+    plan.add_argument("--elites", type=POSITIVE, default=4)
+    plan.add_argument("--smoothing", type=SHARE, default=0.2, help="CEM: weight of the old distribution in a refit")
+    plan.add_argument("--replan-every", type=COUNT, default=0, help="commands executed per plan (0: the whole horizon)")
+    plan.add_argument("--steps", type=POSITIVE, help="commands executed in MuJoCo in all (default: the horizon)")
     plan.add_argument("--camera", default="front", help="MuJoCo camera the episodes were rendered from")
     plan.set_defaults(func=_cmd_plan)
     return parser

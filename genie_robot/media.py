@@ -6,6 +6,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from genie_robot.errors import InputError
 from genie_robot.io import atomic_path
@@ -22,6 +23,33 @@ def upscale(frames: np.ndarray, frame_height: int, min_height: int = 128) -> np.
     """Nearest-neighbour upscaling so each frame is at least `min_height` pixels tall."""
     factor = max(1, min_height // frame_height)
     return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such image")
+    try:
+        image = iio.imread(path)
+    except Exception as exc:  # imageio raises many types for undecodable files
+        raise InputError(f"{path}: cannot decode as an image ({exc}); give a PNG or JPEG") from None
+    return image[0] if image.ndim == 4 else image  # first frame of an animated image
+
+
+def label_strip(labels: list[str], column_width: int, height: int = 14) -> np.ndarray:
+    """A white strip with one black label per column (PIL's built-in font)."""
+    strip = Image.new("RGB", (column_width * len(labels), height), "white")
+    draw = ImageDraw.Draw(strip)
+    for i, label in enumerate(labels):
+        draw.text((i * column_width + 3, 1), label, fill="black")
+    return np.asarray(strip)
+
+
+def labelled_columns(columns: list[np.ndarray], labels: list[str]) -> np.ndarray:
+    """Videos [T, H, W, 3] side by side under a label row -> [T, H', W * n, 3], upscaled to view."""
+    video = upscale(np.concatenate(columns, axis=2), columns[0].shape[1])
+    strip = label_strip(labels, video.shape[2] // len(columns))
+    return np.concatenate([np.broadcast_to(strip, (len(video), *strip.shape)), video], axis=1)
 
 
 def check_video_path(path: str | Path) -> Path:

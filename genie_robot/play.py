@@ -7,38 +7,27 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
+from genie_robot.data.store import EpisodeStore
+from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import psnr
-from genie_robot.media import upscale
+from genie_robot.media import labelled_columns
+from genie_robot.models.inputs import as_video
+from genie_robot.models.world_model import Session, WorldModel
 from genie_robot.sampling import SamplingConfig
-from genie_robot.models.world_model import Session, WorldModel, as_video
 
 
-def read_prompt_image(path: str | Path) -> np.ndarray:
-    import imageio.v3 as iio
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such prompt image")
-    try:
-        image = iio.imread(path)
-    except Exception as exc:  # imageio raises many types for undecodable files
-        raise InputError(f"{path}: cannot decode as an image ({exc}); give a PNG or JPEG") from None
-    return image[0] if image.ndim == 4 else image  # first frame of an animated image
-
-
-def episode_clip(data: str | Path, episode: int, start: int = 0, length: int | None = None):
-    """Frames [start, start + length) of one stored episode, uint8 [T, H, W, 3]."""
-    from genie_robot.data.store import EpisodeStore
-
+def episode_clip(data: str | Path, episode: int, start: int, length: int | None, size: int) -> tuple[np.ndarray, str | None]:
+    """Frames [start, start + length) of one stored episode at the model's size, uint8
+    [T, S, S, 3], and what was done to reach that size (None when nothing)."""
     with EpisodeStore(data) as store:
+        note = store.resolution_note(size)
         ep = store.episode(episode)
         stop = ep.num_frames if length is None else start + length
         if not 0 <= start < stop <= ep.num_frames:
             raise InputError(f"{data} episode {episode} has {ep.num_frames} frames; asked for frames {start}..{stop - 1}")
-        return ep.read_frames(start, stop)
+        return resize_video(ep.read_frames(start, stop), size), note
 
 
 def parse_actions(text: str) -> list[int]:
@@ -46,22 +35,6 @@ def parse_actions(text: str) -> list[int]:
         return [int(a) for a in text.replace(" ", "").split(",") if a]
     except ValueError:
         raise InputError(f"--actions must be comma-separated integers such as 0,3,3,5, got {text!r}") from None
-
-
-def label_strip(labels: list[str], column_width: int, height: int = 14) -> np.ndarray:
-    """A white strip with one black label per column (PIL's built-in font)."""
-    strip = Image.new("RGB", (column_width * len(labels), height), "white")
-    draw = ImageDraw.Draw(strip)
-    for i, label in enumerate(labels):
-        draw.text((i * column_width + 3, 1), label, fill="black")
-    return np.asarray(strip)
-
-
-def labelled_columns(columns: list[np.ndarray], labels: list[str]) -> np.ndarray:
-    """Videos [T, H, W, 3] side by side under a label row -> [T, H', W * n, 3], upscaled to view."""
-    video = upscale(np.concatenate(columns, axis=2), columns[0].shape[1])
-    strip = label_strip(labels, video.shape[2] // len(columns))
-    return np.concatenate([np.broadcast_to(strip, (len(video), *strip.shape)), video], axis=1)
 
 
 def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1, seed: int = 0,
@@ -74,11 +47,10 @@ def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1
     inferred = wm.infer_actions(video)
     rng = np.random.default_rng(seed)
     random_actions = rng.integers(0, wm.num_actions, len(inferred))
-    prompt, prompt_actions = video[:prompt_frames], inferred[: prompt_frames - 1]
-    imagined = {}
-    for name, actions in (("inferred", inferred), ("random", random_actions)):
-        session = wm.start(prompt, prompt_actions=prompt_actions, seed=seed, sampling=sampling)
-        imagined[name] = np.concatenate([session.prompt_frames, session.rollout(actions[prompt_frames - 1:])])
+    rows = np.stack([inferred, random_actions])[:, prompt_frames - 1:]
+    imagination = wm.imagine(video[:prompt_frames], rows, inferred[: prompt_frames - 1], seed, sampling)
+    imagined = {name: np.concatenate([imagination.prompt_frames, frames])
+                for name, frames in zip(("inferred", "random"), imagination.frames)}
     truth = as_video(video, wm.image_size, "video")
     recon = wm.reconstruct(video)
     figures = {name: float(psnr(truth[prompt_frames:], frames[prompt_frames:]).mean()) for name, frames in imagined.items()}

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import Twist
@@ -102,16 +101,20 @@ class WorldModelNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
-        from genie_robot.models.world_model import WorldModel, as_video
+        from genie_robot.models.inputs import as_video
+        from genie_robot.models.run import Run, resolve_device
         from genie_robot.plan.search import PlanConfig
-        from genie_robot.train.trainer import resolve_device
 
         p = self.p = parameter_values(self, PARAMETERS)
         try:
             if not p.checkpoint:
                 raise CheckpointError("parameter checkpoint is empty; set it to a run directory (checkpoint:=RUN)")
-            self.wm = WorldModel.load(p.checkpoint, device=str(resolve_device(p.device)))
-            self.adapter = self._load_adapter(Path(p.checkpoint))
+            run = Run.load(p.checkpoint, device=resolve_device(p.device))
+            self.wm, self.adapter = run.world_model(), run.adapter
+            if self.adapter is None:
+                self.get_logger().warning(f"no action adapter in {run.path / 'adapter'}: ~/arm_command messages will be "
+                                          f"dropped; train one (genie-robot train adapter --out {run.path}) or send "
+                                          "~/latent_action")
             if p.default_action >= self.wm.num_actions:
                 raise InputError(f"default_action {p.default_action} out of range; this model has actions "
                                  f"0..{self.wm.num_actions - 1}")
@@ -188,25 +191,11 @@ class WorldModelNode(LifecycleNode):
             self.destroy_timer(self._tick_timer)
         self._worker = self.wm = self.adapter = self.session = None
 
-    def _load_adapter(self, run_dir: Path):
-        from genie_robot.models.adapter import ActionAdapter
-
-        if not (run_dir / "adapter" / "model.safetensors").exists():
-            self.get_logger().warning(f"no action adapter in {run_dir / 'adapter'}: ~/arm_command messages will be "
-                                   "dropped; fit one (genie_robot.models.adapter.fit_adapter) or send "
-                                   "~/latent_action")
-            return None
-        adapter = ActionAdapter.load(run_dir, device=str(self.wm.device))
-        if adapter.config.num_actions != self.wm.num_actions:
-            raise CheckpointError(f"{run_dir / 'adapter'} maps onto {adapter.config.num_actions} latent actions but "
-                                  f"the dynamics model has {self.wm.num_actions}; refit the adapter for this run")
-        return adapter
-
     def _read_prompt(self, p) -> np.ndarray:
         if p.prompt:
-            from genie_robot.play import read_prompt_image
+            from genie_robot.media import read_image
 
-            return read_prompt_image(p.prompt)
+            return read_image(p.prompt)
         return scene_frame(p.scene_seed, self.wm.image_size)
 
     def _start(self, frame: np.ndarray):
@@ -242,7 +231,7 @@ class WorldModelNode(LifecycleNode):
         self._submit(int(self.adapter.to_latent(command)[0]))
 
     def _on_prompt(self, msg: Image) -> None:
-        from genie_robot.models.world_model import as_video
+        from genie_robot.models.inputs import as_video
 
         if not self._accepting("prompt"):
             return

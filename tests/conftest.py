@@ -57,11 +57,37 @@ def tiny_run(tmp_path_factory):
     """An untrained tiny run directory (tokenizer, lam, dynamics at 16x16): the world model's
     mechanics do not need trained weights."""
     from genie_robot.models import MODELS
-    from genie_robot.train.checkpoint import save_model
+    from genie_robot.models.checkpoint import save_model
 
     run = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
     for kind in ("tokenizer", "lam", "dynamics"):  # no adapter: it is fit, not trained from a preset
         config_cls, model_cls = MODELS[kind]
         save_model(model_cls(config_cls.preset("tiny")), run / kind)
+    return run
+
+
+@pytest.fixture(scope="session")
+def mujoco_store(tmp_path_factory):
+    """Two 10-frame MuJoCo episodes at 32 px, with state and masks: twice the tiny run's 16 px,
+    so planning and evaluation read a store at another resolution than the model's."""
+    from genie_robot.sim.generate import generate_dataset
+
+    path = tmp_path_factory.mktemp("plan_data") / "mujoco.h5"
+    generate_dataset(path, episodes=2, steps=10, size=32, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def planning_run(tiny_run, mujoco_store, tmp_path_factory):
+    """tiny_run's models (linked) plus an adapter trained as the fourth stage on the store's
+    commands and the LAM's latent actions."""
+    from genie_robot.models import AdapterConfig
+    from genie_robot.train.trainer import TrainConfig, Trainer
+
+    run = tmp_path_factory.mktemp("planning_run")
+    for kind in ("tokenizer", "lam", "dynamics"):
+        (run / kind).symlink_to(tiny_run / kind)
+    config = TrainConfig(steps=30, batch_size=2, clip_len=4, warmup=2, lr=3e-3, ckpt_every=30, sample_every=0)
+    Trainer("adapter", AdapterConfig.preset("tiny"), [mujoco_store], run, config, progress=False).train()
     return run

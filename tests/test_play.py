@@ -7,19 +7,20 @@ import torch
 
 from genie_robot.cli import main
 from genie_robot.errors import InputError
-from genie_robot.models.world_model import WorldModel
+from genie_robot.models.run import Run
 from genie_robot.play import play_window
 from genie_robot.sampling import SamplingConfig
 
 
 @pytest.fixture
-def store16(make_store):
-    return make_store("s.h5", lengths=(20,), size=16)
+def store32(make_store):
+    """Episodes at 32 px for the tiny run's 16 px: read as training reads them (downscaled)."""
+    return make_store("s.h5", lengths=(20,), size=32)
 
 
-def test_play_headless_writes_video(tiny_run, store16, tmp_path):
+def test_play_headless_writes_video(tiny_run, store32, tmp_path):
     out = tmp_path / "play.gif"
-    args = ["play", "--run", str(tiny_run), "--data", str(store16), "--headless", "--actions", "0,3,3,5",
+    args = ["play", "--run", str(tiny_run), "--data", str(store32), "--headless", "--actions", "0,3,3,5",
             "--maskgit-steps", "2", "--out", str(out)]
     assert main(args) == 0
     assert iio.imread(out).shape[0] == 5  # prompt + 4 generated frames
@@ -35,13 +36,14 @@ def test_play_from_prompt_image(tiny_run, tmp_path):
                  "--maskgit-steps", "1", "--out", str(out)]) == 0
 
 
-def test_rollout_side_by_side(tiny_run, store16, tmp_path, capsys):
+def test_rollout_side_by_side(tiny_run, store32, tmp_path, capsys):
     out = tmp_path / "rollout.gif"
-    assert main(["rollout", "--run", str(tiny_run), "--data", str(store16), "--frames", "6", "--prompt-frames", "2",
+    assert main(["rollout", "--run", str(tiny_run), "--data", str(store32), "--frames", "6", "--prompt-frames", "2",
                  "--maskgit-steps", "2", "--out", str(out)]) == 0
     frames = iio.imread(out)
     assert frames.shape[0] == 6 and frames.shape[2] == 4 * (frames.shape[1] - 14)  # 4 columns under a label row
-    assert "LAM actions" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "LAM actions" in printed and "note: " in printed and "downscaled to the model's 16x16" in printed
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -49,13 +51,13 @@ def test_rollout_side_by_side(tiny_run, store16, tmp_path, capsys):
     (["--headless", "--actions", "0,a", "--out", "x.gif"], "comma-separated"),
     (["--headless", "--actions", "0", "--out", "x.avi"], ".gif or .mp4"),
     (["--headless", "--out", "x.gif"], "needs --actions"),
-    (["--prompt", "missing.png", "--headless", "--actions", "0", "--out", "x.gif"], "no such prompt image"),
+    (["--prompt", "missing.png", "--headless", "--actions", "0", "--out", "x.gif"], "no such image"),
 ])
-def test_play_user_errors(tiny_run, store16, tmp_path, monkeypatch, capsys, argv, message):
+def test_play_user_errors(tiny_run, store32, tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     base = ["play", "--run", str(tiny_run), "--maskgit-steps", "1"]
     if "--prompt" not in argv:
-        base += ["--data", str(store16)]
+        base += ["--data", str(store32)]
     assert main(base + argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -66,7 +68,7 @@ def test_play_window_with_scripted_keys(tiny_run, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     import pygame
 
-    wm = WorldModel.load(tiny_run)
+    wm = Run.load(tiny_run).world_model()
     prompt = np.zeros((16, 16, 3), np.uint8)
     script = [[pygame.event.Event(pygame.KEYDOWN, key=k)] for k in (pygame.K_3, pygame.K_SPACE, pygame.K_9, pygame.K_r, pygame.K_1)]
     script.append([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q)])
@@ -85,8 +87,8 @@ def test_play_window_without_display_says_headless(tiny_run, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
-def test_play_on_missing_cuda_is_a_clear_error(tiny_run, store16, tmp_path, capsys):
-    args = ["play", "--run", str(tiny_run), "--data", str(store16), "--headless", "--actions", "0",
+def test_play_on_missing_cuda_is_a_clear_error(tiny_run, store32, tmp_path, capsys):
+    args = ["play", "--run", str(tiny_run), "--data", str(store32), "--headless", "--actions", "0",
             "--out", str(tmp_path / "x.gif"), "--device", "cuda"]
     assert main(args) == 2
     assert "no CUDA device" in capsys.readouterr().err

@@ -83,12 +83,7 @@ class ClipDataset(Dataset):
                 )
             self._windows.append((eligible, np.cumsum(lengths[eligible] - self.span + 1)))
             if self.size is not None and not allow_upscale:
-                for shape in store.frame_shapes():
-                    if shape[0] < self.size[0] or shape[1] < self.size[1]:
-                        raise StoreError(
-                            f"{source.path}: frames are {shape[0]}x{shape[1]}, smaller than the requested "
-                            f"{self.size[0]}x{self.size[1]}; regenerate the store at >= that size or lower the resolution"
-                        )
+                store.resolution_note(self.size[0])
         weights = np.array([s.weight for s in self.sources], dtype=np.float64)
         self.weights = weights / weights.sum()
         self.action_names = self._mixture_actions(with_actions)

@@ -24,6 +24,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from genie_robot.data.transforms import as_size
 from genie_robot.errors import InputError, StoreError
 
 FORMAT = "genie-robot-episodes"
@@ -137,6 +138,10 @@ class EpisodeStore:
         self.path = Path(path)
         if not self.path.exists():
             raise StoreError(f"{self.path}: no such episode store; check the path")
+        if self.path.is_dir():
+            stores = sorted(p.name for p in self.path.glob("*.h5"))[:3]
+            raise StoreError(f"{self.path} is a directory, not an episode store; give an .h5 file"
+                             + (f" inside it ({', '.join(stores)})" if stores else ""))
         self._file: h5py.File | None = None
         self._pid = -1
         h5 = self._h5()
@@ -221,6 +226,21 @@ class EpisodeStore:
     def frame_shapes(self) -> set[tuple[int, int, int]]:
         return {e.frame_shape for e in self.episodes}
 
+    def resolution_note(self, size: int | tuple[int, int]) -> str | None:
+        """How frames reach a model working at size x size, the same for training and every
+        command that reads a store with a model: larger frames are centre-cropped and
+        downscaled (the note says so), smaller ones refused (upscaling invents detail)."""
+        height, width = as_size(size)
+        shapes = sorted({shape[:2] for shape in self.frame_shapes()})
+        small = [f"{h}x{w}" for h, w in shapes if h < height or w < width]
+        if small:
+            raise StoreError(f"{self.path}: frames are {', '.join(small)}, smaller than the model's {height}x{width}; "
+                             f"convert the episodes at --size {max(height, width)} or larger")
+        if shapes == [(height, width)]:
+            return None
+        return (f"{self.path}: frames of {', '.join(f'{h}x{w}' for h, w in shapes)} are centre-cropped and "
+                f"downscaled to the model's {height}x{width}, as in training")
+
 
 def _decode(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -237,6 +257,8 @@ class EpisodeWriter:
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; give the episode store's file name, e.g. {self.path / 'episodes.h5'}")
         if overwrite and self.path.exists():
             self.path.unlink()
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,3 +54,14 @@ def resize_video(video_THWC: np.ndarray, size: int | tuple[int, int]) -> np.ndar
     shrinking = video_TCHW.shape[-2] >= target[0]
     out = F.interpolate(video_TCHW, size=target, mode="area" if shrinking else "bilinear", align_corners=None if shrinking else False)
     return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def resize_masks(masks_THW: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Object-id masks [T, H, W] cropped as `resize_video` crops, then nearest-neighbour
+    resized: ids are labels, and averaging two of them would invent a third."""
+    target = as_size(size)
+    if masks_THW.shape[1:] == target:
+        return masks_THW
+    rows, cols = center_crop_box(*masks_THW.shape[1:], target)
+    masks = torch.from_numpy(np.ascontiguousarray(masks_THW[:, rows, cols]))[:, None].float()
+    return F.interpolate(masks, size=target, mode="nearest-exact")[:, 0].to(torch.uint8).numpy()

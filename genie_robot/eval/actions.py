@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genie_robot.errors import InputError
-from genie_robot.models.adapter import ActionAdapter, fit_adapter
+from genie_robot.models.adapter import ActionAdapter
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_of
 
 
@@ -108,18 +108,3 @@ def adapter_accuracy(adapter: ActionAdapter, t: Transitions) -> dict:
     return {"command_to_latent": float(to_latent.mean()), "command_to_latent_majority": majority(t.latents),
             "latent_to_behaviour": float(back.mean()), "latent_to_behaviour_majority": majority(behaviours),
             "transitions": int(len(t.latents))}
-
-
-def fit_and_score_adapter(fit: Transitions, held_out: Transitions, num_actions: int, seed: int = 0):
-    adapter = fit_adapter(fit.commands, fit.latents, fit.command_names, num_actions, seed=seed)
-    return adapter, adapter_accuracy(adapter, held_out)
-
-
-def split_by_episode(t: Transitions, held_out_share: float = 0.5) -> tuple[Transitions, Transitions]:
-    """Fit / held-out halves that never share an episode (transitions of one episode correlate)."""
-    episodes = np.unique(t.episode)
-    if len(episodes) < 2:
-        raise InputError("fitting and scoring the adapter needs >= 2 episodes (or separate --adapter-data)")
-    held = episodes[len(episodes) - max(1, int(len(episodes) * held_out_share)):]
-    mask = np.isin(t.episode, held)
-    return t.subset(~mask), t.subset(mask)

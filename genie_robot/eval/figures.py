@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from genie_robot.eval.physics import nanmean  # noqa: E402
 from genie_robot.io import atomic_path  # noqa: E402
-from genie_robot.media import write_video  # noqa: E402
+from genie_robot.media import labelled_columns, write_video  # noqa: E402
 from genie_robot.sim.controllers import BEHAVIOURS  # noqa: E402
 
 LABELS = {"lam": "imagined (LAM actions)", "adapter": "imagined (adapter actions)",
@@ -96,7 +96,6 @@ def plot_physics(metrics: dict, out: Path) -> str:
 
 
 def write_gifs(videos: dict, count: int, out: Path) -> list[str]:
-    from genie_robot.play import labelled_columns
 
     names = [n for n in ("truth", "reconstruction", "lam", "adapter", "random") if videos[n]]
     short = {"truth": "truth", "reconstruction": "recon", "lam": "LAM acts", "adapter": "adapter", "random": "random"}

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from genie_robot.errors import InputError
+from genie_robot.models.inputs import as_video
+from genie_robot.sampling import SamplingConfig
 
 
 def _unit(frames) -> torch.Tensor:
@@ -49,23 +51,17 @@ def delta_psnr(wm, video, t: int = 4, seed: int = 0, sampling=None) -> dict:
     Delta_t PSNR = PSNR(x_t, x^_t) - PSNR(x_t, x^'_t), where x^ is generated from x_0 with the
     latent actions the LAM infers from the ground truth and x^' with uniformly random ones.
     Also reported: the copy-first-frame baseline PSNR(x_t, x_0)."""
-    from genie_robot.models.world_model import as_video
-    from genie_robot.sampling import SamplingConfig
-
     video = as_video(video, wm.image_size, "evaluation clip")
     if len(video) < t + 1:
         raise InputError(f"Delta_t PSNR with t={t} needs clips of >= {t + 1} frames, got {len(video)}")
     video = video[: t + 1]
-    sampling = sampling or SamplingConfig()
     inferred = wm.infer_actions(video)
     random_actions = np.random.default_rng(seed).integers(0, wm.num_actions, t)
-    generated = {}
-    for name, actions in (("inferred", inferred), ("random", random_actions)):
-        generated[name] = wm.start(video[:1], seed=seed, sampling=sampling).rollout(actions)[-1]
+    imagined = wm.imagine(video[:1], np.stack([inferred, random_actions]), seed=seed, sampling=sampling or SamplingConfig())
     truth = video[t]
-    result = {name: float(psnr(truth, frame)) for name, frame in generated.items()}
-    return {"psnr_inferred": result["inferred"], "psnr_random": result["random"],
-            "delta_psnr": result["inferred"] - result["random"], "copy_first_psnr": float(psnr(truth, video[0]))}
+    psnr_inferred, psnr_random = (float(psnr(truth, frames[-1])) for frames in imagined.frames)
+    return {"psnr_inferred": psnr_inferred, "psnr_random": psnr_random,
+            "delta_psnr": psnr_inferred - psnr_random, "copy_first_psnr": float(psnr(truth, video[0]))}
 
 
 def token_stability(tokens_Thw, frames_THWC, patch: int, threshold: int = 8) -> dict:

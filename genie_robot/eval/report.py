@@ -2,14 +2,17 @@
 
 From each held-out episode's first frame the world model imagines `max(horizons)` frames three
 ways in one batched session (rows share the prompt): with the latent actions the LAM infers
-from the true video, with the episode's arm commands turned into latent actions by the adapter,
+from the true video, with the episode's arm commands turned into latent actions by the run's adapter
+(`genie-robot train adapter`),
 and with uniformly random latent actions. Baselines beside them: the tokenizer's reconstruction
 (the ceiling of any generation) and copying the first frame (a model that predicts no change).
 
 Delta_t PSNR = PSNR(x_t, LAM row) - PSNR(x_t, random row) at t; the rows are sequential
 generations from one seed, so the frame at t is exactly what `metrics.delta_psnr` generates.
-A metric whose inputs are missing (no LAM, no actions, no masks, too few episodes) is skipped
-and the reason written in the report instead; nothing halfway crashes the report."""
+A metric whose inputs are missing (no LAM, no adapter, no actions, no masks, too few episodes)
+is skipped and the reason written in the report instead; nothing halfway crashes the report.
+The run is only read: the report goes to its own folder. Episodes stored at a higher resolution
+than the model's are resized as training resizes them (the report's notes say so)."""
 from __future__ import annotations
 
 import json
@@ -20,18 +23,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from genie_robot.data.store import EpisodeStore
-from genie_robot.errors import CheckpointError, InputError
+from genie_robot.data.store import Episode, EpisodeStore
+from genie_robot.data.transforms import resize_masks, resize_video
+from genie_robot.errors import InputError
 from genie_robot.eval import actions as action_eval
+from genie_robot.eval.figures import write_report
 from genie_robot.eval.fvd import MIN_FRAMES, frechet_distance, gaussian_stats, i3d_features, load_i3d
 from genie_robot.eval.metrics import psnr, ssim, token_stability
 from genie_robot.eval.physics import ColourSegmenter, compare_rollout, nanmean
 from genie_robot.io import atomic_path
-from genie_robot.models.adapter import ActionAdapter
+from genie_robot.models.run import Run
 from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
 
 ROWS = ("lam", "adapter", "random")  # imagined rollouts, one session row each
+BASELINES = ("reconstruction", "copy_first")
 
 
 @dataclass
@@ -43,7 +49,6 @@ class EvalConfig:
     seed: int = 0
     fvd: bool = True
     gifs: int = 3
-    refit_adapter: bool = False
 
     def __post_init__(self):
         self.horizons = tuple(sorted(set(int(h) for h in self.horizons)))
@@ -54,100 +59,107 @@ class EvalConfig:
         if self.max_episodes < 1:
             raise InputError(f"--episodes must be >= 1, got {self.max_episodes}")
 
-
-def _check_resolution(store: EpisodeStore, path, image_size: int) -> None:
-    shapes = store.frame_shapes()
-    if shapes != {(image_size, image_size, 3)}:
-        raise InputError(f"{path} holds frames of {sorted(shapes)} but the model works at "
-                         f"{image_size}x{image_size}; convert the episodes at --size {image_size}")
+    @property
+    def frames(self) -> int:
+        """Frames each evaluated episode contributes: the prompt and the longest horizon."""
+        return self.horizons[-1] + 1
 
 
-def _adapter(wm, run_dir: Path, adapter_data, eval_transitions, config: EvalConfig, notes: dict):
-    """The run's adapter (fit and saved when missing or --refit-adapter) and its accuracy on
-    the evaluation transitions, or (None, None) with the reason in `notes`."""
-    from genie_robot.train.checkpoint import save_model
+@dataclass
+class Findings:
+    """What the steps of an evaluation add up: figures, and why any were skipped."""
 
-    existing = (run_dir / "adapter" / "model.safetensors").exists()
-    if existing and not config.refit_adapter:
-        adapter = ActionAdapter.load(run_dir)
-        if adapter.config.num_actions != wm.num_actions or adapter.config.command_names != eval_transitions.command_names:
-            raise CheckpointError(f"{run_dir}/adapter was fit for another model or command set; rerun with --refit-adapter")
-        return adapter, action_eval.adapter_accuracy(adapter, eval_transitions)
-    if adapter_data is not None:
-        with EpisodeStore(adapter_data) as store:
-            _check_resolution(store, adapter_data, wm.image_size)
-            fit = action_eval.collect_transitions(wm, [e for e in store if e.action_names is not None])
-        held_out = eval_transitions
-        notes["adapter"] = f"fit on {adapter_data}, scored on the evaluation episodes"
-    else:
-        fit, held_out = action_eval.split_by_episode(eval_transitions)
-        notes["adapter"] = "fit on the first half of the evaluation episodes, scored on the second half"
-    adapter, accuracy = action_eval.fit_and_score_adapter(fit, held_out, wm.num_actions, config.seed)
-    save_model(adapter, run_dir / "adapter")
-    notes["adapter"] += f"; saved to {run_dir / 'adapter'}"
-    return adapter, accuracy
+    metrics: dict
+    skipped: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
 
 
-def evaluate(wm: WorldModel, run_dir, data, out, config: EvalConfig = EvalConfig(), adapter_data=None,
-             progress: bool = True) -> dict:
-    """Compute every metric, write REPORT_DIR/{metrics.json, *.png, *.gif, index.html}; returns the metrics."""
-    from genie_robot.eval.figures import write_report
-
+def evaluate(run: Run, data, out, config: EvalConfig = EvalConfig(), progress: bool = True) -> dict:
+    """Compute every metric, write OUT/{metrics.json, *.png, *.gif, index.html}; returns the metrics."""
     started = time.time()
-    run_dir, out = Path(run_dir), Path(out)
-    skipped: dict[str, str] = {}
-    notes: dict[str, str] = {}
-    store = EpisodeStore(data)
-    _check_resolution(store, data, wm.image_size)
-    need = config.horizons[-1] + 1
-    episodes = [e for e in store][: config.max_episodes]
-    long_enough = [e for e in episodes if e.num_frames >= need]
+    wm = run.world_model()
+    with EpisodeStore(data) as store:
+        found = Findings({"run": str(run.path), "data": str(data), "config": {**asdict(config), "sampling": asdict(config.sampling)}})
+        if note := store.resolution_note(wm.image_size):
+            found.notes["resolution"] = note
+        episodes = held_out_episodes(store, config, found)
+        transitions = latent_action_figures(wm, episodes, data, found)
+        adapter = adapter_figures(run, transitions, found)
+        videos, stability = imagine_episodes(wm, episodes, transitions, adapter, config, progress)
+        masks = [resize_masks(e.masks[: config.frames], wm.image_size) for e in episodes] if all(e.has_masks for e in episodes) else None
+        found.metrics["token_stability"] = {key: float(np.mean([row[key] for row in stability])) for key in stability[0]}
+        curves = fidelity_figures(videos, config, found)
+        delta_psnr_figures(curves, config, found)
+        fvd_figures(wm, videos, config, found)
+        physics_figures(episodes, videos, masks, config, found, data)
+    found.metrics.update(skipped=found.skipped, notes=found.notes, seconds=round(time.time() - started, 1))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(out, found.metrics, videos, config)
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(found.metrics, indent=2))
+    return found.metrics
+
+
+def held_out_episodes(store: EpisodeStore, config: EvalConfig, found: Findings) -> list[Episode]:
+    """The first `max_episodes` episodes long enough for the longest horizon."""
+    episodes = list(store)[: config.max_episodes]
+    long_enough = [e for e in episodes if e.num_frames >= config.frames]
     if not long_enough:
         longest = max(e.num_frames for e in episodes)
-        raise InputError(f"every episode of {data} is shorter than the longest horizon + 1 = {need} frames "
-                         f"(longest: {longest}); pass --horizons up to {longest - 1}")
+        raise InputError(f"every episode of {store.path} is shorter than the longest horizon + 1 = {config.frames} "
+                         f"frames (longest: {longest}); pass --horizons up to {longest - 1}")
     if len(long_enough) < len(episodes):
-        notes["episodes"] = f"{len(episodes) - len(long_enough)} episodes shorter than {need} frames left out"
-    episodes = long_enough
-    has_actions = all(e.action_names is not None for e in episodes)
-    has_masks = all(e.has_masks for e in episodes)
-    if wm.lam is None:
-        skipped["latent actions"] = "the run has no LAM (train one with `genie-robot train lam`)"
-    elif not has_actions:
-        skipped["latent actions"] = f"{data} has no recorded arm commands (actions)"
+        found.notes["episodes"] = f"{len(episodes) - len(long_enough)} episodes shorter than {config.frames} frames left out"
+    found.metrics["episodes"] = len(long_enough)
+    return long_enough
 
-    transitions = adapter = None
-    metrics: dict = {"run": str(run_dir), "data": str(data), "episodes": len(episodes),
-                     "config": {**asdict(config), "sampling": asdict(config.sampling)}}
-    if "latent actions" in skipped:
-        skipped["adapter"] = "needs latent actions: " + skipped["latent actions"]
+
+def latent_action_figures(wm: WorldModel, episodes, data, found: Findings):
+    """Latent codes vs arm behaviours (NMI, confusion, per-code effects); the transitions they
+    came from, or None when the run has no LAM or the store no arm commands."""
+    if wm.lam is None:
+        found.skipped["latent actions"] = "the run has no LAM (train one with `genie-robot train lam`)"
+    elif not all(e.action_names is not None for e in episodes):
+        found.skipped["latent actions"] = f"{data} has no recorded arm commands (actions)"
     else:
         transitions = action_eval.collect_transitions(wm, episodes)
         table = action_eval.confusion(transitions.latents, transitions.behaviours, wm.num_actions)
-        metrics["latent_actions"] = {
+        found.metrics["latent_actions"] = {
             "per_code": action_eval.per_code_effects(transitions, wm.num_actions),
             "confusion": table.tolist(),
             "nmi": action_eval.normalized_mutual_information(table),
             "codes_used": int((table.sum(1) > 0).sum()),
         }
-        try:
-            adapter, metrics["adapter"] = _adapter(wm, run_dir, adapter_data, transitions, config, notes)
-        except InputError as exc:
-            skipped["adapter"] = str(exc)
-    if not has_masks:
-        skipped["physics"] = f"{data} has no object masks (MuJoCo episodes have them)"
-    elif wm.lam is None and adapter is None:
-        skipped["physics"] = "needs the LAM or an adapter to turn the episode into latent actions"
+        return transitions
+    return None
 
+
+def adapter_figures(run: Run, transitions, found: Findings):
+    """The run's adapter and its accuracy on the held-out transitions, when both exist."""
+    if transitions is None:
+        found.skipped["adapter"] = "needs latent actions: " + found.skipped["latent actions"]
+    elif run.adapter is None:
+        found.skipped["adapter"] = (f"the run has no adapter (train one with `genie-robot train adapter --data "
+                                    f"STORE_WITH_ARM_COMMANDS.h5 --out {run.path}`)")
+    elif run.adapter.config.command_names != transitions.command_names:
+        found.skipped["adapter"] = (f"the adapter maps commands {run.adapter.config.command_names} but the episodes "
+                                    f"record {transitions.command_names}")
+    else:
+        found.metrics["adapter"] = action_eval.adapter_accuracy(run.adapter, transitions)
+        return run.adapter
+    return None
+
+
+def imagine_episodes(wm: WorldModel, episodes, transitions, adapter, config: EvalConfig, progress: bool):
+    """Per episode, from its first frame: the imagined rows (one batched session) beside the
+    truth and the baselines; also each episode's token stability. Videos [frames, S, S, 3]."""
     horizon = config.horizons[-1]
     rng = np.random.default_rng(config.seed)
-    curves = {name: {"psnr": [], "ssim": []} for name in (*ROWS, "reconstruction", "copy_first")}
-    videos = {name: [] for name in ("truth", *ROWS, "reconstruction", "copy_first")}
-    # Baselines beside the imagined rows: what the tokenizer keeps, and "nothing moves".
-    stability = []  # per episode: token changes vs pixel changes (tokenizer flicker)
-    physics_runs = {name: [] for name in ("lam", "adapter", "reconstruction", "copy_first") if name in videos}
+    videos: dict[str, list] = {name: [] for name in ("truth", *ROWS, *BASELINES)}
+    stability = []
     for position, episode in enumerate(tqdm(episodes, desc="eval episodes", unit="ep", disable=not progress)):
-        truth = episode.read_frames(0, need)
+        truth = resize_video(episode.read_frames(0, config.frames), wm.image_size)
         rows = {"random": rng.integers(0, wm.num_actions, horizon)}
         if transitions is not None:  # the LAM already read this episode (it is causal: same prefix)
             own = transitions.episode == position
@@ -157,78 +169,83 @@ def evaluate(wm: WorldModel, run_dir, data, out, config: EvalConfig = EvalConfig
         elif wm.lam is not None:
             rows["lam"] = wm.infer_actions(truth)
         names = [n for n in ROWS if n in rows]
-        session = wm.start(truth[:1], seed=config.seed, batch=len(names), sampling=config.sampling)
-        generated = session.rollout(np.stack([rows[n] for n in names]))
-        imagined = {n: np.concatenate([truth[:1], generated[i]]) for i, n in enumerate(names)}
+        imagined = wm.imagine(truth[:1], np.stack([rows[n] for n in names]), seed=config.seed, sampling=config.sampling)
+        for i, name in enumerate(names):
+            videos[name].append(np.concatenate([truth[:1], imagined.frames[i]]))
         tokens = wm.tokenize(truth)
         stability.append(token_stability(tokens.cpu().numpy(), truth, wm.tokenizer.config.patch))
-        imagined["reconstruction"] = wm.detokenize(tokens)
-        imagined["copy_first"] = np.repeat(truth[:1], need, axis=0)
-        for name, frames in imagined.items():
-            curves[name]["psnr"].append(psnr(truth, frames))
-            curves[name]["ssim"].append(ssim(truth, frames))
-            videos[name].append(frames)
+        videos["reconstruction"].append(wm.detokenize(tokens))
+        videos["copy_first"].append(np.repeat(truth[:1], config.frames, axis=0))
         videos["truth"].append(truth)
+    return videos, stability
 
-    if "physics" not in skipped:
-        masks = [e.masks[:need] for e in episodes]
-        # Fit on true frames and on their reconstructions: generated frames come from the same
-        # decoder, so its colour shifts must not read as missing objects.
-        segmenter = ColourSegmenter.fit(np.concatenate(videos["truth"] + videos["reconstruction"]),
-                                        np.concatenate(masks + masks))
-        notes["segmentation"] = ("colour lookup classifier fit on the evaluation episodes' MuJoCo masks, "
-                                 "paired with the true frames and their tokenizer reconstructions")
-        for i, episode in enumerate(episodes):
-            keys = episode.state_keys
-            deformation = episode.read_state("soft_deformation")[:need] if "soft_deformation" in keys else None
-            for name in physics_runs:
-                if videos[name]:
-                    physics_runs[name].append(compare_rollout(videos[name][i], videos["truth"][i], masks[i], segmenter, deformation))
 
-    metrics["fidelity"] = {
-        name: {kind: {str(h): float(np.mean([c[h] for c in values])) for h in config.horizons}
-               for kind, values in curve.items()}
-        for name, curve in curves.items() if curve["psnr"]
-    }
-    metrics["token_stability"] = {key: float(np.mean([row[key] for row in stability])) for key in stability[0]}
-    metrics["fidelity_curves"] = {name: np.mean(curve["psnr"], axis=0).tolist()
-                                  for name, curve in curves.items() if curve["psnr"]}
-    if "lam" in metrics["fidelity"] and config.delta_t <= horizon:
-        t = config.delta_t
-        lam_t = np.array([c[t] for c in curves["lam"]["psnr"]])
-        random_t = np.array([c[t] for c in curves["random"]["psnr"]])
-        metrics["delta_psnr"] = {"t": t, "delta_psnr": float((lam_t - random_t).mean()),
-                                 "psnr_lam": float(lam_t.mean()), "psnr_random": float(random_t.mean()),
-                                 "copy_first_psnr": float(np.mean([c[t] for c in curves["copy_first"]["psnr"]]))}
-    else:
-        skipped["delta_psnr"] = "needs the LAM" if "lam" not in metrics["fidelity"] else f"t={config.delta_t} beyond the horizon"
+def fidelity_figures(videos: dict, config: EvalConfig, found: Findings) -> dict:
+    """PSNR and SSIM against the truth at each horizon, for every row and baseline; returns
+    the per-episode PSNR/SSIM curves [episodes, frames] by row."""
+    curves = {name: {"psnr": psnr(np.stack(videos["truth"]), np.stack(v)), "ssim": ssim(np.stack(videos["truth"]), np.stack(v))}
+              for name, v in videos.items() if name != "truth" and v}
+    found.metrics["fidelity"] = {name: {kind: {str(h): float(values[:, h].mean()) for h in config.horizons}
+                                        for kind, values in curve.items()} for name, curve in curves.items()}
+    found.metrics["fidelity_curves"] = {name: curve["psnr"].mean(0).tolist() for name, curve in curves.items()}
+    return curves
 
-    clip = min(16, need)
+
+def delta_psnr_figures(curves: dict, config: EvalConfig, found: Findings) -> None:
+    """Genie's controllability: PSNR at t with the LAM's actions minus with random ones."""
+    if "lam" not in curves:
+        found.skipped["delta_psnr"] = "needs the LAM"
+        return
+    if config.delta_t > config.horizons[-1]:
+        found.skipped["delta_psnr"] = f"t={config.delta_t} beyond the horizon"
+        return
+    t = config.delta_t
+    lam_t, random_t = curves["lam"]["psnr"][:, t], curves["random"]["psnr"][:, t]
+    found.metrics["delta_psnr"] = {"t": t, "delta_psnr": float((lam_t - random_t).mean()),
+                                   "psnr_lam": float(lam_t.mean()), "psnr_random": float(random_t.mean()),
+                                   "copy_first_psnr": float(curves["copy_first"]["psnr"][:, t].mean())}
+
+
+def fvd_figures(wm: WorldModel, videos: dict, config: EvalConfig, found: Findings) -> None:
+    """FVD of each row and baseline against the true clips (I3D features)."""
+    episodes, clip = len(videos["truth"]), min(16, config.frames)
     if not config.fvd:
-        skipped["fvd"] = "turned off (--no-fvd)"
-    elif len(episodes) < 2 or clip < MIN_FRAMES:
-        skipped["fvd"] = f"needs >= 2 episodes of >= {MIN_FRAMES} frames (have {len(episodes)} of {clip})"
-    else:
-        i3d = load_i3d(device=str(wm.device))
-        clips = lambda name: np.stack([v[:clip] for v in videos[name]])
-        real = gaussian_stats(i3d_features(i3d, clips("truth")))
-        metrics["fvd"] = {"videos": len(episodes), "frames": clip, **{
-            name: frechet_distance(*real, *gaussian_stats(i3d_features(i3d, clips(name))))
-            for name in (*ROWS, "reconstruction", "copy_first") if videos[name]}}
-        notes["fvd"] = (f"{len(episodes)} videos of {clip} frames: FVD from so few videos is biased upward; "
-                        "compare the rows with each other, not with published figures")
+        found.skipped["fvd"] = "turned off (--no-fvd)"
+        return
+    if episodes < 2 or clip < MIN_FRAMES:
+        found.skipped["fvd"] = f"needs >= 2 episodes of >= {MIN_FRAMES} frames (have {episodes} of {clip})"
+        return
+    i3d = load_i3d(device=str(wm.device))
+    clips = lambda name: np.stack([v[:clip] for v in videos[name]])
+    real = gaussian_stats(i3d_features(i3d, clips("truth")))
+    found.metrics["fvd"] = {"videos": episodes, "frames": clip, **{
+        name: frechet_distance(*real, *gaussian_stats(i3d_features(i3d, clips(name))))
+        for name in (*ROWS, *BASELINES) if videos[name]}}
+    found.notes["fvd"] = (f"{episodes} videos of {clip} frames: FVD from so few videos is biased upward; "
+                          "compare the rows with each other, not with published figures")
 
-    if "physics" not in skipped:
-        metrics["physics"] = {name: _physics_summary(runs) for name, runs in physics_runs.items() if runs}
-    metrics["skipped"] = skipped
-    metrics["notes"] = notes
-    metrics["seconds"] = round(time.time() - started, 1)
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(out, metrics, videos, config)
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    store.close()
-    return metrics
+
+def physics_figures(episodes, videos: dict, masks, config: EvalConfig, found: Findings, data) -> None:
+    """Object masks, centroids and soft-body deformation of imagined frames vs MuJoCo's."""
+    if masks is None:
+        found.skipped["physics"] = f"{data} has no object masks (MuJoCo episodes have them)"
+        return
+    rows = [name for name in ("lam", "adapter", *BASELINES) if videos[name]]
+    if not {"lam", "adapter"} & set(rows):
+        found.skipped["physics"] = "needs the LAM or an adapter to turn the episode into latent actions"
+        return
+    # Fit on true frames and on their reconstructions: generated frames come from the same
+    # decoder, so its colour shifts must not read as missing objects.
+    segmenter = ColourSegmenter.fit(np.concatenate(videos["truth"] + videos["reconstruction"]), np.concatenate(masks + masks))
+    found.notes["segmentation"] = ("colour lookup classifier fit on the evaluation episodes' MuJoCo masks, "
+                                   "paired with the true frames and their tokenizer reconstructions")
+    runs: dict[str, list] = {name: [] for name in rows}
+    for i, episode in enumerate(episodes):
+        deformation = (episode.read_state("soft_deformation")[: config.frames]
+                       if "soft_deformation" in episode.state_keys else None)
+        for name in rows:
+            runs[name].append(compare_rollout(videos[name][i], videos["truth"][i], masks[i], segmenter, deformation))
+    found.metrics["physics"] = {name: _physics_summary(r) for name, r in runs.items()}
 
 
 def _physics_summary(runs: list[dict]) -> dict:

@@ -26,6 +26,7 @@ from einops import rearrange
 
 from genie_robot.errors import ConfigError
 from genie_robot.models.config import ModelConfig
+from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.nn import STTransformer, TemporalKV
 from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
 
@@ -84,7 +85,8 @@ class DynamicsConfig(ModelConfig):
         return self.num_actions
 
 
-class DynamicsModel(nn.Module):
+class DynamicsModel(nn.Module, Stage):
+    frozen_stages = ("tokenizer", "lam")
     def __init__(self, config: DynamicsConfig):
         super().__init__()
         self.config = c = config
@@ -145,7 +147,17 @@ class DynamicsModel(nn.Module):
         mask[:, 0] = False
         return mask
 
-    def forward(self, batch: dict):
+    @classmethod
+    def clip_size(cls, config, frozen: dict) -> int:
+        return frozen["tokenizer"].config.image_size
+
+    def training_inputs(self, batch: dict, frozen: dict) -> dict:
+        """Token ids (cached by the trainer, or encoded here) and the LAM's latent actions."""
+        video = batch["video"]
+        tokens = batch["tokens"] if "tokens" in batch else frozen["tokenizer"].encode(video)
+        return {"tokens": tokens, "actions": frozen["lam"].infer_actions(video), "video": video}
+
+    def forward(self, batch: dict) -> StepOutput:
         tokens, actions = batch["tokens"], batch["actions"]
         mask = batch.get("mask")
         if mask is None:
@@ -159,16 +171,15 @@ class DynamicsModel(nn.Module):
         logits = self.logits(inputs, actions)
         changed = torch.zeros_like(mask)
         changed[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
-        if mask.any():
-            weight = 1.0 + (self.config.changed_weight - 1.0) * changed[mask].float()
-            nll = F.cross_entropy(logits[mask], tokens[mask], reduction="none")
-            loss = (nll * weight).sum() / weight.sum()
-        else:
-            loss = logits.sum() * 0
+        # Masked tokens only, changed ones weighted up; written without data-dependent
+        # branches or indexing so that a step never waits on the device.
+        weight = mask.float() * (1.0 + (self.config.changed_weight - 1.0) * changed.float())
+        nll = F.cross_entropy(rearrange(logits, "b t h w v -> b v t h w"), tokens, reduction="none")
+        loss = (nll * weight).sum() / weight.sum().clamp_min(1.0)
         with torch.no_grad():
-            hit = logits.argmax(-1) == tokens
-            accuracy = hit[mask].float().mean().item() if mask.any() else 1.0
+            predicted = logits.argmax(-1)
+            hit = (predicted == tokens).float()
             moved = mask & changed
-            changed_accuracy = hit[moved].float().mean().item() if moved.any() else float("nan")
-        return loss, {"loss": loss.item(), "token_accuracy": accuracy, "changed_accuracy": changed_accuracy,
-                      "_logits": logits.detach()}
+            # Means over empty selections are NaN (no masked or no changed token this step).
+            metrics = {"loss": loss.detach(), "token_accuracy": hit[mask].mean(), "changed_accuracy": hit[moved].mean()}
+        return StepOutput(loss, metrics, {"output_tokens": predicted})

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
+from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.nn import STTransformer, VectorQuantizer
 
 
@@ -54,7 +55,7 @@ class LatentActionConfig(PixelModelConfig):
     dec_temporal: bool = True  # False: the decoder predicts x_t+1 from x_t and a_t alone
 
 
-class LatentActionModel(nn.Module):
+class LatentActionModel(nn.Module, Stage):
     def __init__(self, config: LatentActionConfig):
         super().__init__()
         self.config = c = config
@@ -111,7 +112,7 @@ class LatentActionModel(nn.Module):
         change_BTSP = self.to_pixels(self.decoder(x_BTSD))
         return unpatchify(context_BTSP + change_BTSP, c.patch, c.image_size)
 
-    def forward(self, batch: dict):
+    def forward(self, batch: dict) -> StepOutput:
         video = batch["video"]
         self._check(video)
         pixels_BTSP = patchify(to_unit(video), self.config.patch)
@@ -123,5 +124,5 @@ class LatentActionModel(nn.Module):
         # the commitment loss (~1e-1) would drown, pulling every step onto one code.
         copy_mse = F.mse_loss(to_unit(video[:, :-1]), target).clamp_min(1e-6)
         loss = recon_loss / copy_mse + vq_loss
-        return loss, {"loss": loss.item(), "recon_mse": recon_loss.item(), **vq_metrics,
-                      "_pred": pred_BTHWC.detach(), "_actions": ids_BT.detach()}
+        return StepOutput(loss, {"loss": loss.detach(), "recon_mse": recon_loss.detach(), **vq_metrics},
+                          {"target": target, "output": pred_BTHWC.detach()})

@@ -22,6 +22,7 @@ from einops import rearrange
 
 from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
+from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.errors import ConfigError
 from genie_robot.nn import STTransformer, TemporalKV, VectorQuantizer
 from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
@@ -76,7 +77,7 @@ class TokenizerConfig(PixelModelConfig):
                                   f"{len(FSQ_LEVELS[self.codebook_size])} (levels {FSQ_LEVELS[self.codebook_size]}), got {self.code_dim}")
 
 
-class VideoTokenizer(nn.Module):
+class VideoTokenizer(nn.Module, Stage):
     def __init__(self, config: TokenizerConfig):
         super().__init__()
         self.config = c = config
@@ -121,7 +122,7 @@ class VideoTokenizer(nn.Module):
         codes = self.quantizer.lookup(rearrange(ids_BThw, "b t h w -> b t (h w)"))
         return self.decode_codes(codes, cache, return_cache)
 
-    def forward(self, batch: dict):
+    def forward(self, batch: dict) -> StepOutput:
         video = batch["video"]
         quantized_BTSC, _, vq_loss, vq_metrics = self._encode(video)
         recon_BTHWC = self.decode_codes(quantized_BTSC)
@@ -129,5 +130,5 @@ class VideoTokenizer(nn.Module):
         recon_loss = F.mse_loss(recon_BTHWC, target)
         psnr = -10 * torch.log10(F.mse_loss(recon_BTHWC.detach().clamp(0, 1), target) + 1e-10)
         loss = recon_loss + vq_loss
-        return loss, {"loss": loss.item(), "recon_mse": recon_loss.item(), "psnr": psnr.item(), **vq_metrics,
-                      "_recon": recon_BTHWC.detach()}
+        return StepOutput(loss, {"loss": loss.detach(), "recon_mse": recon_loss.detach(), "psnr": psnr, **vq_metrics},
+                          {"target": target, "output": recon_BTHWC.detach()})

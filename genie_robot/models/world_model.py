@@ -10,63 +10,38 @@ the shortened window. `use_cache=False` recomputes everything each step (the ref
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from einops import rearrange
 
-from genie_robot.data.transforms import resize_video, to_rgb
 from genie_robot.errors import CheckpointError, InputError
 from genie_robot.media import to_uint8
+from genie_robot.models.checkpoint import check_compatible
+from genie_robot.models.inputs import as_video, check_actions
 from genie_robot.sampling import SamplingConfig, maskgit_decode
-from genie_robot.train.checkpoint import check_compatible, load_run_models
 
 
-def as_video(frames, image_size: int, what: str = "prompt") -> np.ndarray:
-    """Validate user frames into uint8 [T, S, S, 3].
+@dataclass
+class Imagination:
+    """What `WorldModel.imagine` returns: R imagined futures of N frames from one prompt."""
 
-    Accepts one frame [H, W, C] or a video [T, H, W, C] of uint8, RGB (an alpha channel is
-    dropped, grey is repeated). Other sizes are centre-cropped to square and downscaled;
-    frames smaller than the model's resolution are refused (upscaling invents detail)."""
-    frames = np.asarray(frames)
-    if frames.size == 0:
-        raise InputError(f"{what} is empty; give at least one frame")
-    if frames.dtype != np.uint8:
-        raise InputError(f"{what} must be uint8 RGB frames (0..255), got dtype {frames.dtype}")
-    if frames.ndim == 2 or (frames.ndim == 3 and frames.shape[-1] not in (1, 3, 4)):
-        frames = frames[..., None]  # grey without a channel axis
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        raise InputError(f"{what} must be [H, W, 3] or [T, H, W, 3] RGB, got shape {frames.shape}")
-    frames = to_rgb(frames)
-    _, h, w, _ = frames.shape
-    if min(h, w) < image_size:
-        raise InputError(f"{what} frames are {h}x{w}, smaller than the model's {image_size}x{image_size}; "
-                         f"give frames at least {image_size} px on the shorter side")
-    return resize_video(frames, image_size)
+    prompt_frames: np.ndarray  # uint8 [P, H, W, 3], the prompt as the tokenizer keeps it
+    frames: np.ndarray         # uint8 [R, N, H, W, 3]
+    last_tokens: torch.Tensor  # token ids [R, h, w] of each row's last frame
 
 
 class WorldModel:
     def __init__(self, tokenizer, dynamics, lam=None):
-        check_compatible(dynamics.config, tokenizer.config, lam.config if lam is not None else None)
+        models = {"tokenizer": tokenizer, "dynamics": dynamics, "lam": lam}
+        check_compatible({stage: model.config for stage, model in models.items() if model is not None})
         self.tokenizer, self.dynamics, self.lam = tokenizer.eval(), dynamics.eval(), lam.eval() if lam is not None else None
         self.device = next(dynamics.parameters()).device
         self.image_size = tokenizer.config.image_size
         self.num_actions = dynamics.config.num_actions
         self.max_memory = min(tokenizer.config.max_frames, dynamics.config.max_frames)
-
-    @classmethod
-    def load(cls, run_dir: str | Path, device: str = "cpu") -> "WorldModel":
-        """The run's tokenizer and dynamics (and LAM when trained) from RUN/<stage>/."""
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise CheckpointError(f"{run_dir}: no such run directory (make one with `genie-robot train ... --out {run_dir}`)")
-        optional = ("lam",) if (run_dir / "lam" / "model.safetensors").exists() else ()
-        models = load_run_models(run_dir, ("tokenizer", "dynamics") + optional, "the world model", device)
-        return cls(models["tokenizer"], models["dynamics"], models.get("lam"))
 
     def _tensor(self, frames_THWC: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(frames_THWC)).to(self.device)[None]
@@ -104,6 +79,18 @@ class WorldModel:
         """Tokenize and decode a video: what the tokenizer keeps of it."""
         return self.detokenize(self.tokenize(video))
 
+    def imagine(self, prompt, actions_RN, prompt_actions: Sequence[int] | None = None, seed: int = 0,
+                sampling: SamplingConfig = SamplingConfig()) -> Imagination:
+        """One future per row of latent actions [R, N], from one prompt, in one batched session:
+        rows share the prompt's encoding and cache, row r samples with seed + r. Evaluation,
+        rollout videos and planning all compare action sources this way."""
+        actions_RN = check_actions(actions_RN, self.num_actions)
+        if actions_RN.ndim != 2 or actions_RN.shape[0] < 1:
+            raise InputError(f"imagine takes latent actions [rows, steps], got shape {list(actions_RN.shape)}")
+        session = self.start(prompt, prompt_actions, seed=seed, batch=len(actions_RN), sampling=sampling)
+        frames = session.rollout(actions_RN)
+        return Imagination(session.prompt_frames, frames, session.tokens_BThw[:, -1])
+
     def start(self, prompt, prompt_actions: Sequence[int] | None = None, seed: int | Sequence[int] = 0,
               batch: int = 1, sampling: SamplingConfig = SamplingConfig(), memory: int | None = None,
               use_cache: bool = True) -> "Session":
@@ -132,15 +119,6 @@ class WorldModel:
             tokens_1Thw = self.tokenizer.encode(self._tensor(frames))
         actions_1T = torch.as_tensor(prompt_actions, dtype=torch.long, device=self.device)[None]
         return Session(self, tokens_1Thw, actions_1T, seeds, sampling, memory, use_cache)
-
-
-def check_actions(actions, num_actions: int) -> np.ndarray:
-    actions = np.asarray(actions)
-    if actions.dtype.kind not in "iu":
-        raise InputError(f"latent actions are integers 0..{num_actions - 1}, got {actions.dtype} values {actions.ravel()[:4]}")
-    if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
-        raise InputError(f"latent action out of range: {actions.ravel().tolist()[:8]}; this model has actions 0..{num_actions - 1}")
-    return actions.astype(np.int64)
 
 
 class Session:

@@ -43,10 +43,7 @@ class VectorQuantizer(nn.Module):
         if self.training:
             self.usage.mul_(self.usage_decay).add_(probs, alpha=1 - self.usage_decay)
             self._restart_dead_codes(flat_ND.detach())
-        metrics = {
-            "perplexity": torch.exp(-(probs * torch.log(probs + 1e-10)).sum()).item(),
-            "codes_used": int((counts > 0).sum()),
-        }
+        metrics = {"perplexity": torch.exp(-(probs * torch.log(probs + 1e-10)).sum()), "codes_used": (counts > 0).sum().float()}
         return quantized_ND.view_as(z), ids_N.view(z.shape[:-1]), loss, metrics
 
     @torch.no_grad()
@@ -109,6 +106,5 @@ class FiniteScalarQuantizer(nn.Module):
         ids = ((rounded.detach().round().long() + self.levels // 2) * self.basis).sum(-1)
         counts = torch.bincount(ids.flatten(), minlength=self.num_codes).float()
         probs = counts / counts.sum()
-        metrics = {"perplexity": torch.exp(-(probs * torch.log(probs + 1e-10)).sum()).item(),
-                   "codes_used": int((counts > 0).sum())}
+        metrics = {"perplexity": torch.exp(-(probs * torch.log(probs + 1e-10)).sum()), "codes_used": (counts > 0).sum().float()}
         return quantized.to(z.dtype), ids, z.new_zeros(()), metrics

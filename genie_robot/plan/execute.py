@@ -13,24 +13,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from genie_robot.data.store import EpisodeStore
+from genie_robot.data.transforms import resize_masks, resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter, centroids
 from genie_robot.io import atomic_path
-from genie_robot.media import write_video
-from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, check_goal_image
+from genie_robot.media import labelled_columns, read_image, write_video
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon
 from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
 
 
 @dataclass
 class StoredFrame:
-    frame: np.ndarray            # uint8 [H, W, 3]
+    """One stored instant, its frames and masks resized to the model's resolution."""
+
+    frame: np.ndarray            # uint8 [S, S, 3]
     state: dict                  # state/* at that frame (empty when the store has none)
     mask: np.ndarray | None      # uint8 [H, W] object ids, when stored
     episode_frames: np.ndarray   # the whole episode (to fit a colour segmenter)
     episode_masks: np.ndarray | None
+    resolution_note: str | None  # what was done to the store's frames to reach the model's size
 
 
 def parse_frame_ref(text: str) -> tuple[str, int, int] | None:
@@ -44,17 +48,16 @@ def parse_frame_ref(text: str) -> tuple[str, int, int] | None:
         raise InputError(f"{text!r}: write a stored frame as FILE.h5:EPISODE:STEP with integer episode and step") from None
 
 
-def read_stored_frame(path: str, episode: int, step: int) -> StoredFrame:
-    from genie_robot.data.store import EpisodeStore
-
+def read_stored_frame(path: str, episode: int, step: int, size: int) -> StoredFrame:
     with EpisodeStore(path) as store:
+        note = store.resolution_note(size)
         ep = store.episode(episode)
         if not 0 <= step < ep.num_frames:
             raise InputError(f"{path} episode {episode} has frames 0..{ep.num_frames - 1}; got step {step}")
-        frames = ep.read_frames()
-        masks = ep.masks[:] if ep.has_masks else None
+        frames = resize_video(ep.read_frames(), size)
+        masks = resize_masks(ep.masks[:], size) if ep.has_masks else None
         state = {key: ep.read_state(key)[step] for key in ep.state_keys}
-    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks)
+    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note)
 
 
 def stored_object_positions(state: dict) -> dict[str, np.ndarray]:
@@ -88,32 +91,26 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
 
 
 def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
-    with torch.no_grad():
-        tokens_11hw = wm.tokenizer.encode(wm._tensor(frame_HWC[None]))
-    return float(cost(frame_HWC[None], tokens_11hw[:, 0])[0])
+    return float(cost(frame_HWC[None], wm.tokenize(frame_HWC))[0])
 
 
 def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "embedding",
                      sampling=None, steps: int | None = None, object_name: str = "red_cube", seed: int = 0,
                      camera: str = "front", fps: float = 5.0) -> dict:
     """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds."""
-    from genie_robot.play import labelled_columns, read_prompt_image
     from genie_robot.sim.world import ArmWorld
 
     size = wm.image_size
     if (ref := parse_frame_ref(start_ref)) is None:
         raise InputError(f"--start {start_ref!r} must be a stored MuJoCo frame FILE.h5:EPISODE:STEP (its state is "
                          "restored in MuJoCo to execute the plan)")
-    start = read_stored_frame(*ref)
+    start = read_stored_frame(*ref, size)
     if not start.state:
         raise InputError(f"{start_ref} has no recorded state; start from an episode of `genie-robot data mujoco`")
-    if start.frame.shape != (size, size, 3):
-        raise InputError(f"{start_ref} is {start.frame.shape[0]}x{start.frame.shape[1]} but the model works at "
-                         f"{size}x{size}; generate the episodes at --size {size}")
-    goal_stored = read_stored_frame(*ref) if (ref := parse_frame_ref(goal_ref)) else None
-    goal_image = goal_stored.frame if goal_stored else read_prompt_image(goal_ref)
+    goal_stored = read_stored_frame(*ref, size) if (ref := parse_frame_ref(goal_ref)) else None
+    goal_image = goal_stored.frame if goal_stored else read_image(goal_ref)
     goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
-            else Goal(image=check_goal_image(goal_image, size)))
+            else Goal(image=goal_image))
     planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter)
     steps = steps or config.horizon
 
@@ -149,6 +146,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
                            "start": final_costs(wm, planner.cost, executed[0])},
         "plans": len(plans), "seconds_per_plan": float(np.mean([p.seconds for p in plans])),
         "iteration_costs": [p.iteration_costs for p in plans],
+        "notes": sorted({f.resolution_note for f in (start, goal_stored) if f and f.resolution_note}),
     }
     if goal_stored and goal_stored.state:
         goal_positions = stored_object_positions(goal_stored.state)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from genie_robot.errors import CheckpointError, InputError
+from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter, centroids
 from genie_robot.models.adapter import ActionAdapter
-from genie_robot.models.world_model import WorldModel, as_video, check_actions
+from genie_robot.models.inputs import as_video, check_actions
+from genie_robot.models.world_model import WorldModel
 from genie_robot.plan.search import PlanConfig, search
 from genie_robot.sampling import SamplingConfig
 
@@ -43,15 +43,6 @@ class Goal:
     segmenter: ColourSegmenter | None = None
 
 
-def check_goal_image(image, image_size: int) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.shape != (image_size, image_size, 3):
-        raise InputError(f"the goal image must be uint8 RGB of the model's {image_size}x{image_size}x3, got "
-                         f"{image.dtype} {list(image.shape)}; resize it, or take it from a store at "
-                         f"--size {image_size} (FILE.h5:EPISODE:STEP)")
-    return image
-
-
 class GoalCost:
     """costs [P] of imagined final frames [P, S, S, 3] and their token ids [P, h, w]."""
 
@@ -66,11 +57,9 @@ class GoalCost:
             return
         if goal.image is None:
             raise InputError(f"the {kind} cost needs a goal image")
-        goal.image = check_goal_image(goal.image, wm.image_size)
+        goal.image = as_video(goal.image, wm.image_size, "goal image")[-1]  # larger goals are downscaled
         if kind == "embedding":
-            with torch.no_grad():
-                tokens_11hw = wm.tokenizer.encode(wm._tensor(goal.image[None]))
-            self.goal_codes_hwC = self.codes(tokens_11hw[0, 0])
+            self.goal_codes_hwC = self.codes(wm.tokenize(goal.image)[0])
 
     def codes(self, tokens_hw: torch.Tensor) -> torch.Tensor:
         return self.wm.tokenizer.quantizer.lookup(tokens_hw)
@@ -98,19 +87,6 @@ class Plan:
     seconds: float = 0.0
 
 
-def require_adapter(run_dir: str | Path, num_actions: int) -> ActionAdapter:
-    """RUN/adapter, or an error saying how to make one."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "adapter" / "model.safetensors").exists():
-        raise CheckpointError(f"{run_dir / 'adapter'} is missing: arm commands need the action adapter; fit it with "
-                              f"`genie-robot eval --run {run_dir} --data HELDOUT.h5` (it saves RUN/adapter)")
-    adapter = ActionAdapter.load(run_dir)
-    if adapter.config.num_actions != num_actions:
-        raise CheckpointError(f"{run_dir / 'adapter'} maps onto {adapter.config.num_actions} latent actions but the "
-                              f"dynamics model has {num_actions}; refit it with `genie-robot eval --refit-adapter`")
-    return adapter
-
-
 class ImaginationPlanner:
     """Plans latent actions toward `goal` in the world model; with an adapter, also arm commands
     (and only over latent actions the adapter saw while fitting, which have a command)."""
@@ -123,9 +99,8 @@ class ImaginationPlanner:
 
     def imagine(self, prompt, prompt_actions, actions_PH: np.ndarray, seed: int):
         """Imagined frames [P, H, S, S, 3] and final token ids [P, h, w] of P sequences."""
-        session = self.wm.start(prompt, prompt_actions=prompt_actions, seed=seed, batch=len(actions_PH),
-                                sampling=self.sampling)
-        return session.rollout(actions_PH), session.tokens_BThw[:, -1]
+        imagination = self.wm.imagine(prompt, actions_PH, prompt_actions, seed, self.sampling)
+        return imagination.frames, imagination.last_tokens
 
     def plan(self, prompt, prompt_actions=None, seed: int = 0) -> Plan:
         """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3])."""

@@ -7,20 +7,28 @@ Why the small recipe looks as it does (each measured on 2 CPU cores):
   buy many more optimizer steps for the same compute; the number of steps, not frames seen, is
   what the transformer autoencoder needed (4 frames x 300 steps: 25.6 dB; 16 x 75: 21.9 dB).
 - lam: each transition is read and decoded on its own, so 2-frame clips.
-- dynamics: full 16-frame clips, since it attends over time and rolls out 16 frames."""
+- dynamics: full 16-frame clips, since it attends over time and rolls out 16 frames.
+- adapter (every preset): a small MLP on 4 command values; the cost is the frozen LAM reading
+  each clip, so a few hundred steps of 8-frame clips (seen transitions: ~20 passes over the
+  demo's 5,000)."""
 from __future__ import annotations
 
-DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100)
+DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100, lr=3e-4)
+ADAPTER = dict(steps=400, batch_size=16, clip_len=8, warmup=20, lr=3e-3)
 
+_SMALL_MODELS = {
+    "tokenizer": dict(steps=3000, batch_size=4, clip_len=1, warmup=50, lr=1e-3),
+    "lam": dict(steps=1500, batch_size=16, clip_len=2, warmup=50, lr=1e-3),
+    "dynamics": dict(steps=1400, batch_size=1, clip_len=16, warmup=50, lr=1e-3),
+}
 RECIPES: dict[str, dict[str, dict]] = {
-    "small": {
-        "tokenizer": dict(steps=3000, batch_size=4, clip_len=1, warmup=50),
-        "lam": dict(steps=1500, batch_size=16, clip_len=2, warmup=50),
-        "dynamics": dict(steps=1400, batch_size=1, clip_len=16, warmup=50),
-    },
+    "small": _SMALL_MODELS,
+    "tiny": {stage: dict(lr=1e-3) for stage in _SMALL_MODELS},
 }
 
 
 def recipe(preset: str, stage: str) -> dict:
-    """steps, batch_size, clip_len and warmup for `stage` under `preset`."""
+    """steps, batch_size, clip_len, warmup and lr for `stage` under `preset`."""
+    if stage == "adapter":
+        return dict(ADAPTER)
     return {**DEFAULT, **RECIPES.get(preset, {}).get(stage, {})}

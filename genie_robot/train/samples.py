@@ -14,21 +14,20 @@ def _row(frames_THWC: torch.Tensor) -> np.ndarray:
     return np.concatenate(list(to_uint8(frames)), axis=1)
 
 
-def sample_image(stage: str, batch: dict, metrics: dict, tokenizer=None, max_frames: int = 8) -> np.ndarray:
-    """Rows per stage, first clip of the batch, up to `max_frames` frames:
-    tokenizer: ground truth / reconstruction; lam: next frame / prediction from the latent
-    action; dynamics: next frame / one-step prediction (argmax tokens, decoded)."""
-    video = batch["video"][0]
-    if stage == "tokenizer":
-        recon = metrics["_recon"][0]
-        if video.shape[0] == 1:  # single-frame clips: show the batch's frames instead
-            video, recon = batch["video"][:, 0], metrics["_recon"][:, 0]
-        rows = [video[:max_frames], recon[:max_frames]]
-    elif stage == "lam":
-        rows = [video[1 : max_frames + 1], metrics["_pred"][0][:max_frames]]
-    else:
+def sample_image(batch: dict, preview: dict, tokenizer=None, max_frames: int = 8) -> np.ndarray | None:
+    """Two rows from the stage's `StepOutput.preview`, up to `max_frames` frames of the batch's
+    first clip: what the stage should produce over what it produced (tokenizer: frames and
+    reconstructions; lam: next frames and their predictions from the latent actions; dynamics:
+    next frames and one-step token predictions, decoded). None for a stage without pictures."""
+    if "output_tokens" in preview:
         with torch.no_grad():
-            predicted_ids = metrics["_logits"][:1].argmax(-1)
-            decoded = tokenizer.decode(predicted_ids)[0]
-        rows = [video[1 : max_frames + 1], decoded[1 : max_frames + 1]]
-    return upscale(np.concatenate([_row(r) for r in rows], axis=0), video.shape[1], min_height=256)
+            decoded = tokenizer.decode(preview["output_tokens"][:1])[0]
+        target, output = batch["video"][0][1:], decoded[1:]
+    elif "output" in preview:
+        target, output = preview["target"], preview["output"]
+        # Single-frame clips (the per-frame tokenizer): show the batch's frames instead.
+        target, output = (target[:, 0], output[:, 0]) if target.shape[1] == 1 else (target[0], output[0])
+    else:
+        return None
+    rows = [target[:max_frames], output[:max_frames]]
+    return upscale(np.concatenate([_row(r) for r in rows], axis=0), target.shape[1], min_height=256)

@@ -1,4 +1,7 @@
-"""One trainer for the three Genie stages (tokenizer, lam, dynamics).
+"""One trainer for the four stages of a run (tokenizer, lam, dynamics, adapter).
+
+What differs between stages lives in the model classes (`genie_robot.models.stage.Stage`):
+which frozen models of the run a stage trains on, what it makes of a clip batch, its loss.
 
 AdamW with linear warmup + cosine decay, gradient clipping and accumulation, bf16 autocast
 on CUDA, DistributedDataParallel under torchrun (data sharded by rank), checkpoints as
@@ -32,11 +35,10 @@ from genie_robot.data.sampler import ClipDataset
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.media import write_image
-from genie_robot.models import MODELS
-from genie_robot.train.checkpoint import (check_compatible, load_model, load_optimizer, load_run_models, save_model,
-                                         save_optimizer)
-
-STAGES = ("tokenizer", "lam", "dynamics")
+from genie_robot.models.checkpoint import MODELS, check_compatible, load_model, save_model
+from genie_robot.models.run import STAGES, Run, resolve_device
+from genie_robot.train.checkpoint import load_optimizer, save_optimizer
+from genie_robot.train.samples import sample_image
 
 
 @dataclasses.dataclass
@@ -104,17 +106,6 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def resolve_device(choice: str, rank: int = 0) -> torch.device:
-    """auto | cpu | cuda -> a device; asking for CUDA without one is a clear error."""
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda requested but no CUDA device is available; use --device cpu")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
-    return torch.device(choice)
-
-
 class Trainer:
     def __init__(self, stage: str, model_config, data_sources, run_dir: str | Path, cfg: TrainConfig,
                  resume: bool = False, progress: bool = True):
@@ -126,10 +117,13 @@ class Trainer:
         self.log_dir = self.run_dir / "logs" / stage
         self.rank, self.world = _distributed()
         self.device = resolve_device(cfg.device, self.rank)
-        self.frozen = self._frozen_models(model_config)
-        image_size = self._image_size(model_config)
+        model_cls = MODELS[stage][1]
+        self.frozen = self._frozen_models(model_cls)
         self.dataset = ClipDataset(data_sources, clip_len=cfg.clip_len, frame_skip=cfg.frame_skip,
-                                   size=image_size, seed=cfg.seed, with_actions=False)
+                                   size=model_cls.clip_size(model_config, self.frozen), seed=cfg.seed,
+                                   with_actions=None if model_cls.needs_actions else False)
+        model_config = model_cls.config_for_run(model_config, self.frozen, self.dataset.action_names)
+        check_compatible({stage: model_config, **{name: model.config for name, model in self.frozen.items()}})
         self._recover_interrupted_swap()
         self.step = 0
         if self.ckpt_dir.exists() and not resume:
@@ -142,7 +136,7 @@ class Trainer:
             self.step = json.loads((self.ckpt_dir / "trainer_state.json").read_text())["step"]
         else:
             torch.manual_seed(cfg.seed)
-            self.model = MODELS[stage][1](model_config).to(self.device)
+            self.model = model_cls(model_config).to(self.device)
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.token_cache = self._tokenize_once()
@@ -150,18 +144,13 @@ class Trainer:
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     # ------------------------------------------------------------------ setup
-    def _frozen_models(self, model_config) -> dict:
-        """Dynamics trains on tokens and latent actions from the run's tokenizer and LAM."""
-        if self.stage != "dynamics":
+    def _frozen_models(self, model_cls) -> dict:
+        """The run's earlier stages this one trains on (dynamics: tokenizer and LAM; adapter: LAM)."""
+        if not model_cls.frozen_stages:
             return {}
-        frozen = load_run_models(self.run_dir, ("tokenizer", "lam"), "dynamics training", str(self.device))
-        check_compatible(model_config, frozen["tokenizer"].config, frozen["lam"].config)
-        return frozen
-
-    def _image_size(self, model_config) -> int:
-        if self.stage == "dynamics":
-            return self.frozen["tokenizer"].config.image_size
-        return model_config.image_size
+        run = (Run.load(self.run_dir, self.device, stages=model_cls.frozen_stages) if self.run_dir.is_dir()
+               else Run(self.run_dir, {}, self.device))
+        return {name: run.require(name, f"training the {self.stage}") for name in model_cls.frozen_stages}
 
     def _optimizer(self) -> torch.optim.Optimizer:
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "codebook" not in n]
@@ -182,9 +171,10 @@ class Trainer:
         """Token ids of every episode, [T, h, w] per episode per store, when the tokenizer encodes
         frames one by one (then a clip's tokens are exactly its frames' tokens): dynamics
         training reads them instead of running the frozen encoder on every batch."""
-        if self.stage != "dynamics" or self.frozen["tokenizer"].config.enc_temporal:
+        tokenizer = self.frozen.get("tokenizer")
+        if tokenizer is None or tokenizer.config.enc_temporal:
             return None
-        tokenizer, size = self.frozen["tokenizer"], self.dataset.size
+        size = self.dataset.size
         episodes = [(i, episode) for i, store in enumerate(self.dataset.stores) for episode in store]
         cache: list[list] = [[] for _ in self.dataset.stores]
         chunk = tokenizer.config.max_frames
@@ -197,22 +187,18 @@ class Trainer:
         return cache
 
     # ------------------------------------------------------------------ batches
-    def _tokens(self, batch: dict, video: torch.Tensor) -> torch.Tensor:
-        if self.token_cache is None:
-            return self.frozen["tokenizer"].encode(video)
+    def _cached_tokens(self, batch: dict) -> torch.Tensor:
         span, skip = self.dataset.span, self.dataset.frame_skip
         clips = [self.token_cache[s][e][start : start + span : skip]
                  for s, e, start in zip(batch["source"].tolist(), batch["episode"].tolist(), batch["start"].tolist())]
         return torch.stack(clips).to(self.device, torch.long)
 
     def _prepare(self, batch: dict) -> dict:
-        video = batch["video"].to(self.device, non_blocking=True)
-        if self.stage != "dynamics":
-            return {"video": video}
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.token_cache is not None:
+            batch["tokens"] = self._cached_tokens(batch)
         with self.autocast:
-            tokens = self._tokens(batch, video)
-            actions = self.frozen["lam"].infer_actions(video)
-        return {"tokens": tokens, "actions": actions, "video": video}
+            return self.model.training_inputs(batch, self.frozen)
 
     def _loader(self) -> DataLoader:
         micro_total = self.cfg.steps * self.cfg.accum
@@ -222,6 +208,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict:
+        """Train to cfg.steps; returns the last logged metrics. Metrics stay tensors until a log
+        step, and so does the finiteness of the loss: a loss that turns NaN or inf is caught at
+        the next log or checkpoint step, before anything is saved."""
         cfg = self.cfg
         is_main = self.rank == 0
         if is_main:
@@ -230,8 +219,9 @@ class Trainer:
         batches = iter(self._loader())
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.stage}", unit="step",
                    disable=not (self.progress and is_main), dynamic_ncols=True)
-        metrics: dict = {}
-        sums: dict[str, float] = {}  # stays empty when the run is already at cfg.steps
+        logged: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
+        steps_summed, finite, checked_at = 0, torch.ones((), dtype=torch.bool, device=self.device), self.step
         self.model.train()
         while self.step < cfg.steps:
             # Per-step seeding makes masks and code restarts identical after a resume.
@@ -239,36 +229,44 @@ class Trainer:
             lr = lr_at(self.step, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            sums = {}
             for _ in range(cfg.accum):
                 batch = self._prepare(next(batches))
                 with self.autocast:
-                    loss, metrics = self.ddp(batch)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"{self.stage} loss became {loss.item()} at step {self.step}; stopped. The last good "
-                        f"checkpoint in {self.ckpt_dir} is kept: lower --lr or raise --warmup, then --resume")
-                (loss / cfg.accum).backward()
-                for k, v in metrics.items():
-                    if not k.startswith("_"):
-                        sums[k] = sums.get(k, 0.0) + v / cfg.accum
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    output = self.ddp(batch)
+                finite &= torch.isfinite(output.loss)
+                (output.loss / cfg.accum).backward()
+                for k, v in output.metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().float() / cfg.accum
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
-            sums.update(lr=lr, grad_norm=float(grad_norm))
+            steps_summed += 1
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in sums.items() if k in ("loss", "psnr", "perplexity", "token_accuracy", "changed_accuracy")})
-            if is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
-                self._log(sums, tb)
-            if cfg.sample_every and is_main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
-                self._write_sample(batch, metrics)
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+            last = self.step == cfg.steps
+            log_now = self.step % cfg.log_every == 0 or last
+            save_now = self.step % cfg.ckpt_every == 0 or last
+            if log_now or save_now:
+                if not bool(finite):
+                    raise TrainingDiverged(
+                        f"{self.stage} loss became NaN or inf between steps {checked_at} and {self.step}; stopped. The last "
+                        f"good checkpoint in {self.ckpt_dir} is kept: lower --lr or raise --warmup, then --resume")
+                checked_at = self.step
+            if log_now:
+                logged = {k: float(v) / steps_summed for k, v in sums.items()} | {"lr": lr}
+                sums, steps_summed = {}, 0
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logged.items()
+                                 if k in ("loss", "psnr", "perplexity", "token_accuracy", "changed_accuracy", "accuracy")})
+                if is_main:
+                    self._log(logged, tb)
+            if cfg.sample_every and is_main and (self.step % cfg.sample_every == 0 or last):
+                self._write_sample(batch, output)
+            if save_now:
                 self.save()
         bar.close()
         if tb is not None:
             tb.close()
-        return sums
+        return logged
 
     def _tensorboard(self):
         # TensorBoard imports TensorFlow when it is installed (it is, for RLDS), and TensorFlow
@@ -294,11 +292,10 @@ class Trainer:
             for k, v in row.items():
                 tb.add_scalar(f"{self.stage}/{k}", v, self.step)
 
-    def _write_sample(self, batch: dict, metrics: dict) -> None:
-        from genie_robot.train.samples import sample_image
-
-        image = sample_image(self.stage, batch, metrics, self.frozen.get("tokenizer"))
-        write_image(self.log_dir / "samples" / f"step_{self.step:07d}.png", image)
+    def _write_sample(self, batch: dict, output) -> None:
+        image = sample_image(batch, output.preview, self.frozen.get("tokenizer"))
+        if image is not None:
+            write_image(self.log_dir / "samples" / f"step_{self.step:07d}.png", image)
 
     def save(self) -> None:
         """Write the checkpoint to a temporary folder, then swap it in: a crash at any point

@@ -74,7 +74,7 @@ def test_clear_errors(make_store):
     short = make_store("short.h5", lengths=(5, 6))
     with pytest.raises(StoreError, match="longer than every episode"):
         ClipDataset(short, clip_len=16)
-    with pytest.raises(StoreError, match="smaller than the requested"):
+    with pytest.raises(StoreError, match="smaller than the model.s 64x64"):
         ClipDataset(short, clip_len=4, size=64)
     assert ClipDataset(short, clip_len=4, size=16, allow_upscale=True)[0]["video"].shape == (4, 16, 16, 3)
     no_actions = make_store("none.h5", with_actions=False)

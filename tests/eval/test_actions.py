@@ -4,11 +4,12 @@ import pytest
 
 from genie_robot.errors import InputError
 from genie_robot.eval.actions import (
-    Transitions, adapter_accuracy, confusion, normalized_mutual_information, per_code_effects, split_by_episode,
+    Transitions, adapter_accuracy, confusion, normalized_mutual_information, per_code_effects,
 )
-from genie_robot.models.adapter import ActionAdapter, fit_adapter
+from genie_robot.models.adapter import fit_adapter
+from genie_robot.models.checkpoint import save_model
+from genie_robot.models.run import Run
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_command
-from genie_robot.train.checkpoint import save_model
 
 NAMES = ["ee_vx", "ee_vy", "ee_vz", "gripper"]
 
@@ -56,8 +57,7 @@ def test_per_code_effects_and_confusion():
 
 def test_adapter_learns_both_directions_and_round_trips(tmp_path):
     t = _transitions()
-    fit, held = split_by_episode(t)
-    assert not set(fit.episode) & set(held.episode)
+    fit, held = t.subset(t.episode < 3), t.subset(t.episode >= 3)
     adapter = fit_adapter(fit.commands, fit.latents, NAMES, num_actions=8)
     scores = adapter_accuracy(adapter, held)
     assert scores["command_to_latent"] == 1.0 > scores["command_to_latent_majority"]
@@ -66,7 +66,7 @@ def test_adapter_learns_both_directions_and_round_trips(tmp_path):
     assert adapter.to_latent([1.0, 0, 0, 0]).tolist() == [1]
     np.testing.assert_allclose(adapter.to_commands([3])[0], [0, 0.8, 0, 0], atol=0.05)
     save_model(adapter, tmp_path / "adapter")
-    loaded = ActionAdapter.load(tmp_path)
+    loaded = Run.load(tmp_path).adapter
     np.testing.assert_array_equal(loaded.to_latent(held.commands), adapter.to_latent(held.commands))
 
 
@@ -83,8 +83,6 @@ def test_adapter_rejects_bad_commands_and_latents(tmp_path):
         adapter.to_commands([8])
     with pytest.raises(InputError, match="as many latent actions"):
         fit_adapter(t.commands, t.latents[:-1], NAMES, num_actions=8)
-    with pytest.raises(InputError, match=">= 2 episodes"):
-        split_by_episode(t.subset(t.episode == 0))
     from genie_robot.errors import CheckpointError
-    with pytest.raises(CheckpointError, match="action adapter"):
-        ActionAdapter.load(tmp_path)
+    with pytest.raises(CheckpointError, match="needs a trained adapter.*genie-robot train adapter"):
+        Run.load(tmp_path).require("adapter", "planning arm commands")

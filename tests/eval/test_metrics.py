@@ -3,6 +3,7 @@ import pytest
 
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import delta_psnr, psnr, ssim
+from genie_robot.models.run import Run
 from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
 
@@ -45,7 +46,7 @@ def test_ssim_matches_a_direct_computation_on_one_window():
 
 
 def test_delta_psnr_on_a_tiny_run(tiny_run):
-    wm = WorldModel.load(tiny_run)
+    wm = Run.load(tiny_run).world_model()
     video = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
     out = delta_psnr(wm, video, t=4, sampling=SamplingConfig(steps=2))
     assert out["delta_psnr"] == pytest.approx(out["psnr_inferred"] - out["psnr_random"])

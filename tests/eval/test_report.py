@@ -1,13 +1,13 @@
 """`genie-robot eval` end to end on a tiny run and real MuJoCo episodes, and its bad inputs."""
+import hashlib
 import json
-import shutil
 
 import pytest
 
 from genie_robot.cli import main
-from genie_robot.errors import InputError
+from genie_robot.errors import InputError, StoreError
 from genie_robot.eval.report import EvalConfig, evaluate
-from genie_robot.models.world_model import WorldModel
+from genie_robot.models.run import Run
 from genie_robot.sampling import SamplingConfig
 from genie_robot.sim.generate import generate_dataset
 
@@ -15,24 +15,25 @@ FAST = dict(sampling=SamplingConfig(steps=2), gifs=1)
 
 
 @pytest.fixture(scope="module")
-def mujoco_16(tmp_path_factory):
+def heldout_32(tmp_path_factory):
+    """Held-out MuJoCo episodes (another seed) at 32 px, twice the tiny model's resolution."""
     path = tmp_path_factory.mktemp("heldout") / "heldout.h5"
-    generate_dataset(path, episodes=3, steps=10, size=16, seed=5, progress=False)
+    generate_dataset(path, episodes=3, steps=10, size=32, seed=5, progress=False)
     return path
 
 
-@pytest.fixture
-def run_copy(tiny_run, tmp_path):
-    """The session's tiny run, copied: evaluation saves an adapter into the run directory."""
-    return shutil.copytree(tiny_run, tmp_path / "run")
+def run_digest(run) -> dict:
+    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
-def test_full_report_from_a_tiny_run(run_copy, mujoco_16, tmp_path):
+def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldout_32, tmp_path):
     out = tmp_path / "report"
-    wm = WorldModel.load(run_copy)
-    metrics = evaluate(wm, run_copy, mujoco_16, out, EvalConfig(horizons=(1, 4, 8), max_episodes=2, **FAST),
+    before = run_digest(planning_run)
+    metrics = evaluate(Run.load(planning_run), heldout_32, out, EvalConfig(horizons=(1, 4, 8), max_episodes=2, **FAST),
                        progress=False)
+    assert run_digest(planning_run) == before, "evaluation must not write into the run"
     assert metrics["skipped"] == {}
+    assert "32x32 are centre-cropped and downscaled to the model's 16x16" in metrics["notes"]["resolution"]
     assert set(metrics["fidelity"]) == {"lam", "adapter", "random", "reconstruction", "copy_first"}
     assert set(metrics["fidelity"]["lam"]["psnr"]) == {"1", "4", "8"}
     assert 0 <= metrics["token_stability"]["flicker"] <= 1
@@ -44,7 +45,6 @@ def test_full_report_from_a_tiny_run(run_copy, mujoco_16, tmp_path):
     la = metrics["latent_actions"]
     assert sum(map(sum, la["confusion"])) == 2 * 9 and 0 <= la["nmi"] <= 1
     assert 0 <= metrics["adapter"]["command_to_latent"] <= 1
-    assert (run_copy / "adapter" / "model.safetensors").exists()
     physics = metrics["physics"]["lam"]
     assert len(physics["psnr"]) == 9 and set(physics["iou"]) == {"arm", "red_cube", "blue_cylinder", "soft_cube"}
     assert len(physics["sim_deformation_mm"]) == 9
@@ -54,15 +54,18 @@ def test_full_report_from_a_tiny_run(run_copy, mujoco_16, tmp_path):
     page = (out / "index.html").read_text()
     assert "psnr_vs_horizon.png" in page and "episode_0.gif" in page and "Delta_t PSNR" in page
     assert json.loads((out / "metrics.json").read_text())["episodes"] == 2
-    # A second evaluation uses the adapter now saved beside the models.
-    again = evaluate(wm, run_copy, mujoco_16, tmp_path / "again", EvalConfig(horizons=(1,), fvd=False, **FAST), progress=False)
-    assert "saved" not in again["notes"].get("adapter", "") and "adapter" in again
 
 
-def test_store_without_actions_or_masks_skips_those_metrics_and_says_why(run_copy, make_store, tmp_path):
+def test_run_without_adapter_skips_its_accuracy_and_names_the_stage(tiny_run, heldout_32, tmp_path):
+    metrics = evaluate(Run.load(tiny_run), heldout_32, tmp_path / "r", EvalConfig(horizons=(1,), fvd=False, **FAST),
+                       progress=False)
+    assert "genie-robot train adapter" in metrics["skipped"]["adapter"]
+    assert "adapter" not in metrics["fidelity"] and "lam" in metrics["fidelity"]
+
+
+def test_store_without_actions_or_masks_skips_those_metrics_and_says_why(tiny_run, make_store, tmp_path):
     data = make_store(lengths=(6, 6), size=16, with_actions=False)
-    wm = WorldModel.load(run_copy)
-    metrics = evaluate(wm, run_copy, data, tmp_path / "r", EvalConfig(horizons=(1, 4), **FAST), progress=False)
+    metrics = evaluate(Run.load(tiny_run), data, tmp_path / "r", EvalConfig(horizons=(1, 4), **FAST), progress=False)
     assert "arm commands" in metrics["skipped"]["latent actions"]
     assert "latent actions" in metrics["skipped"]["adapter"]
     assert "masks" in metrics["skipped"]["physics"]
@@ -71,22 +74,23 @@ def test_store_without_actions_or_masks_skips_those_metrics_and_says_why(run_cop
     assert "Skipped" in (tmp_path / "r" / "index.html").read_text()
 
 
-def test_bad_evaluation_data_is_refused_before_any_work(run_copy, make_store, mujoco_16, tmp_path):
-    wm = WorldModel.load(run_copy)
-    with pytest.raises(InputError, match="--size 16"):
-        evaluate(wm, run_copy, make_store("small.h5", lengths=(20,), size=8), tmp_path / "r", progress=False)
+def test_bad_evaluation_data_is_refused_before_any_work(tiny_run, make_store, heldout_32, tmp_path):
+    run = Run.load(tiny_run)
+    with pytest.raises(StoreError, match="smaller than the model.s 16x16; convert the episodes at --size 16"):
+        evaluate(run, make_store("small.h5", lengths=(20,), size=8), tmp_path / "r", progress=False)
     with pytest.raises(InputError, match="shorter than the longest horizon"):
-        evaluate(wm, run_copy, mujoco_16, tmp_path / "r", EvalConfig(horizons=(1, 12)), progress=False)
+        evaluate(run, heldout_32, tmp_path / "r", EvalConfig(horizons=(1, 12)), progress=False)
     with pytest.raises(InputError, match="horizons"):
         EvalConfig(horizons=(0,))
     assert not (tmp_path / "r").exists()
 
 
-def test_cli_eval(run_copy, mujoco_16, tmp_path, capsys):
+def test_cli_eval(planning_run, heldout_32, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["eval", "--run", str(run_copy), "--data", str(mujoco_16), "--out", str(out), "--horizons", "1", "4",
+    code = main(["eval", "--run", str(planning_run), "--data", str(heldout_32), "--out", str(out), "--horizons", "1", "4",
                  "--maskgit-steps", "2", "--no-fvd", "--gifs", "0"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "index.html" in printed and "delta_psnr" in printed and "skipped fvd" in printed
-    assert main(["eval", "--run", str(tmp_path / "nope"), "--data", str(mujoco_16), "--out", str(out)]) == 2
+    assert "note: " in printed and "downscaled to the model's 16x16" in printed
+    assert main(["eval", "--run", str(tmp_path / "nope"), "--data", str(heldout_32), "--out", str(out)]) == 2

@@ -5,7 +5,7 @@ from genie_robot.errors import CheckpointError, ConfigError
 from genie_robot.models import (DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel,
                                 TokenizerConfig, VideoTokenizer)
 from genie_robot.nn import VectorQuantizer
-from genie_robot.train.checkpoint import load_model, save_model
+from genie_robot.models.checkpoint import load_model, save_model
 
 
 def video(B=2, T=5, size=16, seed=0):
@@ -32,8 +32,9 @@ def test_shapes(models):
     assert lam.predict_next(v, lam.quantizer.lookup(actions)).shape == (2, 4, 16, 16, 3)
     assert dyn.logits(ids, actions).shape == (2, 5, 4, 4, 64)
     for model, batch in [(tok, {"video": v}), (lam, {"video": v}), (dyn, {"tokens": ids, "actions": actions})]:
-        loss, metrics = model(batch)
-        assert loss.ndim == 0 and torch.isfinite(loss) and "loss" in metrics
+        output = model(batch)
+        assert output.loss.ndim == 0 and torch.isfinite(output.loss) and "loss" in output.metrics
+        assert all(torch.is_tensor(v) and v.ndim == 0 for v in output.metrics.values())  # no .item() per step
 
 
 def test_temporal_causality(models):
@@ -134,7 +135,7 @@ def test_each_model_overfits_a_tiny_batch(kind):
     losses = []
     for step in range(150):
         torch.manual_seed(step)
-        loss, _ = model(batch)
+        loss = model(batch).loss
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -98,9 +98,9 @@ def test_dynamics_masks_per_frame_and_weighs_changed_tokens():
     weighted = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=9.0))
     weighted.load_state_dict(per_frame.state_dict())
     per_frame.eval(), weighted.eval()  # no context noise: the two losses see the same inputs
-    assert torch.allclose(per_frame(batch)[0], weighted(batch)[0])
+    assert torch.allclose(per_frame(batch).loss, weighted(batch).loss)
     batch["tokens"] = tokens
-    assert not torch.allclose(per_frame(batch)[0], weighted(batch)[0])
+    assert not torch.allclose(per_frame(batch).loss, weighted(batch).loss)
 
 
 def test_context_noise_only_in_training_and_only_on_visible_tokens():
@@ -116,16 +116,16 @@ def test_context_noise_only_in_training_and_only_on_visible_tokens():
     batch["mask"][:, -1] = True
     for model in (clean, noisy):
         model.eval()
-    assert torch.equal(clean(batch)[0], noisy(batch)[0])  # no noise at inference
+    assert torch.equal(clean(batch).loss, noisy(batch).loss)  # no noise at inference
     noisy.train()
-    assert not torch.equal(clean(batch)[0], noisy(batch)[0])
+    assert not torch.equal(clean(batch).loss, noisy(batch).loss)
     with pytest.raises(ConfigError, match="context_noise"):
         DynamicsConfig.preset("tiny", context_noise=1.0)
 
 
 def test_levels_head_is_a_normalized_softmax_over_fsq_tokens():
     from genie_robot.models import DynamicsConfig, DynamicsModel
-    from genie_robot.train.checkpoint import check_compatible
+    from genie_robot.models.checkpoint import check_compatible
 
     torch.manual_seed(0)
     dyn = DynamicsModel(DynamicsConfig.preset("tiny", head="levels"))
@@ -137,6 +137,6 @@ def test_levels_head_is_a_normalized_softmax_over_fsq_tokens():
     offsets = torch.tensor([0, 4, 8])
     assert torch.equal(dyn.level_index_VD - offsets, (torch.arange(64)[:, None] // fsq.basis) % fsq.levels)
     with pytest.raises(ConfigError, match="needs an FSQ tokenizer"):
-        check_compatible(dyn.config, TokenizerConfig.preset("tiny", quantizer="vq", code_dim=8))
+        check_compatible({"dynamics": dyn.config, "tokenizer": TokenizerConfig.preset("tiny", quantizer="vq", code_dim=8)})
     with pytest.raises(ConfigError, match="'levels' head needs an FSQ codebook size"):
         DynamicsConfig.preset("tiny", head="levels", codebook_size=100)

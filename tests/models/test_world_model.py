@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from genie_robot.errors import CheckpointError, InputError
+from genie_robot.models.run import Run
 from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
 
@@ -11,7 +12,7 @@ FAST = SamplingConfig(steps=4, temperature=1.0)
 
 @pytest.fixture(scope="module")
 def wm(tiny_run):
-    return WorldModel.load(tiny_run)
+    return Run.load(tiny_run).world_model()
 
 
 def frames(T=3, size=16, seed=0):
@@ -102,16 +103,16 @@ def test_prompt_resize_and_channels(wm):
 
 def test_run_directory_errors(tmp_path, tiny_run):
     with pytest.raises(CheckpointError, match="no such run directory"):
-        WorldModel.load(tmp_path / "nope")
+        Run.load(tmp_path / "nope").world_model()
     (tmp_path / "tokenizer").mkdir()
     with pytest.raises(CheckpointError, match="needs a trained tokenizer"):
-        WorldModel.load(tmp_path)
+        Run.load(tmp_path).world_model()
     no_lam = tmp_path / "no_lam"
     for kind in ("tokenizer", "dynamics"):
         (no_lam / kind).mkdir(parents=True)
         for f in (tiny_run / kind).iterdir():
             (no_lam / kind / f.name).write_bytes(f.read_bytes())
-    wm = WorldModel.load(no_lam)
+    wm = Run.load(no_lam).world_model()
     assert wm.start(frames(1), sampling=FAST).step(0).shape == (16, 16, 3)
     with pytest.raises(CheckpointError, match="no trained LAM"):
         wm.infer_actions(frames(3))

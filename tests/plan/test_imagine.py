@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from genie_robot.errors import CheckpointError, InputError
-from genie_robot.models.adapter import ActionAdapter
-from genie_robot.models.world_model import WorldModel
-from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, require_adapter
+from genie_robot.models.run import Run
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig
 from genie_robot.sampling import SamplingConfig
 
@@ -15,7 +14,7 @@ SAMPLING = SamplingConfig(steps=2)
 
 @pytest.fixture(scope="module")
 def wm(planning_run):
-    return WorldModel.load(planning_run)
+    return Run.load(planning_run).world_model()
 
 
 def frame(value, size=16):
@@ -35,7 +34,7 @@ def test_batched_rollouts_equal_single_sessions(wm):
 
 
 def test_plan_gives_latents_commands_and_what_it_imagined(wm, planning_run):
-    adapter = ActionAdapter.load(planning_run)
+    adapter = Run.load(planning_run).require("adapter", "planning arm commands")
     config = PlanConfig(horizon=4, population=6, iterations=2, elites=2)
     plan = ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", config, SAMPLING, adapter).plan(frame(30), seed=3)
     assert plan.latents.shape == (4,) and plan.imagined.shape == (4, 16, 16, 3)
@@ -52,7 +51,7 @@ def test_costs_rank_the_goal_itself_best(wm):
     rng = np.random.default_rng(0)
     goal = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     frames = np.stack([goal, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), frame(0)])
-    tokens = wm.tokenizer.encode(wm._tensor(frames))[0]
+    tokens = wm.tokenize(frames)
     for kind in ("pixel", "embedding"):
         costs = GoalCost(wm, Goal(image=goal), kind)(frames, tokens)
         assert costs[0] == pytest.approx(0, abs=1e-6) and costs[0] < costs[1] and costs[0] < costs[2]
@@ -69,11 +68,13 @@ def test_costs_rank_the_goal_itself_best(wm):
 def test_bad_input_says_what_to_fix(wm, tiny_run):
     with pytest.raises(InputError, match="memory of 16 frames.*--horizon <= 15"):
         ImaginationPlanner(wm, Goal(image=frame(1)), "pixel", PlanConfig(horizon=16), SAMPLING).plan(frame(0))
-    with pytest.raises(InputError, match="goal image must be uint8 RGB of the model's 16x16x3, got uint8 \\[32, 32, 3\\]"):
-        ImaginationPlanner(wm, Goal(image=frame(1, size=32)), "embedding")
+    with pytest.raises(InputError, match="goal image frames are 8x8, smaller than the model's 16x16"):
+        ImaginationPlanner(wm, Goal(image=frame(1, size=8)), "embedding")
+    larger = ImaginationPlanner(wm, Goal(image=frame(1, size=32)), "embedding")  # downscaled, as training does
+    assert larger.cost.goal.image.shape == (16, 16, 3)
     with pytest.raises(InputError, match="object cost needs"):
         ImaginationPlanner(wm, Goal(image=frame(1)), "object")
     with pytest.raises(InputError, match="unknown cost"):
         ImaginationPlanner(wm, Goal(image=frame(1)), "l1")
-    with pytest.raises(CheckpointError, match="adapter is missing.*genie-robot eval"):
-        require_adapter(tiny_run, wm.num_actions)
+    with pytest.raises(CheckpointError, match="planning arm commands needs a trained adapter.*genie-robot train adapter"):
+        Run.load(tiny_run).require("adapter", "planning arm commands")

@@ -18,6 +18,7 @@ def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "embedding distance to goal" in printed and "red_cube" in printed
+    assert "frames of 32x32 are centre-cropped and downscaled to the model's 16x16" in printed  # says what it did
     result = json.loads((out / "plan.json").read_text())
     assert result["plans"] == 2 and len(result["latents"]) == 3 and np.shape(result["commands"]) == (3, 4)
     assert set(result["final_distance"]) == {"start", "imagined", "mujoco"}
@@ -36,9 +37,9 @@ def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, ca
 def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
     small = write_image(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint8))
     cases = [
-        (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", str(small)], "goal image must be uint8 RGB of the model's 16x16x3"),
+        (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", str(small)], "goal image frames are 8x8, smaller than the model's 16x16"),
         (["--run", str(planning_run), "--start", str(small), "--goal", str(small)], "must be a stored MuJoCo frame"),
-        (["--run", str(tiny_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1"], "adapter is missing"),
+        (["--run", str(tiny_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1"], "needs a trained adapter"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1", "--horizon", "20"], "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
     ]
@@ -57,7 +58,7 @@ def test_the_world_restores_a_stored_instant(mujoco_store):
     world = ArmWorld()
     try:
         world.set_state(state)
-        assert psnr(frames[5:6], world.render(16)[None])[0] > 30
+        assert psnr(frames[5:6], world.render(32)[None])[0] > 30
         positions = world.object_positions()
         np.testing.assert_allclose(positions["red_cube"], state["red_cube_pose"][:3], atol=1e-6)
         np.testing.assert_allclose(positions["soft_cube"], state["soft_cube_vertices"].mean(0), atol=1e-6)

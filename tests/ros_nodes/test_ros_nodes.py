@@ -23,7 +23,7 @@ def run_with_adapter(tiny_run, tmp_path_factory):
     """tiny_run's models (linked) plus an action adapter fit on random pairs."""
     from genie_robot.models.adapter import fit_adapter
     from genie_robot.sim.world import COMMAND_NAMES
-    from genie_robot.train.checkpoint import save_model
+    from genie_robot.models.checkpoint import save_model
 
     run = tmp_path_factory.mktemp("run_with_adapter")
     for kind in ("tokenizer", "lam", "dynamics"):

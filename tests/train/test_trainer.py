@@ -10,7 +10,7 @@ import torch
 from genie_robot.data import EpisodeWriter, StoreError
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.models import DynamicsConfig, LatentActionConfig, TokenizerConfig
-from genie_robot.train.checkpoint import load_model
+from genie_robot.models.checkpoint import load_model
 from genie_robot.train.trainer import TrainConfig, Trainer, lr_at
 
 
@@ -108,12 +108,12 @@ def test_dynamics_needs_matching_tokenizer_and_lam(store, tmp_path):
         Trainer("dynamics", tiny("dynamics"), [store], tmp_path, cfg())
     Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(steps=1), progress=False).train()
     Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=1), progress=False).train()
-    with pytest.raises(ConfigError, match="codebook_size is 32 but the run's other models have 64"):
+    with pytest.raises(ConfigError, match="dynamics codebook_size is 32 but the run.s tokenizer has 64"):
         Trainer("dynamics", DynamicsConfig.preset("tiny", codebook_size=32), [store], tmp_path, cfg())
 
 
 def test_frames_smaller_than_model_are_refused(store, tmp_path):
-    with pytest.raises(StoreError, match="smaller than the requested 64x64"):
+    with pytest.raises(StoreError, match="smaller than the model.s 64x64"):
         Trainer("tokenizer", TokenizerConfig.preset("small"), [store], tmp_path, cfg())
 
 
@@ -156,3 +156,34 @@ def test_recipe_defaults_per_preset_and_stage():
     assert recipe("small", "tokenizer")["clip_len"] == 1 and recipe("small", "lam")["clip_len"] == 2
     assert recipe("small", "dynamics")["clip_len"] == 16
     assert recipe("paper", "dynamics") == DEFAULT
+
+
+def test_adapter_is_the_fourth_stage_with_metrics_and_resume(tiny_run, mujoco_store, make_store, tmp_path, capsys):
+    """`genie-robot train adapter` on MuJoCo episodes at 32 px for the tiny run's 16 px LAM."""
+    from genie_robot.cli import main
+    from genie_robot.models.run import Run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for kind in ("tokenizer", "lam", "dynamics"):
+        (run / kind).symlink_to(tiny_run / kind)
+    args = ["train", "adapter", "--data", str(mujoco_store), "--preset", "tiny", "--out", str(run),
+            "--batch-size", "2", "--clip-len", "4", "--ckpt-every", "2"]
+    assert main(args + ["--steps", "4"]) == 0
+    assert "adapter: step 4" in capsys.readouterr().out
+    header = (run / "logs" / "adapter" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "accuracy", "lr", "grad_norm"} <= set(header)
+    assert main(args + ["--steps", "6", "--resume"]) == 0
+    adapter = Run.load(run).adapter
+    assert adapter.config.command_names == ["ee_vx", "ee_vy", "ee_vz", "gripper"]
+    assert adapter.config.num_actions == Run.load(run).lam.config.num_actions
+    assert adapter.latent_counts.sum() == 6 * 2 * 3  # every transition seen: steps x clips x (clip_len - 1)
+    assert main(args + ["--steps", "6", "--resume"]) == 0 and "already at step 6" in capsys.readouterr().out
+    # No LAM to read latent actions with, or no arm commands to learn from: one line naming the fix.
+    assert main(["train", "adapter", "--data", str(mujoco_store), "--preset", "tiny", "--out", str(tmp_path / "empty")]) == 2
+    assert "needs a trained lam" in capsys.readouterr().err
+    silent = make_store("no_actions.h5", lengths=(10,), size=16, with_actions=False)
+    (tmp_path / "r2").mkdir()
+    (tmp_path / "r2" / "lam").symlink_to(tiny_run / "lam")
+    assert main(["train", "adapter", "--data", str(silent), "--preset", "tiny", "--out", str(tmp_path / "r2")]) == 2
+    assert "recorded arm commands" in capsys.readouterr().err

@@ -1,0 +1,41 @@
+"""What the trainer needs of a model class: its training step's output, and what the stage
+trains on. Each stage's behaviour lives in its model class, so one trainer loop serves all."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+
+@dataclass
+class StepOutput:
+    """One training step: the loss to minimise, scalar metrics as 0-dim tensors (turned into
+    numbers only where the trainer logs, so a step never waits on the device), and frames
+    for sample images: `target` and `output` [B, T, H, W, 3] in [0, 1], or `output_tokens`
+    [B, T, h, w] that the run's tokenizer decodes."""
+
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+    preview: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Stage:
+    """Mixin of the model classes the trainer trains (tokenizer, lam, dynamics, adapter)."""
+
+    frozen_stages: ClassVar[tuple[str, ...]] = ()  # stages of the run this one trains on, frozen
+    needs_actions: ClassVar[bool] = False           # clips must carry the store's recorded actions
+
+    @classmethod
+    def config_for_run(cls, config, frozen: dict, action_names: list[str] | None):
+        """The config to train, given the run's frozen models and the data's action names."""
+        return config
+
+    @classmethod
+    def clip_size(cls, config, frozen: dict) -> int:
+        """Resolution of the training clips."""
+        return config.image_size
+
+    def training_inputs(self, batch: dict, frozen: dict) -> dict:
+        """A clip batch {"video", "actions"?, "tokens"? (cached)} -> what `forward` takes."""
+        return batch
