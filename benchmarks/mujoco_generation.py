@@ -1,6 +1,7 @@
 """MuJoCo dataset generation throughput (frames/s, everything a stored frame needs:
 physics, IK, RGB render, segmentation render, state) at 64x64 and 128x128, plus the
-physics + IK cost alone."""
+physics + IK cost alone. `--quick`: 8 frames at 64x64 only (CI)."""
+import argparse
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ from genie_robot.sim.generate import rollout
 from genie_robot.sim.world import ArmWorld
 
 
-def main(frames: int = 96) -> None:
+def main(frames: int = 96, sizes=(64, 128)) -> None:
     world = ArmWorld()
     world.reset(seed=0)
     t0 = time.perf_counter()
@@ -19,7 +20,7 @@ def main(frames: int = 96) -> None:
         world.step(policy(world))
     physics = frames / (time.perf_counter() - t0)
     print(f"physics+IK only          {physics:7.1f} frames/s ({world.substeps} substeps of {world.model.opt.timestep * 1e3:.0f} ms)")
-    for size in (64, 128):
+    for size in sizes:
         world.reset(seed=1)
         rollout(world, MixedPolicy(np.random.default_rng(1)), 4, size)  # warm the renderer
         world.reset(seed=2)
@@ -31,4 +32,6 @@ def main(frames: int = 96) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="8 frames at 64x64 only (CI)")
+    main(*((8, (64,)) if parser.parse_args().quick else ()))

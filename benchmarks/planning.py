@@ -19,8 +19,10 @@ Success: the pushed object ends within --tolerance of its goal position (xy). Re
 rate, mean final distance of the pushed object, and wall time per planning step (one plan).
 
 Usage: python benchmarks/planning.py [--run out/demo/run] [--data out/demo/heldout.h5] [--tasks 4]
-The run comes from `make demo`; without RUN/adapter one is fit in memory on --adapter-data."""
+The run comes from `make demo` (all four stages, the adapter included). `--quick` (CI): an
+untrained tiny run with a 2-step adapter on 2 generated episodes, one task, tiny populations."""
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list
     found = []
     for index, episode in enumerate(store):
         state = {key: episode.read_state(key) for key in episode.state_keys}
-        at = lambda t: stored_object_positions({key: v[t] for key, v in state.items()})
+        at = lambda t, state=state: stored_object_positions({key: v[t] for key, v in state.items()})
         moves = [(float(np.linalg.norm((at(s + k)[n] - at(s)[n])[:2])), s, n)
                  for s in range(episode.num_frames - k) for n in at(s)]
         move, start, name = max(moves)
@@ -57,17 +59,6 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list
                           "commands": episode.read_actions(start, start + k)})
     soft = [t for t in found if t["object"] in SOFT][: count // 2]
     return soft + [t for t in found if t["object"] not in SOFT][: count - len(soft)]
-
-
-def load_adapter(run: Path, wm, adapter_data: str):
-    from genie_robot.eval.actions import collect_transitions
-    from genie_robot.models.adapter import ActionAdapter, fit_adapter
-
-    if (run / "adapter" / "model.safetensors").exists():
-        return ActionAdapter.load(run), f"{run}/adapter"
-    with EpisodeStore(adapter_data) as store:
-        t = collect_transitions(wm, list(store))
-    return fit_adapter(t.commands, t.latents, t.command_names, wm.num_actions), f"fit in memory on {adapter_data}"
 
 
 def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, adapter=None):
@@ -112,11 +103,28 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
     return float(np.linalg.norm((final - goal_positions[task["object"]])[:2])), plan_seconds
 
 
+def quick_run_and_data(folder: Path) -> tuple[Path, Path]:
+    """An untrained tiny run (its adapter trained 2 steps) and 2 MuJoCo episodes at 16 px."""
+    from genie_robot.models import MODELS
+    from genie_robot.models.checkpoint import save_model
+    from genie_robot.sim.generate import generate_dataset
+    from genie_robot.train.trainer import TrainConfig, Trainer
+
+    data, run = folder / "heldout.h5", folder / "run"
+    generate_dataset(data, episodes=2, steps=16, size=16, seed=1, progress=False)
+    torch.manual_seed(0)
+    for kind in ("tokenizer", "lam", "dynamics"):
+        config_cls, model_cls = MODELS[kind]
+        save_model(model_cls(config_cls.preset("tiny")), run / kind)
+    config = TrainConfig(steps=2, batch_size=2, clip_len=4, warmup=1, lr=3e-3, sample_every=0)
+    Trainer("adapter", MODELS["adapter"][0].preset("tiny"), [data], run, config, progress=False).train()
+    return run, data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", default="out/demo/run")
     parser.add_argument("--data", default="out/demo/heldout.h5", help="held-out MuJoCo episodes at the run's size")
-    parser.add_argument("--adapter-data", default="out/demo/mujoco.h5")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--k", type=int, default=12, help="goal = the frame k steps after the start")
     parser.add_argument("--min-move", type=float, default=0.04, help="metres the object moved in the recording")
@@ -131,29 +139,37 @@ def main() -> None:
     parser.add_argument("--maskgit-steps", type=int, default=2)
     parser.add_argument("--cost", default="embedding", help="embedding | pixel")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="untrained tiny run, one task, tiny populations (CI)")
     args = parser.parse_args()
-    from genie_robot.models.world_model import WorldModel
+    if args.quick:
+        args.run, args.data = quick_run_and_data(Path(tempfile.mkdtemp(prefix="planning_quick_")))
+        args.tasks, args.k, args.min_move, args.horizon, args.replan_every = 1, 4, 0.0, 2, 2
+        args.population, args.iterations, args.elites, args.oracle_population, args.oracle_iterations = 2, 1, 1, 4, 1
+        args.maskgit_steps = 1
+    from genie_robot.models.run import Run
 
     config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
     oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
                                max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
-    wm = WorldModel.load(run) if (run / "dynamics" / "model.safetensors").exists() else None
+    trained = Run.load(run) if run.is_dir() else None
+    wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
     with EpisodeStore(args.data) as store:
         tasks = find_tasks(store, args.k, args.min_move, args.tasks)
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
         methods, adapter = ["oracle", "recorded"], None
     else:
-        adapter, origin = load_adapter(run, wm, args.adapter_data)
+        adapter = trained.require("adapter", "the planning benchmark")
         methods = ["planner", "random", "oracle", "recorded"]
-        print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {origin}: "
+        print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"{len(tasks)} tasks from {args.data}: " + ", ".join(
         f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
     print(f"CEM: horizon {config.horizon}, replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
-          f"{args.cost}; oracle population {oracle_config.population}, {oracle_config.iterations} iterations; success = pushed object within {args.tolerance * 100:.0f} cm; {torch.get_num_threads()} threads")
+          f"{args.cost}; oracle population {oracle_config.population}, {oracle_config.iterations} iterations; "
+          f"success = pushed object within {args.tolerance * 100:.0f} cm; {torch.get_num_threads()} threads")
     world, sim = ArmWorld(), ArmWorld()
     rows = {m: {"distance": [], "seconds": []} for m in methods}
     started = [float(np.linalg.norm((stored_object_positions(t["state"])[t["object"]]

@@ -61,6 +61,10 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
             cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra,
                 "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4)), "--out", str(run))
         spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
+    # The adapter, as `make demo` trains it: on the episodes with the mixed policy's commands.
+    if not (run / "adapter" / "model.safetensors").exists():
+        cli("train", "adapter", "--data", str(data["train"]), "--preset", preset, *(["--steps", "2"] if quick else []),
+            "--sample-every", "0", "--out", str(run))
     return spent
 
 
@@ -91,7 +95,7 @@ def figures(metrics: dict) -> dict:
 
 def planning(run: Path, data: dict, tasks: int) -> str:
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "planning.py"), "--run", str(run),
-                           "--data", str(data["heldout"]), "--adapter-data", str(data["train"]), "--tasks", str(tasks)],
+                           "--data", str(data["heldout"]), "--tasks", str(tasks)],
                           capture_output=True, text=True, check=True)
     return proc.stdout.strip().splitlines()[-6:]
 
@@ -139,8 +143,7 @@ def main() -> None:
         run, report = out / f"x{scale:g}" / "run", out / f"x{scale:g}" / "report"
         spent = train(run, data, preset, scale, args.quick)
         eval_args = ["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick else []
-        cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--adapter-data", str(data["train"]),
-            "--out", str(report), *eval_args)
+        cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
         row = {"scale": scale, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
             row["planning"] = planning(run, data, args.planning)

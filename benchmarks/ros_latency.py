@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +28,7 @@ def make_run(preset: str, folder: Path) -> None:
     import torch
 
     from genie_robot.models import MODELS
-    from genie_robot.train.checkpoint import save_model
+    from genie_robot.models.checkpoint import save_model
 
     torch.manual_seed(0)
     for kind in ("tokenizer", "lam", "dynamics"):
@@ -38,11 +37,11 @@ def make_run(preset: str, folder: Path) -> None:
 
 
 def bare_step_ms(run: Path, maskgit_steps: int, steps: int) -> list[float]:
-    from genie_robot.models.world_model import WorldModel
+    from genie_robot.models.run import Run
     from genie_robot.sampling import SamplingConfig
     from ros_nodes.world_model_node import scene_frame
 
-    wm = WorldModel.load(run)
+    wm = Run.load(run).world_model()
     session = wm.start(scene_frame(0, wm.image_size), sampling=SamplingConfig(steps=maskgit_steps))
     times = []
     for i in range(steps):
@@ -82,14 +81,14 @@ def through_ros(run: Path, maskgit_steps: int, steps: int, seconds: float, depth
         def restart():
             before = len(arrivals)
             rclpy.spin_until_future_complete(client, reset.call_async(Trigger.Request()))
-            spin_until(lambda: len(arrivals) > before)
+            spin_until(lambda before=before: len(arrivals) > before)
 
         restart()
         latencies = []
         for i in range(steps):
             before, sent = len(arrivals), time.perf_counter()
             actions.publish(Int32(data=i % 8))
-            spin_until(lambda: len(arrivals) > before)
+            spin_until(lambda before=before: len(arrivals) > before)
             latencies.append(1000 * (arrivals[before] - sent))
         print(f"through ROS 2     {percentiles(latencies)}   (publish -> frame received, {steps} steps)")
 
@@ -120,8 +119,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps timed for latency")
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of the sustained-rate run")
     parser.add_argument("--depth", type=int, default=4, help="actions in flight for the sustained rate")
+    parser.add_argument("--quick", action="store_true", help="tiny preset, 1 MaskGIT step, 5 steps, 1 s (CI)")
     parser.add_argument("--inside", help=argparse.SUPPRESS)  # the run directory, when re-run in the namespace
     args = parser.parse_args()
+    if args.quick:
+        args.preset, args.maskgit_steps, args.steps, args.seconds = "tiny", 1, 5, 1.0
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     if args.inside:
         through_ros(Path(args.inside), args.maskgit_steps, args.steps, args.seconds, args.depth)

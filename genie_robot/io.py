@@ -4,8 +4,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

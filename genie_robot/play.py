@@ -12,6 +12,7 @@ from genie_robot.data.store import EpisodeStore
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import psnr
+from genie_robot.extras import require
 from genie_robot.media import labelled_columns
 from genie_robot.models.inputs import as_video
 from genie_robot.models.world_model import Session, WorldModel
@@ -75,7 +76,7 @@ def play_window(start_session, num_actions: int, scale: int = 6, max_frames: int
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("SDL_VIDEODRIVER")):
         raise InputError("no display for the play window; use --headless --actions 0,1,2 --out FILE.gif")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
+    pygame = require("pygame")
 
     pygame.init()
     try:

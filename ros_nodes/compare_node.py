@@ -168,7 +168,7 @@ class CompareNode(Node):
         metrics = {"psnr": float(psnr(learned, physics)),
                    "mask_iou": mean_object_iou(learned, physics, truth_masks)}
         now = self.get_clock().now().nanoseconds
-        for (name, value), pub in zip(metrics.items(), (self.psnr_pub, self.iou_pub)):
+        for (_name, value), pub in zip(metrics.items(), (self.psnr_pub, self.iou_pub)):
             msg = Float32(data=value)
             pub.publish(msg)
             self._write(pub.topic_name, msg, now)

@@ -243,12 +243,12 @@ class WorldModelNode(LifecycleNode):
         self._request_restart(frame)
 
     def _on_goal(self, msg: Image) -> None:
-        from genie_robot.plan.imagine import check_goal_image
+        from genie_robot.models.inputs import as_video
 
         if not self._accepting("goal"):
             return
         try:
-            goal = check_goal_image(image_to_rgb(msg), self.wm.image_size)
+            goal = as_video(image_to_rgb(msg), self.wm.image_size, "goal image")[-1]
         except InputError as exc:
             self.get_logger().warning(f"goal dropped: {exc}", throttle_duration_sec=1.0)
             return

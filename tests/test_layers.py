@@ -10,7 +10,7 @@ import genie_robot
 PACKAGE = Path(genie_robot.__file__).parent
 ROS_NODES = PACKAGE.parent / "ros_nodes"
 LAYERS = {
-    "genie_robot.errors": 0, "genie_robot.io": 0,
+    "genie_robot.errors": 0, "genie_robot.io": 0, "genie_robot.extras": 0,
     "genie_robot.media": 1, "genie_robot.data": 1, "genie_robot.nn": 1, "genie_robot.sampling": 1,
     "genie_robot.sim": 2, "genie_robot.models": 2,
     "genie_robot.train": 3, "genie_robot.eval": 3, "genie_robot.plan": 3, "genie_robot.play": 3,

@@ -8,9 +8,10 @@ running the same command again after an interruption resumes where it stopped.""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm

@@ -9,7 +9,6 @@ import numpy as np
 from genie_robot.data.store import EpisodeStore
 from genie_robot.media import upscale, write_image, write_video
 
-
 # 3 mm RMS shape change (beyond rigid motion) of the 7.5 cm soft cube shows at 64x64.
 VISIBLE_DEFORMATION = 0.003
 

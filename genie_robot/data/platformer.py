@@ -24,13 +24,14 @@ Frames are centre-cropped to square (Atari's 210x160 loses the top and bottom 25
 area-resized to --size."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from genie_robot.data.convert import Converted, check_policy_run, check_size
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
+from genie_robot.extras import require
 
 ALE_PLATFORMERS = ("pitfall", "pitfall2", "montezuma_revenge", "hero", "kangaroo", "keystone_kapers",
                    "private_eye", "mario_bros", "donkey_kong", "king_kong", "frostbite")
@@ -51,9 +52,7 @@ def _procgen_games() -> list[str]:
 
 
 def _ale_games() -> list[str]:
-    from ale_py import roms
-
-    return list(roms.get_all_rom_ids())
+    return list(require("ale_py.roms").get_all_rom_ids())
 
 
 class PlatformerReader:

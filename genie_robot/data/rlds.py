@@ -27,14 +27,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from genie_robot.data.convert import Converted, check_size
 from genie_robot.data.transforms import resize_video, to_rgb
 from genie_robot.errors import InputError
+from genie_robot.extras import require
 
 # TensorFlow's C++ start-up notices would bury the progress bar; warnings and errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,7 +62,7 @@ def open_builder(directory: str | Path):
             "; expected the folder holding dataset_info.json, features.json and *.tfrecord-* files "
             "(e.g. what `gsutil -m cp -r gs://gresearch/robotics/fractal20220817_data/0.1.0 .` fetches)")
         raise InputError(f"{path}: not a TFDS dataset directory (no dataset_info.json){hint}")
-    import tensorflow_datasets as tfds  # slow import (TensorFlow): only when converting
+    tfds = require("tensorflow_datasets")  # slow import (TensorFlow): only when converting
 
     try:
         return tfds.builder_from_directory(str(path))

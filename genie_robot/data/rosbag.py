@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from genie_robot.data.convert import Converted, check_size, cut, resample, resize_stream
 from genie_robot.data.transforms import to_rgb
 from genie_robot.errors import InputError
+from genie_robot.extras import require
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ACTION_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped", "sensor_msgs/msg/JointState")
@@ -72,7 +74,7 @@ def action_of(msg: Any, msgtype: str) -> tuple[np.ndarray, list[str]]:
 
 @contextlib.contextmanager
 def _open(bag: Path) -> Iterator[Any]:
-    from rosbags.highlevel import AnyReader
+    AnyReader = require("rosbags.highlevel").AnyReader
     from rosbags.typesys import Stores, get_typestore
 
     if not bag.exists():

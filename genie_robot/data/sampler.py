@@ -24,7 +24,7 @@ class Source:
     weight: float = 1.0
 
     @classmethod
-    def parse(cls, spec: "str | os.PathLike | Source") -> "Source":
+    def parse(cls, spec: str | os.PathLike | Source) -> Source:
         """`FILE.h5` or `FILE.h5:WEIGHT`."""
         if isinstance(spec, Source):
             return spec

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import h5py
 import hdf5plugin
@@ -75,7 +76,7 @@ def _check_header(path: Path, h5: h5py.File) -> None:
 class Episode:
     """One episode; frames, masks and state are read from disk only when asked for."""
 
-    store: "EpisodeStore"
+    store: EpisodeStore
     key: str
     num_frames: int
     frame_shape: tuple[int, int, int]
@@ -213,7 +214,7 @@ class EpisodeStore:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "EpisodeStore":
+    def __enter__(self) -> EpisodeStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -329,7 +330,7 @@ class EpisodeWriter:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "EpisodeWriter":
+    def __enter__(self) -> EpisodeWriter:
         return self
 
     def __exit__(self, *exc) -> None:

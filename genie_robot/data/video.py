@@ -7,13 +7,14 @@ before it); without it every frame is kept and the stream's own rate is recorded
 carry no actions."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from genie_robot.data.convert import Converted, check_size, cut, resample, resize_stream
 from genie_robot.errors import InputError
+from genie_robot.extras import require
 
 
 def _undecodable(path: Path, exc: Exception) -> InputError:
@@ -25,7 +26,7 @@ class VideoReader:
     """Opens every file on construction, so a bad one fails before any output is created."""
 
     def __init__(self, files, size: int = 64, fps: float | None = None, clip_frames: int | None = None):
-        import av
+        av = require("av")
 
         self.files = [Path(f) for f in files]
         if not self.files:

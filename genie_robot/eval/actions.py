@@ -30,7 +30,7 @@ class Transitions:
     def behaviours(self) -> np.ndarray:
         return behaviour_of(self.commands)
 
-    def subset(self, keep: np.ndarray) -> "Transitions":
+    def subset(self, keep: np.ndarray) -> Transitions:
         return Transitions(self.latents[keep], self.commands[keep], self.command_names,
                            self.ee_delta[keep], self.gripper_delta[keep], self.episode[keep])
 

@@ -41,7 +41,7 @@ class ColourSegmenter:
         self.table = table  # uint8 [LEVELS**3]: mask id per colour cell
 
     @classmethod
-    def fit(cls, frames, masks) -> "ColourSegmenter":
+    def fit(cls, frames, masks) -> ColourSegmenter:
         frames, masks = np.asarray(frames), np.asarray(masks)
         if frames.dtype != np.uint8 or frames.shape[:-1] != masks.shape or frames.shape[-1] != 3:
             raise InputError(f"the segmenter needs uint8 frames [..., H, W, 3] with masks [..., H, W], "

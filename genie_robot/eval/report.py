@@ -255,7 +255,7 @@ def _physics_summary(runs: list[dict]) -> dict:
 
     summary = {"psnr": mean_of(lambda r: r["psnr"])}
     for key in ("iou", "segmenter_iou", "centroid_error_px", "soft_area_change", "soft_shape_change"):
-        summary[key] = {name: mean_of(lambda r, n=name: r[key][n]) for name in runs[0][key]}
+        summary[key] = {name: mean_of(lambda r, n=name, k=key: r[k][n]) for name in runs[0][key]}
     if "sim_deformation_mm" in runs[0]:
         summary["sim_deformation_mm"] = mean_of(lambda r: r["sim_deformation_mm"])
     return summary

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,8 @@ class ModelConfig:
             if isinstance(value, int) and not isinstance(value, bool):
                 if value < 0 or (value == 0 and field.name not in self.may_be_zero):
                     raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{self.kind} config: {field.name} must be a finite number, got {value}")
         dim, heads = getattr(self, "dim", None), getattr(self, "heads", None)
         if dim and heads and dim % heads:
             raise ConfigError(f"{self.kind} config: width dim={dim} is not divisible by heads={heads}")

@@ -37,8 +37,10 @@ class LatentActionConfig(PixelModelConfig):
                       enc_temporal=False, dec_temporal=False),
         "base": dict(image_size=64, patch=8, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=8, code_dim=32, max_frames=16,
                      enc_temporal=False, dec_temporal=False),
-        "coinrun": dict(image_size=64, patch=16, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=6, code_dim=32, max_frames=16),
-        "paper": dict(image_size=160, patch=16, dim=1024, enc_layers=20, dec_layers=20, heads=16, num_actions=8, code_dim=32, max_frames=16),
+        "coinrun": dict(image_size=64, patch=16, dim=512, enc_layers=8, dec_layers=8, heads=8, num_actions=6, code_dim=32,
+                        max_frames=16),
+        "paper": dict(image_size=160, patch=16, dim=1024, enc_layers=20, dec_layers=20, heads=16, num_actions=8, code_dim=32,
+                      max_frames=16),
     }
     image_size: int = 64
     patch: int = 8

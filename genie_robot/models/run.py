@@ -43,7 +43,7 @@ class Run:
         self.path, self.models, self.device = Path(path), models, torch.device(device)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", stages=STAGES) -> "Run":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", stages=STAGES) -> Run:
         """Every stage of `stages` the run has; `require` names the ones a caller cannot do without."""
         path = Path(path)
         if not path.is_dir():

@@ -20,10 +20,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from genie_robot.errors import ConfigError
 from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
 from genie_robot.models.stage import Stage, StepOutput
-from genie_robot.errors import ConfigError
 from genie_robot.nn import STTransformer, TemporalKV, VectorQuantizer
 from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
 
@@ -37,12 +37,14 @@ class TokenizerConfig(PixelModelConfig):
                      enc_temporal=False, enc_window=1, dec_temporal=False, quantizer="fsq"),
         "small": dict(image_size=64, patch=4, dim=128, enc_layers=2, dec_layers=4, heads=4, codebook_size=512, code_dim=3, max_frames=16,
                       enc_temporal=False, enc_window=1, dec_temporal=False, quantizer="fsq"),
-        "base": dict(image_size=64, patch=4, dim=512, enc_layers=4, dec_layers=8, heads=8, codebook_size=1024, code_dim=4, max_frames=16,
-                     enc_temporal=False, enc_window=1, dec_temporal=False, quantizer="fsq"),
+        "base": dict(image_size=64, patch=4, dim=512, enc_layers=4, dec_layers=8, heads=8, codebook_size=1024, code_dim=4,
+                     max_frames=16, enc_temporal=False, enc_window=1, dec_temporal=False, quantizer="fsq"),
         # Paper appendix (CoinRun case study) and full scale (200M), with the paper's clip-wide
         # encoder: documentation / GPU use.
-        "coinrun": dict(image_size=64, patch=4, dim=512, enc_layers=8, dec_layers=8, heads=8, codebook_size=1024, code_dim=32, max_frames=16),
-        "paper": dict(image_size=160, patch=4, dim=512, enc_layers=12, dec_layers=20, dec_dim=1024, heads=8, dec_heads=16, codebook_size=1024, code_dim=32, max_frames=16),
+        "coinrun": dict(image_size=64, patch=4, dim=512, enc_layers=8, dec_layers=8, heads=8, codebook_size=1024, code_dim=32,
+                        max_frames=16),
+        "paper": dict(image_size=160, patch=4, dim=512, enc_layers=12, dec_layers=20, dec_dim=1024, heads=8, dec_heads=16,
+                      codebook_size=1024, code_dim=32, max_frames=16),
     }
     image_size: int = 64
     patch: int = 4

@@ -10,8 +10,8 @@ the shortened window. `use_cache=False` recomputes everything each step (the ref
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ class WorldModel:
 
     def start(self, prompt, prompt_actions: Sequence[int] | None = None, seed: int | Sequence[int] = 0,
               batch: int = 1, sampling: SamplingConfig = SamplingConfig(), memory: int | None = None,
-              use_cache: bool = True) -> "Session":
+              use_cache: bool = True) -> Session:
         """A session from 1..memory-1 prompt frames (the last ones are kept if more).
 
         Transitions inside the prompt take `prompt_actions`, or the LAM's inference when None.

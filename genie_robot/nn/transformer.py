@@ -120,7 +120,7 @@ class TemporalKV:
     def length(self) -> int:
         return 0 if self.layers[0] is None else self.layers[0][0].shape[2]
 
-    def repeat_batch(self, copies: int) -> "TemporalKV":
+    def repeat_batch(self, copies: int) -> TemporalKV:
         """The cache of a batch-1 run, copied for `copies` rows (rows are batch-major)."""
         return TemporalKV([None if kv is None else (kv[0].repeat(copies, 1, 1, 1), kv[1].repeat(copies, 1, 1, 1))
                            for kv in self.layers])

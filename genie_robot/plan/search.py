@@ -13,8 +13,8 @@ cost_fn(actions [P, H] int64) -> costs [P] scores a population of candidate sequ
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

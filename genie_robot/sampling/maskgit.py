@@ -12,8 +12,8 @@ so a row of a batched decode equals the same decode run alone with that row's ge
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from genie_robot.errors import InputError
-
 from genie_robot.sim.scene import MOVABLE_OBJECTS
 from genie_robot.sim.world import ArmWorld
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mujoco  # noqa: E402  (scene sets MUJOCO_GL before mujoco is imported)
 import numpy as np
 
 from genie_robot.errors import GenieRobotError, InputError
-
 from genie_robot.sim.scene import (
     ARM_JOINTS,
     ARM_PREFIX,
@@ -25,8 +25,6 @@ from genie_robot.sim.scene import (
     OBJECTS,
     build_model,
 )
-
-import mujoco  # noqa: E402  (scene sets MUJOCO_GL before mujoco is imported)
 
 _OBJ_GEOM, _OBJ_FLEX = int(mujoco.mjtObj.mjOBJ_GEOM), int(mujoco.mjtObj.mjOBJ_FLEX)
 COMMAND_NAMES = ("ee_vx", "ee_vy", "ee_vz", "gripper")

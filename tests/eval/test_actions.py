@@ -4,7 +4,11 @@ import pytest
 
 from genie_robot.errors import InputError
 from genie_robot.eval.actions import (
-    Transitions, adapter_accuracy, confusion, normalized_mutual_information, per_code_effects,
+    Transitions,
+    adapter_accuracy,
+    confusion,
+    normalized_mutual_information,
+    per_code_effects,
 )
 from genie_robot.models.adapter import fit_adapter
 from genie_robot.models.checkpoint import save_model

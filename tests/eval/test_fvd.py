@@ -14,10 +14,18 @@ from einops import rearrange
 
 from genie_robot.errors import CheckpointError, InputError
 from genie_robot.eval.fvd import (
-    MIN_FRAMES, default_weights_path, frechet_distance, fvd, gaussian_stats, i3d_features, load_i3d,
-    preprocess, read_i3d_checkpoint,
+    MIN_FRAMES,
+    default_weights_path,
+    frechet_distance,
+    fvd,
+    gaussian_stats,
+    i3d_features,
+    load_i3d,
+    preprocess,
+    read_i3d_checkpoint,
 )
-from tests.fixtures.i3d_reference import OUT as REFERENCE, reference_videos
+from tests.fixtures.i3d_reference import OUT as REFERENCE
+from tests.fixtures.i3d_reference import reference_videos
 
 
 @pytest.fixture(scope="module")

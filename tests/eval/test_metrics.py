@@ -4,7 +4,6 @@ import pytest
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import delta_psnr, psnr, ssim
 from genie_robot.models.run import Run
-from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
 
 

@@ -1,6 +1,7 @@
 """`genie-robot eval` end to end on a tiny run and real MuJoCo episodes, and its bad inputs."""
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -53,6 +54,8 @@ def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldou
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
     assert "psnr_vs_horizon.png" in page and "episode_0.gif" in page and "Delta_t PSNR" in page
+    assert " dB" in page and "majority class" in page and "copy first frame minus" not in page
+    assert not re.search(r"\d\.\d{4,}", page), "figures in the report are rounded for reading"
     assert json.loads((out / "metrics.json").read_text())["episodes"] == 2
 
 

@@ -2,10 +2,9 @@ import pytest
 import torch
 
 from genie_robot.errors import CheckpointError, ConfigError
-from genie_robot.models import (DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel,
-                                TokenizerConfig, VideoTokenizer)
-from genie_robot.nn import VectorQuantizer
+from genie_robot.models import DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel, TokenizerConfig, VideoTokenizer
 from genie_robot.models.checkpoint import load_model, save_model
+from genie_robot.nn import VectorQuantizer
 
 
 def video(B=2, T=5, size=16, seed=0):

@@ -68,12 +68,15 @@ def test_per_transition_lam_reads_each_transition_alone():
 
 def test_every_preset_validates_and_impossible_widths_are_refused():
     from genie_robot.models import MODELS
+    from genie_robot.models.checkpoint import check_compatible
 
+    names = set(TokenizerConfig.presets)
     for kind, (config_cls, _) in MODELS.items():
-        if kind == "adapter":  # built from the data's command names, no presets to check
-            continue
-        for name in config_cls.presets:
-            config_cls.preset(name)  # no ConfigError
+        assert set(config_cls.presets) == names, f"{kind} presets differ from the tokenizer's"
+    for name in names:  # each preset's stages fit together as one run (the adapter takes the LAM's actions when trained)
+        check_compatible({kind: config_cls.preset(name) for kind, (config_cls, _) in MODELS.items() if kind != "adapter"})
+    with pytest.raises(ConfigError, match="beta must be a finite number"):
+        TokenizerConfig.preset("tiny", beta=float("nan"))
     with pytest.raises(ConfigError, match="not divisible by heads"):
         TokenizerConfig.preset("small", heads=3)
     with pytest.raises(ConfigError, match="decoder width"):

@@ -4,7 +4,6 @@ import torch
 
 from genie_robot.errors import CheckpointError, InputError
 from genie_robot.models.run import Run
-from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
 
 FAST = SamplingConfig(steps=4, temperature=1.0)

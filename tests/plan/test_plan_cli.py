@@ -36,11 +36,13 @@ def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, ca
 
 def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
     small = write_image(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint8))
+    start = f"{mujoco_store}:0:0"
     cases = [
-        (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", str(small)], "goal image frames are 8x8, smaller than the model's 16x16"),
+        (["--run", str(planning_run), "--start", start, "--goal", str(small)], "goal image frames are 8x8, smaller than the model's 16x16"),
         (["--run", str(planning_run), "--start", str(small), "--goal", str(small)], "must be a stored MuJoCo frame"),
         (["--run", str(tiny_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1"], "needs a trained adapter"),
-        (["--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1", "--horizon", "20"], "longer than the model's memory"),
+        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--horizon", "20"],
+         "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
     ]
     for args, message in cases:

@@ -31,7 +31,7 @@ def netns():
         holder.kill()
         _, err = holder.communicate()
         warnings.warn(f"no loopback-only network namespace (`unshare -rn` failed: {err.strip()}); ROS tests "
-                      "run in the host network with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST")
+                      "run in the host network with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST", stacklevel=2)
         yield []
         return
     yield ["nsenter", "-t", str(holder.pid), "-U", "-n", "--preserve-credentials"]

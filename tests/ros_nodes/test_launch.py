@@ -3,9 +3,9 @@ executables, parameter file and node names must match the project's entry points
 `genie-robot serve*` start-up (ros_nodes/launcher.py) and the nodes' declared parameters.
 That the YAML loads into the running nodes is checked in test_ros_nodes.py."""
 import ast
-import tomllib
 
 import pytest
+import tomllib
 
 from ros_nodes.launcher import EXECUTABLES, STARTUPS, node_commands
 from tests.ros_nodes.conftest import REPO

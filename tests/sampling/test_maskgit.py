@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from genie_robot.sampling import SCHEDULES, SamplingConfig, maskgit_decode, masked_counts
+from genie_robot.sampling import SCHEDULES, SamplingConfig, masked_counts, maskgit_decode
 
 MASK = 10  # vocabulary 0..9, mask id 10
 
