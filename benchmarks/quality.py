@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -135,6 +136,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
     out = Path(args.out if not args.quick else args.out + "-quick")
+    if args.quick:
+        shutil.rmtree(out, ignore_errors=True)  # a smoke test starts clean; full runs resume what they have
     preset, budgets = ("tiny", [1.0]) if args.quick else (args.preset, args.budgets)
     out.mkdir(parents=True, exist_ok=True)
     data = make_data(out / "data", args.quick)

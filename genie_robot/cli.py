@@ -227,15 +227,19 @@ def _cmd_eval(args) -> None:
                         seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs)
     metrics = evaluate(run, args.data, args.out, config)
     _note(metrics["notes"].get("resolution"))
-    fidelity = metrics["fidelity"]
-    print(f"wrote {args.out}/index.html and metrics.json in {metrics['seconds']} s")
-    for name, figures in fidelity.items():
-        print(f"  PSNR {name:>14}: " + "  ".join(f"t={h} {v:.2f}" for h, v in figures["psnr"].items()))
-    for key in ("delta_psnr", "fvd", "adapter"):
-        if key in metrics:
-            print(f"  {key}: {json.dumps(metrics[key])}")
-    if "latent_actions" in metrics:
-        print(f"  latent actions: NMI {metrics['latent_actions']['nmi']:.3f}, {metrics['latent_actions']['codes_used']} codes used")
+    print(f"wrote {args.out}/index.html and metrics.json in {metrics['seconds']:.0f} s")
+    for name, figures in metrics["fidelity"].items():
+        print(f"  PSNR {name:>14}: " + "  ".join(f"t={h} {v:.1f} dB" for h, v in figures["psnr"].items()))
+    if d := metrics.get("delta_psnr"):
+        print(f"  Delta_{d['t']} PSNR {d['delta_psnr']:+.2f} dB (LAM actions {d['psnr_lam']:.1f} dB, random "
+              f"{d['psnr_random']:.1f} dB, copy first frame {d['copy_first_psnr']:.1f} dB)")
+    if f := metrics.get("fvd"):
+        print("  FVD: " + ", ".join(f"{name} {f[name]:.0f}" for name in f if name not in ("videos", "frames")))
+    if la := metrics.get("latent_actions"):
+        print(f"  latent actions: NMI {la['nmi']:.2f}, {la['codes_used']} codes used")
+    if a := metrics.get("adapter"):
+        print(f"  adapter: command -> latent {a['command_to_latent']:.0%} (majority {a['command_to_latent_majority']:.0%}), "
+              f"latent -> behaviour {a['latent_to_behaviour']:.0%} (majority {a['latent_to_behaviour_majority']:.0%})")
     for name, why in metrics["skipped"].items():
         print(f"  skipped {name}: {why}")
 

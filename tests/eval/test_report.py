@@ -94,6 +94,6 @@ def test_cli_eval(planning_run, heldout_32, tmp_path, capsys):
                  "--maskgit-steps", "2", "--no-fvd", "--gifs", "0"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "index.html" in printed and "delta_psnr" in printed and "skipped fvd" in printed
+    assert "index.html" in printed and "Delta_4 PSNR" in printed and "adapter: command -> latent" in printed and "skipped fvd" in printed
     assert "note: " in printed and "downscaled to the model's 16x16" in printed
     assert main(["eval", "--run", str(tmp_path / "nope"), "--data", str(heldout_32), "--out", str(out)]) == 2
