@@ -1,6 +1,10 @@
 """Action -> image latency through ROS 2 (p50/p95) against the bare `session.step`, and the
 frame rate the world model node sustains when actions never run out.
 
+Interleaved: step i is timed bare (a session in this process) and then through ROS (the node's
+session, same MaskGIT steps, same history), one after the other, so both see the same machine
+load; the overhead of ROS is the per-step difference.
+
 Usage: python benchmarks/ros_latency.py [--preset small] [--maskgit-steps 8] [--steps 20] [--seconds 8]
 Untrained weights (timing does not depend on them). The node runs as its own process and the
 client here talks to it over Fast DDS, both inside a loopback-only network namespace
@@ -36,19 +40,20 @@ def make_run(preset: str, folder: Path) -> None:
         save_model(model_cls(config_cls.preset(preset)), folder / kind)
 
 
-def bare_step_ms(run: Path, maskgit_steps: int, steps: int) -> list[float]:
+def bare_session(run: Path, maskgit_steps: int):
+    """A session like the node's (same prompt, sampling and memory) in this process."""
     from genie_robot.models.run import Run
     from genie_robot.sampling import SamplingConfig
     from ros_nodes.world_model_node import scene_frame
 
     wm = Run.load(run).world_model()
-    session = wm.start(scene_frame(0, wm.image_size), sampling=SamplingConfig(steps=maskgit_steps))
-    times = []
-    for i in range(steps):
-        began = time.perf_counter()
-        session.step(i % wm.num_actions)
-        times.append(1000 * (time.perf_counter() - began))
-    return times
+    return wm.start(scene_frame(0, wm.image_size), sampling=SamplingConfig(steps=maskgit_steps))
+
+
+def timed_ms(fn) -> float:
+    began = time.perf_counter()
+    fn()
+    return 1000 * (time.perf_counter() - began)
 
 
 def through_ros(run: Path, maskgit_steps: int, steps: int, seconds: float, depth: int) -> None:
@@ -72,25 +77,40 @@ def through_ros(run: Path, maskgit_steps: int, steps: int, seconds: float, depth
         def spin_until(condition, timeout=60.0):
             end = time.monotonic() + timeout
             while not condition() and time.monotonic() < end:
-                rclpy.spin_once(client, timeout_sec=0.001)
+                rclpy.spin_once(client, timeout_sec=0.05)  # returns when a message arrives; no busy polling
             if not condition():
                 raise TimeoutError("the node did not answer; is it running? (see its log above)")
 
         spin_until(lambda: reset.service_is_ready() and actions.get_subscription_count() > 0, 120.0)
 
         def restart():
+            """Reset the node to its start frame, then wait until frames stop coming: a frame the
+            node published before (its activation frame can arrive late) would otherwise be
+            taken for the answer to the next action, and every latency would be one frame off."""
             before = len(arrivals)
             rclpy.spin_until_future_complete(client, reset.call_async(Trigger.Request()))
             spin_until(lambda before=before: len(arrivals) > before)
+            quiet_since, seen = time.monotonic(), len(arrivals)
+            while time.monotonic() - quiet_since < 1.0:
+                rclpy.spin_once(client, timeout_sec=0.05)
+                if len(arrivals) != seen:
+                    quiet_since, seen = time.monotonic(), len(arrivals)
 
         restart()
-        latencies = []
+        bare, latencies = bare_session(run, maskgit_steps), []
+        bare_ms = []
         for i in range(steps):
+            bare_ms.append(timed_ms(lambda i=i: bare.step(i % 8)))
             before, sent = len(arrivals), time.perf_counter()
             actions.publish(Int32(data=i % 8))
             spin_until(lambda before=before: len(arrivals) > before)
             latencies.append(1000 * (arrivals[before] - sent))
+            if len(arrivals) != before + 1:
+                raise RuntimeError(f"expected one frame per action, got {len(arrivals) - before}; latencies would be off")
+        print(f"bare session.step {percentiles(bare_ms)}   ({1000 / statistics.median(bare_ms):.1f} frames/s)")
         print(f"through ROS 2     {percentiles(latencies)}   (publish -> frame received, {steps} steps)")
+        print(f"ROS overhead      {percentiles([r - b for r, b in zip(latencies, bare_ms)])}   "
+              "(per step: through ROS minus bare, interleaved)")
 
         restart()
         before, began = len(arrivals), time.perf_counter()
@@ -125,6 +145,7 @@ def main() -> None:
     if args.quick:
         args.preset, args.maskgit_steps, args.steps, args.seconds = "tiny", 1, 5, 1.0
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("MUJOCO_GL", "egl")  # the node renders its start frame offscreen
     if args.inside:
         through_ros(Path(args.inside), args.maskgit_steps, args.steps, args.seconds, args.depth)
         return
@@ -136,8 +157,6 @@ def main() -> None:
         make_run(args.preset, run)
         print(f"preset {args.preset}, {args.maskgit_steps} MaskGIT steps, CPU threads {torch.get_num_threads()}, "
               f"history grows from 1 frame to the model's window")
-        bare = bare_step_ms(run, args.maskgit_steps, args.steps)
-        print(f"bare session.step {percentiles(bare)}   ({1000 / statistics.median(bare):.1f} frames/s)")
         inner = [sys.executable, __file__, "--inside", str(run), "--maskgit-steps", str(args.maskgit_steps),
                  "--steps", str(args.steps), "--seconds", str(args.seconds), "--depth", str(args.depth)]
         env = dict(os.environ)

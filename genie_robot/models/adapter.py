@@ -72,8 +72,9 @@ class ActionAdapter(nn.Module, Stage):
         return frozen["lam"].config.image_size
 
     def training_inputs(self, batch: dict, frozen: dict) -> dict:
-        """Each transition of the clips: its recorded command and the LAM's latent action."""
-        latents_BT = frozen["lam"].infer_actions(batch["video"])
+        """Each transition of the clips: its recorded command and the LAM's latent action
+        (cached by the trainer, or read here)."""
+        latents_BT = batch["latents"] if "latents" in batch else frozen["lam"].infer_actions(batch["video"])
         return {"commands": batch["actions"].reshape(-1, self.config.command_dim).float(), "latents": latents_BT.reshape(-1)}
 
     def forward(self, batch: dict) -> StepOutput:

@@ -121,19 +121,25 @@ class DynamicsModel(nn.Module, Stage):
         """tokens [B, T, h, w] (may contain mask_id) + actions [B, T-1] -> logits [B, T, h, w, V]."""
         self._check(tokens_BThw, actions_BT)
         no_action_B1 = torch.full_like(actions_BT[:, :1], self.config.no_action_id)
-        return self.frame_logits(tokens_BThw, torch.cat([no_action_B1, actions_BT], dim=1))[0]
+        return self.frame_logits(tokens_BThw, torch.cat([no_action_B1, actions_BT], dim=1))
 
-    def frame_logits(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV | None = None):
+    def new_cache(self, batch: int) -> TemporalKV:
+        """An empty cache for generating `batch` rows frame by frame."""
+        return self.transformer.empty_cache(batch, self.head.weight.device, self.head.weight.dtype)
+
+    def frame_logits(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV | None = None,
+                     commit: bool = True) -> torch.Tensor:
         """Frames that continue `cache` in time, each with the action that led into it
-        (no_action_id for a window's first frame) -> (logits [B, T, h, w, V], cache + these frames)."""
+        (no_action_id for a window's first frame) -> logits [B, T, h, w, V]. The frames join
+        the cache when `commit` (MaskGIT's passes over a partly decoded frame do not)."""
         tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
         x_BTSD = self.token_embed(tokens_BTS) + self.action_embed(actions_in_BT)[:, :, None]
-        h_BTSD, cache = self.transformer(x_BTSD, cache=cache, return_cache=True)
+        h_BTSD = self.transformer(x_BTSD, cache=cache, commit=commit)
         logits_BTSV = self.head(h_BTSD)
         if self.config.head == "levels":
             log_probs = torch.cat([part.log_softmax(-1) for part in logits_BTSV.float().split(self.level_sizes, -1)], -1)
             logits_BTSV = log_probs[..., self.level_index_VD].sum(-1)
-        return rearrange(logits_BTSV, "b t (h w) v -> b t h w v", h=self.config.grid), cache
+        return rearrange(logits_BTSV, "b t (h w) v -> b t h w v", h=self.config.grid)
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate ~ U(min, max) drawn
@@ -151,10 +157,11 @@ class DynamicsModel(nn.Module, Stage):
         return frozen["tokenizer"].config.image_size
 
     def training_inputs(self, batch: dict, frozen: dict) -> dict:
-        """Token ids (cached by the trainer, or encoded here) and the LAM's latent actions."""
+        """Token ids and the LAM's latent actions (cached by the trainer, or computed here)."""
         video = batch["video"]
         tokens = batch["tokens"] if "tokens" in batch else frozen["tokenizer"].encode(video)
-        return {"tokens": tokens, "actions": frozen["lam"].infer_actions(video), "video": video}
+        actions = batch["latents"] if "latents" in batch else frozen["lam"].infer_actions(video)
+        return {"tokens": tokens, "actions": actions, "video": video}
 
     def forward(self, batch: dict) -> StepOutput:
         tokens, actions = batch["tokens"], batch["actions"]

@@ -37,5 +37,6 @@ class Stage:
         return config.image_size
 
     def training_inputs(self, batch: dict, frozen: dict) -> dict:
-        """A clip batch {"video", "actions"?, "tokens"? (cached)} -> what `forward` takes."""
+        """A clip batch {"video", "actions"?, "tokens"?, "latents"? (the last two cached
+        outputs of the frozen models)} -> what `forward` takes."""
         return batch

@@ -111,18 +111,22 @@ class VideoTokenizer(nn.Module, Stage):
         _, ids_BTS, _, _ = self._encode(video_BTHWC)
         return rearrange(ids_BTS, "b t (h w) -> b t h w", h=self.config.grid)
 
-    def decode_codes(self, codes_BTSC: torch.Tensor, cache: TemporalKV | None = None, return_cache: bool = False):
-        """Quantized codes -> frames in [0, 1]; with `cache`, the frames continue the cached ones."""
+    def decode_codes(self, codes_BTSC: torch.Tensor, cache: TemporalKV | None = None):
+        """Quantized codes -> frames in [0, 1]; with `cache`, the frames continue the cached ones
+        (and join them)."""
         c = self.config
-        h_BTSD, cache = self.decoder(self.from_code(codes_BTSC), cache=cache, return_cache=True)
-        frames_BTHWC = torch.sigmoid(unpatchify(self.to_pixels(h_BTSD), c.patch, c.image_size))
-        return (frames_BTHWC, cache) if return_cache else frames_BTHWC
+        h_BTSD = self.decoder(self.from_code(codes_BTSC), cache=cache)
+        return torch.sigmoid(unpatchify(self.to_pixels(h_BTSD), c.patch, c.image_size))
 
     @torch.no_grad()
-    def decode(self, ids_BThw: torch.Tensor, cache: TemporalKV | None = None, return_cache: bool = False):
+    def decode(self, ids_BThw: torch.Tensor, cache: TemporalKV | None = None):
         """token ids [B, T, h, w] -> frames in [0, 1], [B, T, H, W, 3] (decoder causal in time)."""
         codes = self.quantizer.lookup(rearrange(ids_BThw, "b t h w -> b t (h w)"))
-        return self.decode_codes(codes, cache, return_cache)
+        return self.decode_codes(codes, cache)
+
+    def new_decoder_cache(self, batch: int) -> TemporalKV:
+        """An empty decoder cache for frame-by-frame decoding of `batch` rows."""
+        return self.decoder.empty_cache(batch, self.to_pixels.weight.device, self.to_pixels.weight.dtype)
 
     def forward(self, batch: dict) -> StepOutput:
         video = batch["video"]

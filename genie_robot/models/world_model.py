@@ -33,8 +33,14 @@ class Imagination:
     last_tokens: torch.Tensor  # token ids [R, h, w] of each row's last frame
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 class WorldModel:
-    def __init__(self, tokenizer, dynamics, lam=None):
+    """`precision`: "fp32", or "bf16" to generate under bfloat16 autocast (see README for
+    when it pays and how closely it follows fp32); settable between steps."""
+
+    def __init__(self, tokenizer, dynamics, lam=None, precision: str = "fp32"):
         models = {"tokenizer": tokenizer, "dynamics": dynamics, "lam": lam}
         check_compatible({stage: model.config for stage, model in models.items() if model is not None})
         self.tokenizer, self.dynamics, self.lam = tokenizer.eval(), dynamics.eval(), lam.eval() if lam is not None else None
@@ -42,6 +48,21 @@ class WorldModel:
         self.image_size = tokenizer.config.image_size
         self.num_actions = dynamics.config.num_actions
         self.max_memory = min(tokenizer.config.max_frames, dynamics.config.max_frames)
+        self.precision = precision
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        self._precision = value
+
+    def autocast(self):
+        """The generation context of this precision (bf16 autocast, or nothing)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16")
 
     def _tensor(self, frames_THWC: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(frames_THWC)).to(self.device)[None]
@@ -137,13 +158,17 @@ class Session:
         self.tokens_BThw = tokens_1Thw
         self.actions_in_BT = torch.cat([no_action, prompt_actions_1T], dim=1)
         # Caches are built once for the shared prompt, then copied to every row.
-        frames_1THWC = self._rebuild_caches() if use_cache else wm.tokenizer.decode(tokens_1Thw)
+        self.dynamics_cache = self.decoder_cache = None
+        self.cache_rows = 0
+        with wm.autocast():
+            frames_1THWC = self._rebuild_caches() if use_cache else wm.tokenizer.decode(tokens_1Thw)
         self.prompt_frames = to_uint8(frames_1THWC[0])  # the prompt as the tokenizer keeps it
         self.tokens_BThw = self.tokens_BThw.repeat(self.batch, 1, 1, 1)
         self.actions_in_BT = self.actions_in_BT.repeat(self.batch, 1)
         if use_cache:
             self.dynamics_cache = self.dynamics_cache.repeat_batch(self.batch)
             self.decoder_cache = self.decoder_cache.repeat_batch(self.batch)
+            self.cache_rows = self.batch
         self.steps_taken = 0
 
     @property
@@ -153,9 +178,14 @@ class Session:
     @torch.no_grad()
     def _rebuild_caches(self) -> torch.Tensor:
         """Caches of the window from its tokens; returns the window's decoded frames."""
-        _, self.dynamics_cache = self.wm.dynamics.frame_logits(self.tokens_BThw, self.actions_in_BT)
-        frames_BTHWC, self.decoder_cache = self.wm.tokenizer.decode(self.tokens_BThw, return_cache=True)
-        return frames_BTHWC
+        rows = self.tokens_BThw.shape[0]
+        if rows != self.cache_rows:
+            self.dynamics_cache, self.decoder_cache = self.wm.dynamics.new_cache(rows), self.wm.tokenizer.new_decoder_cache(rows)
+            self.cache_rows = rows
+        else:  # the buffers are reused: refilled from the first frame
+            self.dynamics_cache.length = self.decoder_cache.length = 0
+        self.wm.dynamics.frame_logits(self.tokens_BThw, self.actions_in_BT, self.dynamics_cache)
+        return self.wm.tokenizer.decode(self.tokens_BThw, self.decoder_cache)
 
     def _forget_oldest(self) -> None:
         self.tokens_BThw = self.tokens_BThw[:, 1:]
@@ -169,7 +199,8 @@ class Session:
         actions = check_actions(np.full(self.batch, action) if single else action, self.wm.num_actions)
         if actions.shape != (self.batch,):
             raise InputError(f"give one action per session row: {self.batch} rows, got shape {actions.shape}")
-        frames_BHWC = self._advance(torch.as_tensor(actions, device=self.wm.device))
+        with self.wm.autocast():
+            frames_BHWC = self._advance(torch.as_tensor(actions, device=self.wm.device))
         return frames_BHWC[0] if single and self.batch == 1 else frames_BHWC
 
     def rollout(self, actions) -> np.ndarray:
@@ -192,20 +223,20 @@ class Session:
 
         if self.use_cache:
             def logits_fn(tokens_BN):
-                logits, _ = wm.dynamics.frame_logits(tokens_BN.view(B, 1, h, h), action_in_B1, self.dynamics_cache)
+                logits = wm.dynamics.frame_logits(tokens_BN.view(B, 1, h, h), action_in_B1, self.dynamics_cache, commit=False)
                 return rearrange(logits, "b 1 h w v -> b (h w) v")
         else:
             def logits_fn(tokens_BN):
                 window = torch.cat([self.tokens_BThw, tokens_BN.view(B, 1, h, h)], dim=1)
-                logits, _ = wm.dynamics.frame_logits(window, torch.cat([self.actions_in_BT, action_in_B1], dim=1))
+                logits = wm.dynamics.frame_logits(window, torch.cat([self.actions_in_BT, action_in_B1], dim=1))
                 return rearrange(logits[:, -1], "b h w v -> b (h w) v")
 
         masked_BN = torch.full((B, h * h), c.mask_id, dtype=torch.long, device=wm.device)
         new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators).view(B, 1, h, h)
 
         if self.use_cache:
-            _, self.dynamics_cache = wm.dynamics.frame_logits(new_B1hw, action_in_B1, self.dynamics_cache)
-            frame_B1HWC, self.decoder_cache = wm.tokenizer.decode(new_B1hw, self.decoder_cache, return_cache=True)
+            wm.dynamics.frame_logits(new_B1hw, action_in_B1, self.dynamics_cache)
+            frame_B1HWC = wm.tokenizer.decode(new_B1hw, self.decoder_cache)
         else:
             frame_B1HWC = wm.tokenizer.decode(torch.cat([self.tokens_BThw, new_B1hw], dim=1))[:, -1:]
         self.tokens_BThw = torch.cat([self.tokens_BThw, new_B1hw], dim=1)

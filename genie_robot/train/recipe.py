@@ -8,13 +8,14 @@ Why the small recipe looks as it does (each measured on 2 CPU cores):
   what the transformer autoencoder needed (4 frames x 300 steps: 25.6 dB; 16 x 75: 21.9 dB).
 - lam: each transition is read and decoded on its own, so 2-frame clips.
 - dynamics: full 16-frame clips, since it attends over time and rolls out 16 frames.
-- adapter (every preset): a small MLP on 4 command values; the cost is the frozen LAM reading
-  each clip, so a few hundred steps of 8-frame clips (seen transitions: ~20 passes over the
-  demo's 5,000)."""
+- adapter (every preset): a small MLP on 4 command values, on latent actions the frozen LAM
+  reads once per episode, so steps are nearly free: 1500 steps of 16 eight-frame clips (chosen
+  on the validation store, seed 3: command -> latent 52% at 400 steps, 54% at 1500, 53% at
+  4000, majority 27%)."""
 from __future__ import annotations
 
 DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100, lr=3e-4)
-ADAPTER = dict(steps=400, batch_size=16, clip_len=8, warmup=20, lr=3e-3)
+ADAPTER = dict(steps=1500, batch_size=16, clip_len=8, warmup=20, lr=3e-3)
 
 _SMALL_MODELS = {
     "tokenizer": dict(steps=3000, batch_size=4, clip_len=1, warmup=50, lr=1e-3),

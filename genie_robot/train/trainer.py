@@ -139,7 +139,7 @@ class Trainer:
             self.model = model_cls(model_config).to(self.device)
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
-        self.token_cache = self._tokenize_once()
+        self.frozen_outputs = self._frozen_outputs_once()
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
@@ -167,36 +167,48 @@ class Trainer:
                 shutil.rmtree(old)
 
     @torch.no_grad()
-    def _tokenize_once(self) -> list | None:
-        """Token ids of every episode, [T, h, w] per episode per store, when the tokenizer encodes
-        frames one by one (then a clip's tokens are exactly its frames' tokens): dynamics
-        training reads them instead of running the frozen encoder on every batch."""
-        tokenizer = self.frozen.get("tokenizer")
-        if tokenizer is None or tokenizer.config.enc_temporal:
-            return None
-        size = self.dataset.size
+    def _frozen_outputs_once(self) -> dict[str, list]:
+        """What the frozen models make of every episode, computed once when it depends on each
+        frame (or transition) alone, so that a clip's share is exactly a slice of it:
+          tokens:  token ids [T, h, w] per episode per store (a per-frame tokenizer);
+          latents: latent actions [T-1] (a per-transition LAM, clips without frame skip).
+        Training reads them instead of running the frozen encoders on every batch."""
+        tokenizer, lam = self.frozen.get("tokenizer"), self.frozen.get("lam")
+        wanted = {"tokens": tokenizer is not None and not tokenizer.config.enc_temporal,
+                  "latents": lam is not None and not lam.config.enc_temporal and self.cfg.frame_skip == 1}
+        wanted = [name for name, ok in wanted.items() if ok]
+        cache: dict[str, list] = {name: [[] for _ in self.dataset.stores] for name in wanted}
+        if not wanted:
+            return cache
         episodes = [(i, episode) for i, store in enumerate(self.dataset.stores) for episode in store]
-        cache: list[list] = [[] for _ in self.dataset.stores]
-        chunk = tokenizer.config.max_frames
-        for store_idx, episode in tqdm(episodes, desc="tokenize episodes", unit="ep",
+        for store_idx, episode in tqdm(episodes, desc=f"{' and '.join(wanted)} of every episode, once", unit="ep",
                                        disable=not (self.progress and self.rank == 0), dynamic_ncols=True):
-            frames = resize_video(episode.frames, size)
-            parts = [tokenizer.encode(torch.from_numpy(np.ascontiguousarray(frames[s : s + chunk]))[None].to(self.device))[0]
-                     for s in range(0, len(frames), chunk)]
-            cache[store_idx].append(torch.cat(parts).to(torch.int16))
+            frames_1THWC = torch.from_numpy(np.ascontiguousarray(resize_video(episode.frames, self.dataset.size)))[None]
+            frames_1THWC = frames_1THWC.to(self.device)
+            if "tokens" in cache:
+                chunk = tokenizer.config.max_frames
+                parts = [tokenizer.encode(frames_1THWC[:, s : s + chunk])[0] for s in range(0, frames_1THWC.shape[1], chunk)]
+                cache["tokens"][store_idx].append(torch.cat(parts).to(torch.int16))
+            if "latents" in cache:  # windows that share one frame, as the LAM reads a clip
+                chunk = lam.config.max_frames
+                parts = [lam.infer_actions(frames_1THWC[:, s : s + chunk])[0]
+                         for s in range(0, frames_1THWC.shape[1] - 1, chunk - 1)]
+                cache["latents"][store_idx].append(torch.cat(parts).to(torch.int16))
         return cache
 
     # ------------------------------------------------------------------ batches
-    def _cached_tokens(self, batch: dict) -> torch.Tensor:
+    def _cached(self, name: str, batch: dict) -> torch.Tensor:
+        """The batch's clips' slices of a frozen-output cache (tokens: frames; latents: transitions)."""
         span, skip = self.dataset.span, self.dataset.frame_skip
-        clips = [self.token_cache[s][e][start : start + span : skip]
+        stop = span if name == "tokens" else span - 1
+        clips = [self.frozen_outputs[name][s][e][start : start + stop : skip]
                  for s, e, start in zip(batch["source"].tolist(), batch["episode"].tolist(), batch["start"].tolist())]
         return torch.stack(clips).to(self.device, torch.long)
 
     def _prepare(self, batch: dict) -> dict:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        if self.token_cache is not None:
-            batch["tokens"] = self._cached_tokens(batch)
+        for name in self.frozen_outputs:
+            batch[name] = self._cached(name, batch)
         with self.autocast:
             return self.model.training_inputs(batch, self.frozen)
 

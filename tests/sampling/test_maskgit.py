@@ -92,6 +92,20 @@ def test_same_seed_same_tokens_and_rows_are_independent():
     assert not torch.equal(a[0], a[1])
 
 
+def test_sampled_tokens_follow_the_softmax_at_the_temperature():
+    from genie_robot.sampling.maskgit import sample_tokens
+
+    probs = torch.tensor([0.1, 0.2, 0.0, 0.3, 0.4])
+    logits = probs.clamp_min(1e-30).log().expand(2, 40_000, 5)
+    drawn = sample_tokens(logits, 1.0, gens(0, 1))
+    assert drawn.min() >= 0 and drawn.max() <= 4 and not (drawn == 2).any()  # probability 0: never drawn
+    frequencies = torch.bincount(drawn.flatten(), minlength=5).float() / drawn.numel()
+    assert torch.allclose(frequencies, probs, atol=0.005)
+    sharpened = torch.bincount(sample_tokens(logits, 0.5, gens(2, 3)).flatten(), minlength=5).float() / drawn.numel()
+    expected = probs**2 / (probs**2).sum()  # temperature 0.5 squares the probabilities
+    assert torch.allclose(sharpened, expected, atol=0.005)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="schedule"):
         SamplingConfig(schedule="zigzag")

@@ -77,17 +77,25 @@ def test_resume_past_the_last_step_trains_nothing(store, tmp_path):
     assert again.step == 3 and again.train() == {}
 
 
-def test_dynamics_reads_cached_tokens_equal_to_encoding_each_batch(store, tmp_path):
-    """Per-frame tokenizer: the dataset is tokenized once, and every batch's tokens are exactly
-    what the frozen encoder gives for its frames (frame skip included)."""
+def test_dynamics_reads_cached_tokens_and_latents_equal_to_encoding_each_batch(store, tmp_path):
+    """Per-frame tokenizer and per-transition LAM: the dataset is read once, and every batch's
+    tokens and latent actions are exactly what the frozen models give for its frames (frame
+    skip included for tokens; latents are cached only without a skip, where a transition is
+    two neighbouring frames)."""
     for stage in ("tokenizer", "lam"):
         Trainer(stage, tiny(stage), [store], tmp_path, cfg(steps=1, clip_len=2), progress=False).train()
     trainer = Trainer("dynamics", tiny("dynamics"), [store], tmp_path, cfg(frame_skip=2), progress=False)
-    assert trainer.token_cache is not None and len(trainer.token_cache[0]) == 4
+    assert set(trainer.frozen_outputs) == {"tokens"} and len(trainer.frozen_outputs["tokens"][0]) == 4
     batch = next(iter(trainer._loader()))
     prepared = trainer._prepare(batch)
     assert torch.equal(prepared["tokens"], trainer.frozen["tokenizer"].encode(batch["video"]))
     assert prepared["tokens"].shape == (2, 4, 4, 4)
+    trainer = Trainer("dynamics", tiny("dynamics"), [store], tmp_path, cfg(clip_len=8), progress=False)
+    assert set(trainer.frozen_outputs) == {"tokens", "latents"}
+    batch = next(iter(trainer._loader()))
+    prepared = trainer._prepare(batch)
+    assert torch.equal(prepared["actions"], trainer.frozen["lam"].infer_actions(batch["video"]))
+    assert prepared["actions"].shape == (2, 7)
 
 
 def test_single_frame_clips_train_a_per_frame_tokenizer(store, tmp_path):
