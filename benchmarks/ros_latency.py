@@ -3,7 +3,8 @@ frame rate the world model node sustains when actions never run out.
 
 Interleaved: step i is timed bare (a session in this process) and then through ROS (the node's
 session, same MaskGIT steps, same history), one after the other, so both see the same machine
-load; the overhead of ROS is the per-step difference.
+load; the overhead of ROS is the per-step difference. OpenMP waits passively (an environment
+OMP_WAIT_POLICY overrides it), so neither process's idle workers spin on the other's cores.
 
 Usage: python benchmarks/ros_latency.py [--preset small] [--maskgit-steps 8] [--steps 20] [--seconds 8]
 Untrained weights (timing does not depend on them). The node runs as its own process and the
@@ -146,6 +147,10 @@ def main() -> None:
         args.preset, args.maskgit_steps, args.steps, args.seconds = "tiny", 1, 5, 1.0
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("MUJOCO_GL", "egl")  # the node renders its start frame offscreen
+    # Two processes stepping torch models in turn on 2 cores: OpenMP workers that spin between
+    # parallel regions (the default) steal the other process's cores and make the comparison
+    # measure that, not ROS (measured: overhead p50 58 ms spinning vs 3 ms passive).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.inside:
         through_ros(Path(args.inside), args.maskgit_steps, args.steps, args.seconds, args.depth)
         return
