@@ -4,8 +4,9 @@ One step = MaskGIT decoding of the new frame's tokens + its decode to pixels (wh
 does per key press). Printed, all from one run:
   - the matmul peak of this machine (fp32 and bf16 GFLOP/s of a 1024^3 matmul);
   - per preset, MaskGIT steps and precision: ms per frame at each history length (temporal
-    KV cache on, and off for fp32), frames/s, the FLOPs of one generated frame (counted by
-    torch's FLOP counter from the model's shapes) and achieved / peak;
+    KV cache on, and off for fp32), at full memory (the oldest frame dropped and the caches
+    rebuilt, every step of a long session), frames/s, the FLOPs of one generated frame
+    (counted by torch's FLOP counter from the model's shapes) and achieved / peak;
   - bf16 against fp32: token agreement under greedy sampling and frame PSNR, over a rollout;
   - batched imagination for planning: candidate sequences per second for a population.
 
@@ -69,6 +70,20 @@ def ms_per_frame(wm: WorldModel, history: int, steps: int, cached: bool, repeats
     return 1000 * statistics.median(times[1:])
 
 
+def ms_at_full_memory(wm: WorldModel, steps: int, repeats: int) -> float:
+    """A step of a session whose memory is full: it drops the oldest frame and rebuilds its
+    caches from the remembered ones (positions in time are absolute): play's steady state."""
+    memory, times = wm.max_memory - 1, []
+    for r in range(repeats + 1):
+        s = wm.start(prompt(wm, memory - 1), prompt_actions=np.zeros(memory - 2, np.int64), seed=r,
+                     sampling=SamplingConfig(steps=steps), memory=memory)
+        s.step(0)  # fills the memory
+        began = time.perf_counter()
+        s.step(1)
+        times.append(time.perf_counter() - began)
+    return 1000 * statistics.median(times[1:])
+
+
 def flops_per_frame(wm: WorldModel, history: int, steps: int) -> float:
     s = session(wm, history, steps, cached=True)
     with FlopCounterMode(display=False) as counter:
@@ -119,7 +134,7 @@ def main() -> None:
           f"fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; ms per generated frame, median of {args.repeats}")
     header = " ".join(f"{'h=' + str(h):>8}" for h in args.history)
     print(f"{'preset':7} {'steps':>5} {'prec':>5} {'cache':>5} {header} {'h' + str(args.history[-1]) + '/h' + str(args.history[0]):>8} "
-          f"{'frames/s':>9} {'GFLOP/frame':>12} {'of peak':>8}")
+          f"{'full':>8} {'frames/s':>9} {'GFLOP/frame':>12} {'of peak':>8}")
     for preset in ([f"run {args.run}"] if args.run else args.presets):
         wm = build(preset, args.device, max(args.history) + 1, args.run)
         max_history = wm.max_memory - 1
@@ -130,9 +145,10 @@ def main() -> None:
                 wm.precision = precision
                 for cached in (True, False) if precision == "fp32" else (True,):
                     ms = [ms_per_frame(wm, h, steps, cached, args.repeats) for h in history]
+                    full = ms_at_full_memory(wm, steps, args.repeats) if cached else float("nan")
                     achieved = flops / (ms[-1] / 1000) / 1e9
                     print(f"{preset:7} {steps:5d} {precision:>5} {'on' if cached else 'off':>5} "
-                          + " ".join(f"{m:8.1f}" for m in ms) + f" {ms[-1] / ms[0]:8.2f} {1000 / ms[-1]:9.1f} "
+                          + " ".join(f"{m:8.1f}" for m in ms) + f" {ms[-1] / ms[0]:8.2f} {full:8.1f} {1000 / ms[-1]:9.1f} "
                           + f"{flops / 1e9:12.2f} {achieved / peak[precision]:8.0%}", flush=True)
             wm.precision = "fp32"
         if "bf16" in args.precisions:

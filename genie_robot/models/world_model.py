@@ -161,7 +161,9 @@ class Session:
         self.dynamics_cache = self.decoder_cache = None
         self.cache_rows = 0
         with wm.autocast():
-            frames_1THWC = self._rebuild_caches() if use_cache else wm.tokenizer.decode(tokens_1Thw)
+            frames_1THWC = self._rebuild_caches() if use_cache else None
+            if frames_1THWC is None:
+                frames_1THWC = wm.tokenizer.decode(tokens_1Thw)
         self.prompt_frames = to_uint8(frames_1THWC[0])  # the prompt as the tokenizer keeps it
         self.tokens_BThw = self.tokens_BThw.repeat(self.batch, 1, 1, 1)
         self.actions_in_BT = self.actions_in_BT.repeat(self.batch, 1)
@@ -176,8 +178,9 @@ class Session:
         return self.tokens_BThw.shape[1]
 
     @torch.no_grad()
-    def _rebuild_caches(self) -> torch.Tensor:
-        """Caches of the window from its tokens; returns the window's decoded frames."""
+    def _rebuild_caches(self) -> torch.Tensor | None:
+        """Caches of the window from its tokens; returns the window's decoded frames when filling
+        the decoder's cache decoded them (a per-frame decoder keeps nothing: None)."""
         rows = self.tokens_BThw.shape[0]
         if rows != self.cache_rows:
             self.dynamics_cache, self.decoder_cache = self.wm.dynamics.new_cache(rows), self.wm.tokenizer.new_decoder_cache(rows)
@@ -185,6 +188,8 @@ class Session:
         else:  # the buffers are reused: refilled from the first frame
             self.dynamics_cache.length = self.decoder_cache.length = 0
         self.wm.dynamics.frame_logits(self.tokens_BThw, self.actions_in_BT, self.dynamics_cache)
+        if not self.wm.tokenizer.config.dec_temporal:
+            return None
         return self.wm.tokenizer.decode(self.tokens_BThw, self.decoder_cache)
 
     def _forget_oldest(self) -> None:

@@ -27,7 +27,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)  # one fused kernel
+        return F.rms_norm(x, self.weight.shape, self.weight.to(x.dtype), self.eps)  # one fused kernel (same dtypes)
 
 
 class Attention(nn.Module):
