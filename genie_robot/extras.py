@@ -15,6 +15,7 @@ EXTRAS = {
     "rosbags": ("rosbag", "reading and writing rosbag2 recordings"),
     "ale_py": ("games", "recording Atari platformers"),
     "pygame": ("play", "the interactive play window"),
+    "gymnasium": ("gym", "the Gymnasium environments (genie_robot.envs)"),
 }
 
 

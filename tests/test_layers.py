@@ -13,7 +13,7 @@ LAYERS = {
     "genie_robot.errors": 0, "genie_robot.io": 0, "genie_robot.extras": 0,
     "genie_robot.media": 1, "genie_robot.data": 1, "genie_robot.nn": 1, "genie_robot.sampling": 1,
     "genie_robot.sim": 2, "genie_robot.models": 2,
-    "genie_robot.train": 3, "genie_robot.eval": 3, "genie_robot.plan": 3, "genie_robot.play": 3,
+    "genie_robot.train": 3, "genie_robot.eval": 3, "genie_robot.plan": 3, "genie_robot.play": 3, "genie_robot.envs": 3,
     "genie_robot.cli": 4, "ros_nodes": 4,
 }
 

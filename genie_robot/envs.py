@@ -1,0 +1,148 @@
+"""Gymnasium environments, registered on import of `genie_robot.envs`:
+
+  gymnasium.make("genie_robot/WorldModel-v0", run=RUN_DIR, data=STORE)   the learned simulator
+  gymnasium.make("genie_robot/MuJoCoArm-v0", data=STORE, run=RUN_DIR)    its physics twin
+
+Both have the same spaces: observation the RGB frame (uint8 S x S x 3 at the run's
+resolution), action a latent action `Discrete(num_actions)` or, with `action_space="arm"`, the
+arm's command `Box(-1, 1, (4,))` (end-effector velocity x, y, z and gripper), turned into a
+latent action by the run's adapter (world model) or applied as is (MuJoCo; latent actions go
+through the adapter's mean command). `reset` draws a stored frame from the store with the
+environment's seeded generator: the world model starts from that frame, MuJoCo from the
+recorded state at it. With `goal` (an image), the reward is the negative mean squared error
+of the frame to it, in [-1, 0]; otherwise 0. Nothing terminates; an episode is truncated
+when the world model's memory is full (`memory - 1` steps after the prompt frame), past which
+it forgets its start, and the twin truncates at the same step so both stay comparable.
+`render_mode="rgb_array"` returns the current frame."""
+from __future__ import annotations
+
+import numpy as np
+
+from genie_robot.data.store import EpisodeStore
+from genie_robot.data.transforms import resize_video
+from genie_robot.errors import InputError
+from genie_robot.extras import require
+from genie_robot.models.inputs import as_video
+from genie_robot.models.run import Run, resolve_device
+from genie_robot.sampling import SamplingConfig
+
+gym = require("gymnasium")
+spaces = gym.spaces
+ACTION_SPACES = ("latent", "arm")
+
+
+class _StoredStarts:
+    """Start frames drawn from a store: (frame at the model's size, recorded state at it)."""
+
+    def __init__(self, data, size: int):
+        self.store, self.size = EpisodeStore(data), size
+        self.store.resolution_note(size)  # refuses frames smaller than the model
+        if len(self.store) == 0:
+            raise InputError(f"{data} holds no episodes to start from")
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, dict, dict]:
+        index = int(rng.integers(len(self.store)))
+        episode = self.store[index]
+        step = int(rng.integers(episode.num_frames))
+        frame = resize_video(episode.read_frames(step, step + 1), self.size)[0]
+        state = {key: episode.read_state(key)[step] for key in episode.state_keys}
+        return frame, state, {"episode": index, "step": step}
+
+
+class _GenieEnv(gym.Env):
+    """What both environments share: spaces, start frames, reward, truncation, rendering."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, run, data, action_space: str, goal, render_mode, device: str, need_adapter: bool):
+        if action_space not in ACTION_SPACES:
+            raise InputError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.run = Run.load(run, resolve_device(device))
+        self.wm = self.run.world_model()
+        self.adapter = self.run.require("adapter", f"the {action_space!r} action space") if need_adapter else self.run.adapter
+        self.kind, self.render_mode = action_space, render_mode
+        size = self.wm.image_size
+        self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
+        if action_space == "latent":
+            self.action_space = spaces.Discrete(self.wm.num_actions)
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, (self.adapter.config.command_dim,), np.float32)
+        self.starts = _StoredStarts(data, size)
+        self.goal = None if goal is None else as_video(goal, size, "goal image")[-1].astype(np.float32) / 255
+        self.max_steps = self.wm.max_memory - 1
+        self.frame, self.steps = None, 0
+
+    def _reward(self, frame: np.ndarray) -> float:
+        return 0.0 if self.goal is None else -float(np.mean((frame.astype(np.float32) / 255 - self.goal) ** 2))
+
+    def _check(self, action):
+        if not self.action_space.contains(np.asarray(action, dtype=self.action_space.dtype)):
+            raise InputError(f"action {action!r} is outside the action space {self.action_space}")
+
+    def _result(self, frame: np.ndarray):
+        self.frame, self.steps = frame, self.steps + 1
+        return frame, self._reward(frame), False, self.steps >= self.max_steps, {"step": self.steps}
+
+    def render(self):
+        return None if self.render_mode is None else self.frame
+
+    def close(self):
+        self.starts.store.close()
+
+
+class WorldModelEnv(_GenieEnv):
+    """The learned simulator as a Gymnasium environment (see the module docstring)."""
+
+    def __init__(self, run, data, action_space: str = "latent", goal=None, render_mode=None, device: str = "cpu",
+                 maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature):
+        super().__init__(run, data, action_space, goal, render_mode, device, need_adapter=action_space == "arm")
+        self.sampling = SamplingConfig(steps=maskgit_steps, temperature=temperature)
+        self.session = None
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        frame, _, info = self.starts.draw(self.np_random)
+        self.session = self.wm.start(frame, seed=int(self.np_random.integers(2**31)), sampling=self.sampling)
+        self.frame, self.steps = self.session.prompt_frames[-1], 0
+        return self.frame, info
+
+    def step(self, action):
+        self._check(action)
+        latent = int(action) if self.kind == "latent" else int(self.adapter.to_latent(np.asarray(action, np.float32))[0])
+        return self._result(self.session.step(latent))
+
+
+class MuJoCoArmEnv(_GenieEnv):
+    """The physics twin: the same spaces, the MuJoCo arm world restored at the stored frame."""
+
+    def __init__(self, run, data, action_space: str = "arm", goal=None, render_mode=None, device: str = "cpu",
+                 camera: str = "front"):
+        super().__init__(run, data, action_space, goal, render_mode, device, need_adapter=action_space == "latent")
+        from genie_robot.sim.world import ArmWorld
+
+        self.world, self.camera = ArmWorld(), camera
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        _, state, info = self.starts.draw(self.np_random)
+        if not state:
+            raise InputError("the store has no recorded MuJoCo state to restore; use episodes of `genie-robot data mujoco`")
+        self.world.set_state(state)
+        self.frame, self.steps = self.world.render(self.observation_space.shape[0], camera=self.camera), 0
+        return self.frame, info
+
+    def step(self, action):
+        self._check(action)
+        command = np.asarray(action, np.float32) if self.kind == "arm" else self.adapter.to_commands(int(action))[0]
+        self.world.step(command)
+        return self._result(self.world.render(self.observation_space.shape[0], camera=self.camera))
+
+    def close(self):
+        self.world.close()
+        super().close()
+
+
+gym.register("genie_robot/WorldModel-v0", entry_point=WorldModelEnv)
+gym.register("genie_robot/MuJoCoArm-v0", entry_point=MuJoCoArmEnv)

@@ -1,0 +1,55 @@
+"""The Gymnasium environments: the world model and its MuJoCo twin, checked by Gymnasium's own
+environment checker, on the tiny run and MuJoCo episodes at twice its resolution."""
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import genie_robot.envs  # noqa: F401  (registers the environments)
+from genie_robot.errors import CheckpointError, InputError
+
+
+@pytest.mark.parametrize("action_space", ["latent", "arm"])
+def test_world_model_env_passes_gymnasiums_checker(planning_run, mujoco_store, action_space):
+    env = gymnasium.make("genie_robot/WorldModel-v0", run=planning_run, data=mujoco_store, action_space=action_space,
+                         maskgit_steps=1, render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
+    obs, info = env.reset(seed=3)
+    assert obs.shape == (16, 16, 3) and obs.dtype == np.uint8 and {"episode", "step"} <= set(info)
+    again, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(obs, again)  # seeded reset: the same start
+    truncated, steps = False, 0
+    while not truncated:
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps += 1
+        assert reward == 0.0 and not terminated
+    assert steps == 15  # the model's memory: 16 frames, one of them the prompt
+    np.testing.assert_array_equal(env.render(), obs)
+    env.close()
+
+
+def test_mujoco_twin_has_the_same_spaces_and_a_goal_reward(planning_run, mujoco_store):
+    goal = np.full((32, 32, 3), 128, np.uint8)  # larger than the model: downscaled as in training
+    twin = gymnasium.make("genie_robot/MuJoCoArm-v0", run=planning_run, data=mujoco_store, goal=goal)
+    learned = gymnasium.make("genie_robot/WorldModel-v0", run=planning_run, data=mujoco_store, action_space="arm")
+    assert twin.observation_space == learned.observation_space and twin.action_space == learned.action_space
+    check_env(twin.unwrapped)
+    obs, _ = twin.reset(seed=0)
+    _, reward, _, _, _ = twin.step(np.array([0.5, 0.0, 0.0, 0.0], np.float32))
+    assert -1.0 <= reward < 0.0
+    latent_twin = gymnasium.make("genie_robot/MuJoCoArm-v0", run=planning_run, data=mujoco_store, action_space="latent")
+    latent_twin.reset(seed=0)
+    assert latent_twin.step(0)[0].shape == (16, 16, 3)  # a latent action runs as its mean command
+    for env in (twin, learned, latent_twin):
+        env.close()
+
+
+def test_bad_environment_arguments(planning_run, tiny_run, mujoco_store):
+    with pytest.raises(InputError, match="action_space"):
+        gymnasium.make("genie_robot/WorldModel-v0", run=planning_run, data=mujoco_store, action_space="joints")
+    with pytest.raises(CheckpointError, match="genie-robot train adapter"):
+        gymnasium.make("genie_robot/WorldModel-v0", run=tiny_run, data=mujoco_store, action_space="arm")
+    env = gymnasium.make("genie_robot/WorldModel-v0", run=planning_run, data=mujoco_store, maskgit_steps=1)
+    env.reset(seed=0)
+    with pytest.raises(InputError, match="outside the action space"):
+        env.step(99)
