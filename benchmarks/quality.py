@@ -51,7 +51,8 @@ def make_data(out: Path, quick: bool) -> dict:
 
 
 def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict:
-    """The three stages at `scale` x the recipe's steps; returns minutes and steps per stage."""
+    """The three model stages at `scale` x the recipe's steps (then the adapter at its recipe); returns
+    minutes and steps per model stage."""
     mixture = [f"{data['train']}:2", f"{data['explore']}:1"]
     spent = {}
     for stage in STAGES:
