@@ -13,7 +13,12 @@ recorded state at it. With `goal` (an image), the reward is the negative mean sq
 of the frame to it, in [-1, 0]; otherwise 0. Nothing terminates; an episode is truncated
 when the world model's memory is full (`memory - 1` steps after the prompt frame), past which
 it forgets its start, and the twin truncates at the same step so both stay comparable.
-`render_mode="rgb_array"` returns the current frame."""
+`render_mode="rgb_array"` returns the current frame.
+
+`gymnasium.make_vec("genie_robot/WorldModel-v0", num_envs=N, vectorization_mode="vector_entry_point",
+run=..., data=...)` runs N of them as rows of one batched session (one transformer pass per
+MaskGIT step for all N): every row truncates at the same step, and the next `step` resets all
+of them (Gymnasium's next-step autoreset)."""
 from __future__ import annotations
 
 import numpy as np
@@ -114,6 +119,51 @@ class WorldModelEnv(_GenieEnv):
         return self._result(self.session.step(latent))
 
 
+class WorldModelVectorEnv(gym.vector.VectorEnv):
+    """N world-model environments as the rows of one batched session (see the module docstring)."""
+
+    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int, run, data, action_space: str = "latent", goal=None, device: str = "cpu",
+                 maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature):
+        if num_envs < 1:
+            raise InputError(f"num_envs must be >= 1, got {num_envs}")
+        self.env = WorldModelEnv(run, data, action_space, goal, None, device, maskgit_steps, temperature)
+        self.num_envs = num_envs
+        self.single_observation_space, self.single_action_space = self.env.observation_space, self.env.action_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.session, self.steps, self._reset_next = None, 0, False
+        self._rng = np.random.default_rng()
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        draws = [self.env.starts.draw(self._rng) for _ in range(self.num_envs)]
+        self.session = self.env.wm.start_rows([frame for frame, _, _ in draws], seed=int(self._rng.integers(2**31)),
+                                              sampling=self.env.sampling)
+        self.steps, self._reset_next = 0, False
+        infos = {key: np.array([info[key] for _, _, info in draws]) for key in ("episode", "step")}
+        return np.array(self.session.row_prompt_frames[:, -1]), infos
+
+    def step(self, actions):
+        if self._reset_next:  # next-step autoreset: every row ended together
+            obs, infos = self.reset()
+            return obs, np.zeros(self.num_envs), np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool), infos
+        actions = np.asarray(actions)
+        if not self.action_space.contains(actions.astype(self.action_space.dtype)):
+            raise InputError(f"actions {actions.tolist()} are outside the action space {self.action_space}")
+        latents = actions if self.env.kind == "latent" else self.env.adapter.to_latent(actions.astype(np.float32))
+        frames = self.session.step(latents.astype(np.int64))
+        self.steps += 1
+        self._reset_next = self.steps >= self.env.max_steps
+        rewards = np.array([self.env._reward(frame) for frame in frames])
+        return frames, rewards, np.zeros(self.num_envs, bool), np.full(self.num_envs, self._reset_next), {}
+
+    def close_extras(self, **kwargs):
+        self.env.close()
+
+
 class MuJoCoArmEnv(_GenieEnv):
     """The physics twin: the same spaces, the MuJoCo arm world restored at the stored frame."""
 
@@ -144,5 +194,5 @@ class MuJoCoArmEnv(_GenieEnv):
         super().close()
 
 
-gym.register("genie_robot/WorldModel-v0", entry_point=WorldModelEnv)
+gym.register("genie_robot/WorldModel-v0", entry_point=WorldModelEnv, vector_entry_point=WorldModelVectorEnv)
 gym.register("genie_robot/MuJoCoArm-v0", entry_point=MuJoCoArmEnv)

@@ -53,3 +53,18 @@ def test_bad_environment_arguments(planning_run, tiny_run, mujoco_store):
     env.reset(seed=0)
     with pytest.raises(InputError, match="outside the action space"):
         env.step(99)
+
+
+def test_vector_env_steps_its_rows_in_one_batched_session(planning_run, mujoco_store):
+    envs = gymnasium.make_vec("genie_robot/WorldModel-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                              run=planning_run, data=mujoco_store, maskgit_steps=1)
+    obs, infos = envs.reset(seed=5)
+    assert obs.shape == (3, 16, 16, 3) and envs.observation_space.contains(obs) and len(infos["episode"]) == 3
+    np.testing.assert_array_equal(obs, envs.reset(seed=5)[0])  # seeded
+    for _ in range(15):
+        obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        assert envs.observation_space.contains(obs) and rewards.shape == (3,)
+    assert truncated.all() and not terminated.any()  # the memory is full: every row ends together
+    obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())  # next-step autoreset
+    assert not truncated.any() and (rewards == 0).all()
+    envs.close()

@@ -120,26 +120,45 @@ class WorldModel:
         Transitions inside the prompt take `prompt_actions`, or the LAM's inference when None.
         `seed` is one seed (row b uses seed + b) or one per row; rows share the prompt's
         encoding and cache. See `Session`."""
-        memory = self.max_memory if memory is None else memory
-        if not 2 <= memory <= self.max_memory:
-            raise InputError(f"memory must be 2..{self.max_memory} frames (the models' window), got {memory}")
+        frames = as_video(prompt, self.image_size)
+        actions = None if prompt_actions is None else [prompt_actions]
+        return self._start([frames], actions, self._seeds(seed, batch), sampling, memory, use_cache)
+
+    def start_rows(self, prompts, prompt_actions=None, seed: int | Sequence[int] = 0,
+                   sampling: SamplingConfig = SamplingConfig(), memory: int | None = None) -> Session:
+        """A session with one row per prompt (prompts of one length, each as `start` takes it):
+        independent starts advanced together, as a vectorised environment needs."""
+        frames = [as_video(prompt, self.image_size) for prompt in prompts]
+        if not frames or len({len(f) for f in frames}) != 1:
+            raise InputError(f"start_rows needs >= 1 prompts of one length, got lengths {[len(f) for f in frames]}")
+        return self._start(frames, prompt_actions, self._seeds(seed, len(frames)), sampling, memory, True)
+
+    @staticmethod
+    def _seeds(seed, batch: int) -> list[int]:
         if batch < 1:
             raise InputError(f"batch must be >= 1, got {batch}")
         seeds = [seed + b for b in range(batch)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
         if len(seeds) != batch:
             raise InputError(f"got {len(seeds)} seeds for a batch of {batch}")
-        frames = as_video(prompt, self.image_size)
-        if prompt_actions is None:
-            prompt_actions = self.infer_actions(frames) if len(frames) > 1 else np.zeros(0, dtype=np.int64)
-        prompt_actions = check_actions(prompt_actions, self.num_actions).reshape(-1)
-        if len(prompt_actions) != len(frames) - 1:
-            raise InputError(f"a prompt of {len(frames)} frames needs {len(frames) - 1} actions, got {len(prompt_actions)}")
-        keep = min(len(frames), memory - 1)
-        frames, prompt_actions = frames[-keep:], prompt_actions[len(prompt_actions) - (keep - 1):]
+        return seeds
+
+    def _start(self, frames_list, actions_list, seeds, sampling, memory, use_cache) -> Session:
+        """A session from validated prompts [T, S, S, 3] (one shared by every row, or one per row)."""
+        memory = self.max_memory if memory is None else memory
+        if not 2 <= memory <= self.max_memory:
+            raise InputError(f"memory must be 2..{self.max_memory} frames (the models' window), got {memory}")
+        T = len(frames_list[0])
+        keep = min(T, memory - 1)
+        if actions_list is None:
+            actions_list = [self.infer_actions(f) if T > 1 else np.zeros(0, dtype=np.int64) for f in frames_list]
+        actions_RT = np.stack([check_actions(a, self.num_actions).reshape(-1) for a in actions_list])
+        if actions_RT.shape != (len(frames_list), T - 1):
+            raise InputError(f"a prompt of {T} frames needs {T - 1} actions per prompt, got shape {list(actions_RT.shape)}")
+        frames_RTHWC = np.stack(frames_list)[:, T - keep:]
         with torch.no_grad():
-            tokens_1Thw = self.tokenizer.encode(self._tensor(frames))
-        actions_1T = torch.as_tensor(prompt_actions, dtype=torch.long, device=self.device)[None]
-        return Session(self, tokens_1Thw, actions_1T, seeds, sampling, memory, use_cache)
+            tokens_RThw = self.tokenizer.encode(torch.from_numpy(frames_RTHWC).to(self.device))
+        actions_in = torch.as_tensor(actions_RT[:, actions_RT.shape[1] - (keep - 1):], dtype=torch.long, device=self.device)
+        return Session(self, tokens_RThw, actions_in, seeds, sampling, memory, use_cache)
 
 
 class Session:
@@ -149,29 +168,36 @@ class Session:
     frame; with a sequence of `batch` ints it returns [batch, H, W, 3]. A rejected action
     raises InputError and leaves the session unchanged."""
 
-    def __init__(self, wm: WorldModel, tokens_1Thw, prompt_actions_1T, seeds, sampling, memory, use_cache):
+    def __init__(self, wm: WorldModel, tokens_RThw, prompt_actions_RT, seeds, sampling, memory, use_cache):
         self.wm, self.sampling, self.memory, self.use_cache = wm, sampling, memory, use_cache
         self.batch = len(seeds)
         self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-        no_action = torch.full_like(tokens_1Thw[:, :1, 0, 0], wm.dynamics.config.no_action_id)
+        no_action = torch.full_like(tokens_RThw[:, :1, 0, 0], wm.dynamics.config.no_action_id)
         # The window: token ids of remembered frames and the action that led into each.
-        self.tokens_BThw = tokens_1Thw
-        self.actions_in_BT = torch.cat([no_action, prompt_actions_1T], dim=1)
-        # Caches are built once for the shared prompt, then copied to every row.
+        self.tokens_BThw = tokens_RThw
+        self.actions_in_BT = torch.cat([no_action, prompt_actions_RT], dim=1)
+        # Caches are built once per prompt: a prompt shared by every row (R = 1) is copied to them.
         self.dynamics_cache = self.decoder_cache = None
         self.cache_rows = 0
         with wm.autocast():
-            frames_1THWC = self._rebuild_caches() if use_cache else None
-            if frames_1THWC is None:
-                frames_1THWC = wm.tokenizer.decode(tokens_1Thw)
-        self.prompt_frames = to_uint8(frames_1THWC[0])  # the prompt as the tokenizer keeps it
-        self.tokens_BThw = self.tokens_BThw.repeat(self.batch, 1, 1, 1)
-        self.actions_in_BT = self.actions_in_BT.repeat(self.batch, 1)
-        if use_cache:
-            self.dynamics_cache = self.dynamics_cache.repeat_batch(self.batch)
-            self.decoder_cache = self.decoder_cache.repeat_batch(self.batch)
-            self.cache_rows = self.batch
+            frames_RTHWC = self._rebuild_caches() if use_cache else None
+            if frames_RTHWC is None:
+                frames_RTHWC = wm.tokenizer.decode(tokens_RThw)
+        # Each row's prompt as the tokenizer keeps it, [batch, T, H, W, 3].
+        self.row_prompt_frames = np.repeat(to_uint8(frames_RTHWC), self.batch // len(frames_RTHWC), axis=0)
+        if tokens_RThw.shape[0] == 1 and self.batch > 1:
+            self.tokens_BThw = self.tokens_BThw.repeat(self.batch, 1, 1, 1)
+            self.actions_in_BT = self.actions_in_BT.repeat(self.batch, 1)
+            if use_cache:
+                self.dynamics_cache = self.dynamics_cache.repeat_batch(self.batch)
+                self.decoder_cache = self.decoder_cache.repeat_batch(self.batch)
+                self.cache_rows = self.batch
         self.steps_taken = 0
+
+    @property
+    def prompt_frames(self) -> np.ndarray:
+        """The (first row's) prompt as the tokenizer keeps it, [T, H, W, 3]."""
+        return self.row_prompt_frames[0]
 
     @property
     def history(self) -> int:

@@ -117,3 +117,15 @@ def test_run_directory_errors(tmp_path, tiny_run):
         wm.infer_actions(frames(3))
     with pytest.raises(CheckpointError, match="no trained LAM"):
         wm.start(frames(3))  # transitions inside the prompt need actions
+
+
+def test_rows_with_their_own_prompts_equal_single_sessions(wm):
+    prompts = [frames(2), 255 - frames(2)]
+    rows = wm.start_rows(prompts, prompt_actions=[[1], [4]], seed=3, sampling=FAST)
+    assert rows.row_prompt_frames.shape == (2, 2, 16, 16, 3)
+    together = rows.rollout(np.array([[0, 5, 2], [7, 7, 1]]))
+    for b, (prompt, actions) in enumerate(zip(prompts, ([0, 5, 2], [7, 7, 1]))):
+        alone = wm.start(prompt, prompt_actions=[[1], [4]][b], seed=3 + b, sampling=FAST)
+        np.testing.assert_array_equal(alone.rollout(actions), together[b])
+    with pytest.raises(InputError, match="prompts of one length"):
+        wm.start_rows([frames(2), frames(3)])
