@@ -79,7 +79,7 @@ class _GenieEnv(gym.Env):
         self.max_steps = self.wm.max_memory - 1
         self.frame, self.steps = None, 0
 
-    def _reward(self, frame: np.ndarray) -> float:
+    def goal_reward(self, frame: np.ndarray) -> float:
         return 0.0 if self.goal is None else -float(np.mean((frame.astype(np.float32) / 255 - self.goal) ** 2))
 
     def _check(self, action):
@@ -88,7 +88,7 @@ class _GenieEnv(gym.Env):
 
     def _result(self, frame: np.ndarray):
         self.frame, self.steps = frame, self.steps + 1
-        return frame, self._reward(frame), False, self.steps >= self.max_steps, {"step": self.steps}
+        return frame, self.goal_reward(frame), False, self.steps >= self.max_steps, {"step": self.steps}
 
     def render(self):
         return None if self.render_mode is None else self.frame
@@ -157,7 +157,7 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
         frames = self.session.step(latents.astype(np.int64))
         self.steps += 1
         self._reset_next = self.steps >= self.env.max_steps
-        rewards = np.array([self.env._reward(frame) for frame in frames])
+        rewards = np.array([self.env.goal_reward(frame) for frame in frames])
         return frames, rewards, np.zeros(self.num_envs, bool), np.full(self.num_envs, self._reset_next), {}
 
     def close_extras(self, **kwargs):

@@ -103,6 +103,14 @@ class LatentActionModel(nn.Module, Stage):
         _, ids_BT, _, _ = self._actions(patchify(to_unit(video_BTHWC), self.config.patch))
         return ids_BT
 
+    @torch.no_grad()
+    def infer_actions_windows(self, video_BTHWC: torch.Tensor) -> torch.Tensor:
+        """`infer_actions` for videos of any length: windows of the model's length that share
+        one frame, so every transition is read once -> ids [B, T-1]."""
+        window = self.config.max_frames
+        return torch.cat([self.infer_actions(video_BTHWC[:, s : s + window])
+                          for s in range(0, video_BTHWC.shape[1] - 1, window - 1)], dim=1)
+
     def predict_next(self, video_BTHWC: torch.Tensor, action_codes_BTC: torch.Tensor) -> torch.Tensor:
         """x_1..T-1 and action codes a_1..T-1 -> predicted x_2..T (about [0, 1], unclamped).
 

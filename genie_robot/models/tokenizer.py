@@ -111,6 +111,12 @@ class VideoTokenizer(nn.Module, Stage):
         _, ids_BTS, _, _ = self._encode(video_BTHWC)
         return rearrange(ids_BTS, "b t (h w) -> b t h w", h=self.config.grid)
 
+    @torch.no_grad()
+    def encode_windows(self, video_BTHWC: torch.Tensor) -> torch.Tensor:
+        """`encode` for videos of any length, in windows of the model's length -> ids [B, T, h, w]."""
+        window = self.config.max_frames
+        return torch.cat([self.encode(video_BTHWC[:, s : s + window]) for s in range(0, video_BTHWC.shape[1], window)], dim=1)
+
     def decode_codes(self, codes_BTSC: torch.Tensor, cache: TemporalKV | None = None):
         """Quantized codes -> frames in [0, 1]; with `cache`, the frames continue the cached ones
         (and join them)."""

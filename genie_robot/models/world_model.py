@@ -76,18 +76,12 @@ class WorldModel:
         video = as_video(video, self.image_size, "video")
         if len(video) < 2:
             raise InputError("inferring actions needs at least 2 frames")
-        window = self.lam.config.max_frames
-        actions = [self.lam.infer_actions(self._tensor(video[start : start + window]))[0]
-                   for start in range(0, len(video) - 1, window - 1)]
-        return torch.cat(actions).cpu().numpy()
+        return self.lam.infer_actions_windows(self._tensor(video))[0].cpu().numpy()
 
     @torch.no_grad()
     def tokenize(self, video) -> torch.Tensor:
         """Token ids [T, h, w] of a video [T, H, W, 3], in windows of the tokenizer's length."""
-        video = as_video(video, self.image_size, "video")
-        window = self.tokenizer.config.max_frames
-        return torch.cat([self.tokenizer.encode(self._tensor(video[s : s + window]))[0]
-                          for s in range(0, len(video), window)])
+        return self.tokenizer.encode_windows(self._tensor(as_video(video, self.image_size, "video")))[0]
 
     @torch.no_grad()
     def detokenize(self, ids_Thw: torch.Tensor) -> np.ndarray:

@@ -186,14 +186,9 @@ class Trainer:
             frames_1THWC = torch.from_numpy(np.ascontiguousarray(resize_video(episode.frames, self.dataset.size)))[None]
             frames_1THWC = frames_1THWC.to(self.device)
             if "tokens" in cache:
-                chunk = tokenizer.config.max_frames
-                parts = [tokenizer.encode(frames_1THWC[:, s : s + chunk])[0] for s in range(0, frames_1THWC.shape[1], chunk)]
-                cache["tokens"][store_idx].append(torch.cat(parts).to(torch.int16))
-            if "latents" in cache:  # windows that share one frame, as the LAM reads a clip
-                chunk = lam.config.max_frames
-                parts = [lam.infer_actions(frames_1THWC[:, s : s + chunk])[0]
-                         for s in range(0, frames_1THWC.shape[1] - 1, chunk - 1)]
-                cache["latents"][store_idx].append(torch.cat(parts).to(torch.int16))
+                cache["tokens"][store_idx].append(tokenizer.encode_windows(frames_1THWC)[0].to(torch.int16))
+            if "latents" in cache:
+                cache["latents"][store_idx].append(lam.infer_actions_windows(frames_1THWC)[0].to(torch.int16))
         return cache
 
     # ------------------------------------------------------------------ batches
