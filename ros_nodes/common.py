@@ -2,7 +2,9 @@
 frame -> sensor_msgs/Image, and the body of a standard main()."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -10,8 +12,9 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 from ros_nodes.conversions import to_image_fields
@@ -73,25 +76,33 @@ def image_message(pixels: np.ndarray, stamp, frame_id: str, encoding: str = "rgb
 
 def run(make_node, args=None, start=None) -> int:
     """Init rclpy, build the node (bad parameter values end here with one line and exit 2),
-    optionally `start(node)`, spin until Ctrl-C or shutdown, then clean up."""
-    rclpy.init(args=args)
+    optionally `start(node)`, spin until SIGINT/SIGTERM or shutdown, then clean up.
+
+    The signals only set a flag that the spin loop reads between callbacks: rclpy's own
+    handlers would shut the context down from another thread and raise KeyboardInterrupt
+    wherever the main thread happens to be, half-way through a callback or executor internals,
+    which made clean exits racy. Here every callback runs to its end and the exit is 0."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
     try:
         node = make_node()
     except ParameterException as exc:
         print(f"error: {exc}; fix the parameter (YAML file or -p name:=value)", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    executor = SingleThreadedExecutor()
     try:
+        executor.add_node(node)
         if start is not None:
             start(node)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not stopping.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
         pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # else a callback hit the context that Ctrl-C / SIGTERM had just shut down: not a failure
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -140,7 +140,7 @@ def test_compare_node_scores_both_streams_and_writes_a_bag(graph, tmp_path):
     graph.start("sim_compare", "ros_nodes.compare_node", "--params-file", CONFIG / "compare.yaml",
                 "-p", f"bag_dir:={tmp_path}", "-p", "episode_length:=3")
     psnr, iou = graph.client(["listen", "/sim_compare/psnr", 6, 60], ["listen", "/sim_compare/mask_iou", 3, 30])
-    assert graph.stop("sim_compare") == 0
+    assert graph.stop("sim_compare") == 0, graph.log("sim_compare")[-3000:]
     assert len(psnr) == 6 and all(0 < v <= 100 for v in psnr)
     assert len(iou) == 3 and all(v is None or 0 <= v <= 1 for v in iou)
     (bag,) = tmp_path.iterdir()
