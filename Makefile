@@ -8,7 +8,7 @@ DEMO   := out/demo
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test test-fast lint bench bench-quick clean
+.PHONY: setup demo mixture test test-fast lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -28,22 +28,46 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	touch $(STAMP)
 
 # The small recipe (genie_robot/train/recipe.py): every `train` flag not given comes from it.
-TRAIN_DATA := $(DEMO)/mujoco.h5:2 $(DEMO)/explore.h5:1
+# $(call arm_data,DIR): the arm's training stores (scripted + random exploration) and held-out episodes.
+define arm_data
+	$(CLI) data mujoco --episodes 160 --steps 32 --size 64 --seed 0 --workers 2 --out $(1)/mujoco.h5
+	$(CLI) data mujoco --episodes 64 --steps 32 --size 64 --seed 2 --policy random --workers 2 --out $(1)/explore.h5
+	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(1)/heldout.h5
+endef
+# $(call train_run,DIR,STORES): the three stages on STORES (video alone) and the adapter on the arm's commands.
+define train_run
+	rm -rf $(1)/run
+	$(CLI) train tokenizer --data $(2) --preset small --sample-every 1000 --ckpt-every 500 --out $(1)/run
+	$(CLI) train lam       --data $(2) --preset small --sample-every 500 --ckpt-every 500 --out $(1)/run
+	$(CLI) train dynamics  --data $(2) --preset small --sample-every 700 --ckpt-every 700 --out $(1)/run
+	$(CLI) train adapter   --data $(1)/mujoco.h5 --preset small --sample-every 0 --out $(1)/run
+endef
+
 demo: $(STAMP)
-	$(CLI) data mujoco --episodes 160 --steps 32 --size 64 --seed 0 --workers 2 --out $(DEMO)/mujoco.h5
-	$(CLI) data mujoco --episodes 64 --steps 32 --size 64 --seed 2 --policy random --workers 2 --out $(DEMO)/explore.h5
+	$(call arm_data,$(DEMO))
 	$(CLI) data info $(DEMO)/mujoco.h5
 	$(CLI) data preview $(DEMO)/mujoco.h5 --out $(DEMO)/preview.png
-	rm -rf $(DEMO)/run
-	$(CLI) train tokenizer --data $(TRAIN_DATA) --preset small --sample-every 1000 --ckpt-every 500 --out $(DEMO)/run
-	$(CLI) train lam       --data $(TRAIN_DATA) --preset small --sample-every 500 --ckpt-every 500 --out $(DEMO)/run
-	$(CLI) train dynamics  --data $(TRAIN_DATA) --preset small --sample-every 700 --ckpt-every 700 --out $(DEMO)/run
-	$(CLI) train adapter   --data $(DEMO)/mujoco.h5 --preset small --sample-every 0 --out $(DEMO)/run
+	$(call train_run,$(DEMO),$(DEMO)/mujoco.h5:2 $(DEMO)/explore.h5:1)
 	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
 	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
-	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(DEMO)/heldout.h5
 	$(CLI) eval --run $(DEMO)/run --data $(DEMO)/heldout.h5 --out $(DEMO)/report
 	@echo "samples: $(DEMO)/run/logs/*/samples/  metrics: $(DEMO)/run/logs/*/metrics.csv  videos: $(DEMO)/rollout.gif $(DEMO)/play.gif  report: $(DEMO)/report/index.html"
+
+# Robots alongside platformers: the demo's budget on arm (50%) + CoinRun (25%) + Pitfall! (25%)
+# video, evaluated per domain. An RT-1 store converted to MIX/rt1.h5 (datasets/rt1.md) joins
+# the mixture with weight 1 when present.
+MIX := out/mixture
+MIX_DATA = $(MIX)/mujoco.h5:2 $(MIX)/explore.h5:1 $(MIX)/coinrun.h5:1.5 $(MIX)/pitfall.h5:1.5 $(if $(wildcard $(MIX)/rt1.h5),$(MIX)/rt1.h5:1)
+mixture: $(STAMP)
+	$(call arm_data,$(MIX))
+	$(CLI) data platformer --game coinrun --episodes 160 --steps 32 --size 64 --seed 0 --out $(MIX)/coinrun.h5
+	$(CLI) data platformer --game pitfall --episodes 160 --steps 32 --size 64 --seed 0 --out $(MIX)/pitfall.h5
+	$(CLI) data platformer --game coinrun --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(MIX)/coinrun_heldout.h5
+	$(CLI) data platformer --game pitfall --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(MIX)/pitfall_heldout.h5
+	$(call train_run,$(MIX),$(MIX_DATA))
+	$(CLI) play --run $(MIX)/run --data $(MIX)/coinrun_heldout.h5 --episode 0 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(MIX)/play_coinrun.gif
+	$(CLI) eval --run $(MIX)/run --data $(MIX)/heldout.h5 $(MIX)/coinrun_heldout.h5 $(MIX)/pitfall_heldout.h5 --out $(MIX)/report
+	@echo "per-domain report: $(MIX)/report/index.html  platformer play: $(MIX)/play_coinrun.gif"
 
 # TensorFlow (RLDS tests) and MuJoCo's EGL renderer cannot share a process: two pytest runs.
 test: $(STAMP)

@@ -226,22 +226,27 @@ def _cmd_eval(args) -> None:
     config = EvalConfig(horizons=args.horizons, delta_t=args.delta_t, max_episodes=args.episodes, sampling=sampling,
                         seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs)
     metrics = evaluate(run, args.data, args.out, config)
-    _note(metrics["notes"].get("resolution"))
     print(f"wrote {args.out}/index.html and metrics.json in {metrics['seconds']:.0f} s")
+    for name, domain in metrics.get("domains", {"": metrics}).items():
+        _print_eval(domain, f"[{name}] " if name else "")
+
+
+def _print_eval(metrics: dict, prefix: str) -> None:
+    _note(metrics["notes"].get("resolution"))
     for name, figures in metrics["fidelity"].items():
-        print(f"  PSNR {name:>14}: " + "  ".join(f"t={h} {v:.1f} dB" for h, v in figures["psnr"].items()))
+        print(f"  {prefix}PSNR {name:>14}: " + "  ".join(f"t={h} {v:.1f} dB" for h, v in figures["psnr"].items()))
     if d := metrics.get("delta_psnr"):
-        print(f"  Delta_{d['t']} PSNR {d['delta_psnr']:+.2f} dB (LAM actions {d['psnr_lam']:.1f} dB, random "
+        print(f"  {prefix}Delta_{d['t']} PSNR {d['delta_psnr']:+.2f} dB (LAM actions {d['psnr_lam']:.1f} dB, random "
               f"{d['psnr_random']:.1f} dB, copy first frame {d['copy_first_psnr']:.1f} dB)")
     if f := metrics.get("fvd"):
-        print("  FVD: " + ", ".join(f"{name} {f[name]:.0f}" for name in f if name not in ("videos", "frames")))
+        print(f"  {prefix}FVD: " + ", ".join(f"{name} {f[name]:.0f}" for name in f if name not in ("videos", "frames")))
     if la := metrics.get("latent_actions"):
-        print(f"  latent actions: NMI {la['nmi']:.2f}, {la['codes_used']} codes used")
+        print(f"  {prefix}latent actions: NMI {la['nmi']:.2f}, {la['codes_used']} codes used")
     if a := metrics.get("adapter"):
-        print(f"  adapter: command -> latent {a['command_to_latent']:.0%} (majority {a['command_to_latent_majority']:.0%}), "
+        print(f"  {prefix}adapter: command -> latent {a['command_to_latent']:.0%} (majority {a['command_to_latent_majority']:.0%}), "
               f"latent -> behaviour {a['latent_to_behaviour']:.0%} (majority {a['latent_to_behaviour_majority']:.0%})")
     for name, why in metrics["skipped"].items():
-        print(f"  skipped {name}: {why}")
+        print(f"  {prefix}skipped {name}: {why}")
 
 
 def _cmd_plan(args) -> None:
@@ -413,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("eval", help="report: PSNR/SSIM vs horizon, Delta_t PSNR, FVD, latent actions vs arm, physics")
     _add_sampling_args(ev)
     ev.set_defaults(maskgit_steps=8)
-    ev.add_argument("--data", required=True, help="held-out episodes FILE.h5 (at or above the model's resolution)")
+    ev.add_argument("--data", nargs="+", required=True,
+                    help="held-out episodes FILE.h5 (at or above the model's resolution); several = one domain each, "
+                         "reported side by side")
     ev.add_argument("--out", required=True, help="report folder (index.html, metrics.json, PNGs, GIFs)")
     ev.add_argument("--episodes", type=POSITIVE, default=16, help="held-out episodes used (the first N)")
     ev.add_argument("--horizons", type=POSITIVE, nargs="+", default=[1, 4, 8, 16], help="frames after the prompt")

@@ -105,6 +105,16 @@ class ClipDataset(Dataset):
             )
         return None
 
+    def mixture_summary(self, clips: int) -> str:
+        """Each store's share of `clips` drawn clips and how often, on average, a clip window of
+        it is seen: the effective mixture, which the weights alone do not show."""
+        lines = []
+        for source, store, share, (_, cumulative) in zip(self.sources, self.stores, self.weights, self._windows):
+            windows = int(cumulative[-1])
+            lines.append(f"  {source.path}: weight {source.weight:g} -> {share:.1%} of clips ({len(store)} episodes, "
+                         f"{windows} clip windows, each seen {share * clips / windows:.2f}x on average)")
+        return "mixture of episode stores:\n" + "\n".join(lines)
+
     def __len__(self) -> int:
         return self.length
 

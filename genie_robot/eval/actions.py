@@ -1,8 +1,10 @@
-"""Latent actions vs arm behaviours, on episodes whose commands and states are known.
+"""Latent actions vs the true actions, on episodes that recorded them.
 
 Each transition t -> t+1 of an episode has: the latent action the LAM reads from the video,
-the arm command that produced it (store `actions`), its discrete behaviour (`behaviour_of`:
-dominant command axis, or "stay"), and the end-effector and gripper change (store `state`).
+the action that produced it (store `actions`), its discrete label, and for the arm the
+end-effector and gripper change (store `state`). Labels: for the arm's commands their
+behaviour (`behaviour_of`: dominant command axis, or "stay"); for one-hot game actions
+(ALE, Procgen) the action itself. Other continuous actions (e.g. RT-1's) have no label here.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 from genie_robot.errors import InputError
 from genie_robot.models.adapter import ActionAdapter
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_of
+from genie_robot.sim.world import COMMAND_NAMES
 
 
 @dataclass
@@ -22,17 +25,26 @@ class Transitions:
     latents: np.ndarray        # int [N]
     commands: np.ndarray       # float [N, C]
     command_names: list
+    labels: np.ndarray         # int [N], index into label_names
+    label_names: tuple
     ee_delta: np.ndarray       # float [N, 3] metres, or [N, 0] when the store has no ee_pos
     gripper_delta: np.ndarray  # float [N], NaN when the store has no gripper state
     episode: np.ndarray        # int [N], position of its episode in the list given
 
-    @property
-    def behaviours(self) -> np.ndarray:
-        return behaviour_of(self.commands)
-
     def subset(self, keep: np.ndarray) -> Transitions:
-        return Transitions(self.latents[keep], self.commands[keep], self.command_names,
-                           self.ee_delta[keep], self.gripper_delta[keep], self.episode[keep])
+        return Transitions(self.latents[keep], self.commands[keep], self.command_names, self.labels[keep],
+                           self.label_names, self.ee_delta[keep], self.gripper_delta[keep], self.episode[keep])
+
+
+def action_labels(actions: np.ndarray, names) -> tuple[np.ndarray, tuple] | None:
+    """Discrete labels of true actions [N, C] and their names, or None when they have none
+    (continuous actions other than the arm's commands)."""
+    actions = np.asarray(actions, np.float32)
+    if list(names) == list(COMMAND_NAMES):
+        return behaviour_of(actions), BEHAVIOURS
+    if len(actions) and np.isin(actions, (0, 1)).all() and (actions.sum(1) == 1).all():
+        return actions.argmax(1), tuple(names)
+    return None
 
 
 def collect_transitions(wm, episodes) -> Transitions:
@@ -43,7 +55,7 @@ def collect_transitions(wm, episodes) -> Transitions:
     for position, episode in enumerate(episodes):
         if episode.action_names is None:
             raise InputError(f"episode {episode.key} has no actions; latent actions can only be "
-                             "compared with arm behaviours on episodes that recorded their commands")
+                             "compared with true actions on episodes that recorded them")
         names = names or episode.action_names
         commands = np.asarray(episode.read_actions(), np.float32)
         keys = episode.state_keys
@@ -54,29 +66,36 @@ def collect_transitions(wm, episodes) -> Transitions:
     if not parts:
         raise InputError("no episodes to collect transitions from")
     latents, commands, ee, grip, episode_ids = (np.concatenate(column) for column in zip(*parts))
-    return Transitions(latents, commands, list(names), ee, grip, episode_ids)
+    labelled = action_labels(commands, names)
+    if labelled is None:
+        raise InputError(f"actions {list(names)} are neither the arm's commands nor one-hot discrete actions, so "
+                         "there are no true action classes to compare latent actions with")
+    return Transitions(latents, commands, list(names), *labelled, ee, grip, episode_ids)
 
 
 def per_code_effects(t: Transitions, num_actions: int) -> list[dict]:
-    """For each latent action: how often it is used, mean end-effector displacement and
-    gripper change, and the behaviour it most often stands for."""
+    """For each latent action: how often it is used, the true action class it most often stands
+    for (and that class's share of its transitions), and, where the store has the arm's state,
+    the mean end-effector displacement and gripper change."""
     table = []
-    behaviours = t.behaviours
     for code in range(num_actions):
         picked = t.latents == code
         row = {"code": code, "count": int(picked.sum()), "usage": float(picked.mean())}
         if picked.any():
-            row["mean_ee_delta_mm"] = (t.ee_delta[picked].mean(0) * 1000).round(3).tolist()
+            counts = np.bincount(t.labels[picked], minlength=len(t.label_names))
+            row["top_behaviour"] = t.label_names[counts.argmax()]
+            row["top_share"] = float(counts.max() / counts.sum())
+            if t.ee_delta.shape[1]:
+                row["mean_ee_delta_mm"] = (t.ee_delta[picked].mean(0) * 1000).round(3).tolist()
             row["mean_gripper_delta"] = float(np.nanmean(t.gripper_delta[picked])) if np.isfinite(t.gripper_delta[picked]).any() else None
-            row["top_behaviour"] = BEHAVIOURS[np.bincount(behaviours[picked], minlength=len(BEHAVIOURS)).argmax()]
         table.append(row)
     return table
 
 
-def confusion(latents, behaviours, num_actions: int, num_behaviours: int = len(BEHAVIOURS)) -> np.ndarray:
-    """Counts [num_actions, num_behaviours]: row = latent action, column = arm behaviour."""
-    table = np.zeros((num_actions, num_behaviours), np.int64)
-    np.add.at(table, (np.asarray(latents), np.asarray(behaviours)), 1)
+def confusion(latents, labels, num_actions: int, num_labels: int = len(BEHAVIOURS)) -> np.ndarray:
+    """Counts [num_actions, num_labels]: row = latent action, column = true action class."""
+    table = np.zeros((num_actions, num_labels), np.int64)
+    np.add.at(table, (np.asarray(latents), np.asarray(labels)), 1)
     return table
 
 
@@ -101,7 +120,7 @@ def adapter_accuracy(adapter: ActionAdapter, t: Transitions) -> dict:
     """Both directions on held-out transitions, each beside its majority-class baseline:
     command -> latent (does the adapter pick the LAM's latent action?) and
     latent -> command (does the latent's mean command have the true behaviour?)."""
-    behaviours = t.behaviours
+    behaviours = t.labels
     to_latent = adapter.to_latent(t.commands) == t.latents
     back = behaviour_of(adapter.to_commands(t.latents)) == behaviours
     majority = lambda labels: float(np.bincount(labels).max() / len(labels))

@@ -13,7 +13,6 @@ import numpy as np  # noqa: E402
 from genie_robot.eval.physics import nanmean  # noqa: E402
 from genie_robot.io import atomic_path  # noqa: E402
 from genie_robot.media import labelled_columns, write_video  # noqa: E402
-from genie_robot.sim.controllers import BEHAVIOURS  # noqa: E402
 
 LABELS = {"lam": "imagined (LAM actions)", "adapter": "imagined (adapter actions)",
           "random": "imagined (random actions)", "reconstruction": "tokenizer reconstruction",
@@ -39,7 +38,25 @@ def plot_horizon(metrics: dict, out: Path) -> str:
 
 
 def plot_latent_actions(metrics: dict, out: Path) -> list[str]:
-    rows = [r for r in metrics["latent_actions"]["per_code"] if r["count"]]
+    """The confusion of latent codes with true action classes, and where the store has the
+    arm's state, each code's mean hand motion as arrows."""
+    la = metrics["latent_actions"]
+    rows = [r for r in la["per_code"] if r["count"]]
+    images = [_plot_code_arrows(rows, out)] if any("mean_ee_delta_mm" in r for r in rows) else []
+    table, labels = np.array(la["confusion"]), la["labels"]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(labels)), 4.5))
+    image = ax.imshow(table, cmap="Blues", aspect="auto")
+    for (i, j), count in np.ndenumerate(table):
+        if count:
+            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > table.max() / 2 else "black")
+    ax.set(xticks=range(len(labels)), yticks=range(len(table)), xlabel="true action class (arm: behaviour of the command)",
+           ylabel="latent action (LAM)", title=f"Latent actions vs true actions (NMI {la['nmi']:.3f})")
+    ax.set_xticklabels(labels, rotation=45 if len(labels) > 9 else 0, ha="right" if len(labels) > 9 else "center")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return images + [_save(fig, out / "confusion.png")]
+
+
+def _plot_code_arrows(rows: list[dict], out: Path) -> str:
     fig, ax = plt.subplots(figsize=(5, 5))
     for r in rows:
         dx, dy, dz = (r["mean_ee_delta_mm"] + [0, 0, 0])[:3]
@@ -51,19 +68,7 @@ def plot_latent_actions(metrics: dict, out: Path) -> list[str]:
            ylabel="mean dy (mm/step)", title="Latent actions: mean arm motion\n(width = usage, colour = dz: blue down, red up)")
     ax.axhline(0, color="grey", lw=0.5)
     ax.axvline(0, color="grey", lw=0.5)
-    arrows = _save(fig, out / "latent_action_arrows.png")
-
-    table = np.array(metrics["latent_actions"]["confusion"])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    image = ax.imshow(table, cmap="Blues")
-    for (i, j), count in np.ndenumerate(table):
-        if count:
-            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > table.max() / 2 else "black")
-    ax.set(xticks=range(len(BEHAVIOURS)), xticklabels=BEHAVIOURS, yticks=range(len(table)),
-           xlabel="arm behaviour (from the recorded command)", ylabel="latent action (LAM)",
-           title=f"Latent actions vs arm behaviours (NMI {metrics['latent_actions']['nmi']:.3f})")
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    return [arrows, _save(fig, out / "confusion.png")]
+    return _save(fig, out / "latent_action_arrows.png")
 
 
 def plot_physics(metrics: dict, out: Path) -> str:
@@ -161,15 +166,18 @@ def _fvd(f: dict) -> str:
 
 
 def _latent_actions(la: dict) -> str:
-    reading = ("What each latent action does to the arm on these episodes, read from the recorded state. NMI between "
-               "latent codes and the arm behaviours of the commands: 0 is chance, 1 a one-to-one naming; labelling "
-               "transitions by the hand's true motion scores about 0.6 on this label set (README), a practical ceiling.")
+    reading = ("What each latent action stands for on these episodes: the true action class it most often codes (for the "
+               "arm the behaviour of the command, with the hand's motion read from the recorded state; for games the "
+               "joystick action). NMI between latent codes and those classes: 0 is chance, 1 a one-to-one naming; on "
+               "the arm, labelling transitions by the hand's true motion scores about 0.6 (README), a practical ceiling.")
     rows = [[r["code"], r["count"], _num(100 * r["usage"], 1, "%"),
              ", ".join(_num(v, 1, signed=True) for v in r["mean_ee_delta_mm"]) + " mm" if "mean_ee_delta_mm" in r else "-",
-             _num(r.get("mean_gripper_delta"), 2, signed=True), r.get("top_behaviour", "-")] for r in la["per_code"]]
+             _num(r.get("mean_gripper_delta"), 2, signed=True), r.get("top_behaviour", "-"),
+             _num(100 * r["top_share"], 0, "%") if "top_share" in r else "-"] for r in la["per_code"]]
     body = (f"<p>NMI <b>{_num(la['nmi'], 2)}</b>, {la['codes_used']} codes used</p>"
-            + _table(rows, ["code", "transitions", "usage", "mean hand move (x, y, z)", "mean gripper change", "top behaviour"]))
-    return _section("Latent actions against arm behaviours", reading, body)
+            + _table(rows, ["code", "transitions", "usage", "mean hand move (x, y, z)", "mean gripper change",
+                            "top true action", "its share"]))
+    return _section("Latent actions against true actions", reading, body)
 
 
 def _adapter(a: dict) -> str:
@@ -223,6 +231,82 @@ def write_report(out: Path, metrics: dict, videos: dict, config) -> Path:
         parts.append("<h2>Skipped</h2>" + _table([[k, v] for k, v in metrics["skipped"].items()], ["metric", "why"]))
     if metrics["notes"]:
         parts.append("<h2>Notes</h2>" + _table([[k, v] for k, v in metrics["notes"].items()], ["topic", "note"]))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>genie-robot evaluation</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    with atomic_path(out / "index.html") as tmp:
+        tmp.write_text(page)
+    return out / "index.html"
+
+
+def plot_code_usage(usage: dict, out: Path) -> str:
+    """Grouped bars: the share of each domain's transitions given each latent code."""
+    domains = [d for d, u in usage.items() if u is not None]
+    codes = np.arange(len(usage[domains[0]]))
+    width = 0.8 / len(domains)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(codes) * len(domains) / 2), 3.5))
+    for i, domain in enumerate(domains):
+        ax.bar(codes + (i - (len(domains) - 1) / 2) * width, 100 * np.array(usage[domain]), width, label=domain)
+    ax.set(xticks=codes, xlabel="latent action", ylabel="share of transitions (%)", title="Latent-code usage per domain")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, out / "code_usage.png")
+
+
+def _domain_rows(domains: dict, horizons: list[str]) -> list[list]:
+    rows = []
+    for name, m in domains.items():
+        fidelity, last = m["fidelity"], horizons[-1]
+        copy = fidelity["copy_first"]["psnr"]
+        fvd = m.get("fvd", {})
+        rows.append([name, m["episodes"],
+                     " / ".join(_num(fidelity["lam"]["psnr"][h] - copy[h], 1, signed=True) for h in horizons)
+                     if "lam" in fidelity else "-",
+                     _num(fidelity.get("lam", {}).get("psnr", {}).get(last), 1), _num(copy[last], 1),
+                     _num(fidelity["reconstruction"]["psnr"][last], 1),
+                     _num(m["delta_psnr"]["delta_psnr"], 2, signed=True) if "delta_psnr" in m else "-",
+                     " / ".join(_num(fvd.get(k), 0) for k in ("lam", "copy_first", "reconstruction")) if fvd else "-",
+                     _num(m["latent_actions"]["nmi"], 2) if "latent_actions" in m else "-",
+                     m["latent_actions"]["codes_used"] if "latent_actions" in m else "-"])
+    return rows
+
+
+def _code_meanings(domains: dict, num_codes: int) -> list[list]:
+    """Per latent code and domain: the true action it most often codes, its share, the code's usage."""
+    rows = []
+    for code in range(num_codes):
+        row = [code]
+        for m in domains.values():
+            per_code = m.get("latent_actions", {}).get("per_code")
+            r = per_code[code] if per_code else {}
+            row.append(f"{r['top_behaviour']} ({_num(100 * r['top_share'], 0, '%')} of its uses; used "
+                       f"{_num(100 * r['usage'], 0, '%')})" if r.get("count") else "-")
+        rows.append(row)
+    return rows
+
+
+def write_domains_report(out: Path, metrics: dict, config) -> Path:
+    """OUT/index.html over per-domain reports already written to OUT/<domain>/."""
+    domains, horizons = metrics["domains"], [str(h) for h in config.horizons]
+    parts = [f"<h1>genie-robot evaluation: {len(domains)} domains</h1><p>run <code>{html.escape(metrics['run'])}</code>, "
+             f"{config.sampling.steps} MaskGIT steps at temperature {config.sampling.temperature:g}, "
+             f"{_num(metrics['seconds'], 0, 's')}. Each domain's full report: "
+             + ", ".join(f'<a href="{html.escape(d)}/index.html">{html.escape(d)}</a>' for d in domains) + "</p>"]
+    reading = ("Each domain's held-out episodes on their own: imagined with the LAM's actions minus copying the first "
+               "frame (PSNR, dB) at each horizon; PSNR at the longest horizon for the LAM rollout, copy-first and the "
+               "tokenizer's reconstruction (the ceiling); Delta_t PSNR (LAM vs random actions); FVD of the LAM row, "
+               "copy-first and reconstruction; NMI of latent codes with the domain's true action classes.")
+    header = ["domain", "episodes", f"LAM minus copy at t = {', '.join(horizons)} (dB)", f"LAM t={horizons[-1]} (dB)",
+              "copy (dB)", "recon (dB)", "Delta_t PSNR", "FVD LAM / copy / recon", "NMI", "codes used"]
+    parts.append(_section("Per domain", reading, _table(_domain_rows(domains, horizons), header)))
+    usage = metrics["code_usage"]
+    if any(u is not None for u in usage.values()):
+        num_codes = len(next(u for u in usage.values() if u is not None))
+        reading = ("Which latent codes each domain uses, and what each code stands for in each domain: a code that means "
+                   "one motion everywhere would name matching actions across the columns (e.g. the arm moving "
+                   "sideways and the game agent moving LEFT).")
+        parts.append(_section("Latent codes across domains", reading,
+                              f'<p><img src="{plot_code_usage(usage, out)}"></p>'
+                              + _table(_code_meanings(domains, num_codes), ["code", *domains])))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>genie-robot evaluation</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     with atomic_path(out / "index.html") as tmp:

@@ -12,10 +12,15 @@ generations from one seed, so the frame at t is exactly what `metrics.delta_psnr
 A metric whose inputs are missing (no LAM, no adapter, no actions, no masks, too few episodes)
 is skipped and the reason written in the report instead; nothing halfway crashes the report.
 The run is only read: the report goes to its own folder. Episodes stored at a higher resolution
-than the model's are resized as training resizes them (the report's notes say so)."""
+than the model's are resized as training resizes them (the report's notes say so).
+
+Several held-out stores are several domains (e.g. the arm, CoinRun, Pitfall!): each is
+evaluated on its own as above into OUT/<store name>/, and OUT/index.html sets them side by side,
+with how often each domain uses each latent code and what each code stands for in each."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +32,7 @@ from genie_robot.data.store import Episode, EpisodeStore
 from genie_robot.data.transforms import resize_masks, resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval import actions as action_eval
-from genie_robot.eval.figures import write_report
+from genie_robot.eval.figures import write_domains_report, write_report
 from genie_robot.eval.fvd import MIN_FRAMES, frechet_distance, gaussian_stats, i3d_features, load_i3d
 from genie_robot.eval.metrics import psnr, ssim, token_stability
 from genie_robot.eval.physics import ColourSegmenter, compare_rollout, nanmean
@@ -75,9 +80,51 @@ class Findings:
 
 
 def evaluate(run: Run, data, out, config: EvalConfig = EvalConfig(), progress: bool = True) -> dict:
-    """Compute every metric, write OUT/{metrics.json, *.png, *.gif, index.html}; returns the metrics."""
-    started = time.time()
+    """Compute every metric, write OUT/{metrics.json, *.png, *.gif, index.html}; returns the metrics.
+    `data`: one held-out store, or a list of them (one domain each; see the module docstring)."""
+    stores = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if not stores:
+        raise InputError("no held-out store given; pass --data FILE.h5 [FILE.h5 ...]")
     wm = run.world_model()
+    out = Path(out)
+    if len(stores) == 1:
+        return evaluate_domain(run, wm, stores[0], out, config, progress)
+    for path in stores:  # every store's resolution and lengths are checked before any work
+        with EpisodeStore(path) as store:
+            store.resolution_note(wm.image_size)
+            held_out_episodes(store, config, Findings({}))
+    started = time.time()
+    domains = {name: evaluate_domain(run, wm, store, out / name, config, progress)
+               for name, store in zip(domain_names(stores), stores)}
+    metrics = {"run": str(run.path), "data": [str(s) for s in stores], "domains": domains,
+               "code_usage": {name: code_usage(m, wm.num_actions) for name, m in domains.items()},
+               "seconds": round(time.time() - started, 1)}
+    write_domains_report(out, metrics, config)
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def domain_names(stores) -> list[str]:
+    """Each store's file name without .h5, numbered where two share one."""
+    names = []
+    for store in stores:
+        stem = Path(store).stem
+        names.append(stem if stem not in names else f"{stem}_{len(names) + 1}")
+    return names
+
+
+def code_usage(metrics: dict, num_actions: int) -> list[float] | None:
+    """Share of this domain's transitions the LAM gives each latent code (None without a LAM
+    or recorded actions: the codes are read in `latent_action_figures`)."""
+    if "latent_actions" not in metrics:
+        return None
+    return [round(row["usage"], 4) for row in metrics["latent_actions"]["per_code"][:num_actions]]
+
+
+def evaluate_domain(run: Run, wm: WorldModel, data, out: Path, config: EvalConfig, progress: bool) -> dict:
+    """Every metric of one held-out store, its report written to OUT."""
+    started = time.time()
     with EpisodeStore(data) as store:
         found = Findings({"run": str(run.path), "data": str(data), "config": {**asdict(config), "sampling": asdict(config.sampling)}})
         if note := store.resolution_note(wm.image_size):
@@ -93,7 +140,6 @@ def evaluate(run: Run, data, out, config: EvalConfig = EvalConfig(), progress: b
         fvd_figures(wm, videos, config, found)
         physics_figures(episodes, videos, masks, config, found, data)
     found.metrics.update(skipped=found.skipped, notes=found.notes, seconds=round(time.time() - started, 1))
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_report(out, found.metrics, videos, config)
     with atomic_path(out / "metrics.json") as tmp:
@@ -104,6 +150,8 @@ def evaluate(run: Run, data, out, config: EvalConfig = EvalConfig(), progress: b
 def held_out_episodes(store: EpisodeStore, config: EvalConfig, found: Findings) -> list[Episode]:
     """The first `max_episodes` episodes long enough for the longest horizon."""
     episodes = list(store)[: config.max_episodes]
+    if not episodes:
+        raise InputError(f"{store.path} holds no episodes; evaluate on a store with held-out episodes")
     long_enough = [e for e in episodes if e.num_frames >= config.frames]
     if not long_enough:
         longest = max(e.num_frames for e in episodes)
@@ -116,17 +164,21 @@ def held_out_episodes(store: EpisodeStore, config: EvalConfig, found: Findings) 
 
 
 def latent_action_figures(wm: WorldModel, episodes, data, found: Findings):
-    """Latent codes vs arm behaviours (NMI, confusion, per-code effects); the transitions they
-    came from, or None when the run has no LAM or the store no arm commands."""
+    """Latent codes vs the true action classes (NMI, confusion, per-code effects); the
+    transitions they came from, or None when the run has no LAM or the store no usable actions."""
     if wm.lam is None:
         found.skipped["latent actions"] = "the run has no LAM (train one with `genie-robot train lam`)"
     elif not all(e.action_names is not None for e in episodes):
-        found.skipped["latent actions"] = f"{data} has no recorded arm commands (actions)"
+        found.skipped["latent actions"] = f"{data} has no recorded actions"
+    elif action_eval.action_labels(episodes[0].read_actions(), episodes[0].action_names) is None:
+        found.skipped["latent actions"] = (f"{data}: actions {episodes[0].action_names} are neither the arm's commands "
+                                           "nor one-hot game actions, so they have no classes to compare codes with")
     else:
         transitions = action_eval.collect_transitions(wm, episodes)
-        table = action_eval.confusion(transitions.latents, transitions.behaviours, wm.num_actions)
+        table = action_eval.confusion(transitions.latents, transitions.labels, wm.num_actions, len(transitions.label_names))
         found.metrics["latent_actions"] = {
             "per_code": action_eval.per_code_effects(transitions, wm.num_actions),
+            "labels": list(transitions.label_names),
             "confusion": table.tolist(),
             "nmi": action_eval.normalized_mutual_information(table),
             "codes_used": int((table.sum(1) > 0).sum()),

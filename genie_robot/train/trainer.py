@@ -222,6 +222,8 @@ class Trainer:
         is_main = self.rank == 0
         if is_main:
             self.log_dir.mkdir(parents=True, exist_ok=True)
+            if self.progress:
+                tqdm.write(self.dataset.mixture_summary(cfg.steps * cfg.accum * cfg.batch_size * self.world))
         tb = self._tensorboard() if is_main else None
         batches = iter(self._loader())
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.stage}", unit="step",

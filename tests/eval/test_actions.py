@@ -5,6 +5,7 @@ import pytest
 from genie_robot.errors import InputError
 from genie_robot.eval.actions import (
     Transitions,
+    action_labels,
     adapter_accuracy,
     confusion,
     normalized_mutual_information,
@@ -42,13 +43,15 @@ def _transitions(n=240, seed=0, episodes=6):
     behaviours = rng.integers(0, len(BEHAVIOURS), n)
     commands = np.stack([behaviour_command(b) for b in behaviours]) * rng.uniform(0.6, 1.0, (n, 1))
     ee_delta = commands[:, :3] * 0.01
-    return Transitions(behaviours % 8, commands.astype(np.float32), NAMES, ee_delta,
+    labels, label_names = action_labels(commands, NAMES)
+    np.testing.assert_array_equal(labels, behaviours)
+    return Transitions(behaviours % 8, commands.astype(np.float32), NAMES, labels, label_names, ee_delta,
                        commands[:, 3] * 0.1, np.repeat(np.arange(episodes), n // episodes))
 
 
 def test_per_code_effects_and_confusion():
     t = _transitions()
-    table = confusion(t.latents, t.behaviours, 8)
+    table = confusion(t.latents, t.labels, 8)
     assert table.sum() == len(t.latents) and table.shape == (8, len(BEHAVIOURS))
     assert table[0, 0] + table[0, 8] == (t.latents == 0).sum()
     rows = per_code_effects(t, 8)
@@ -57,6 +60,15 @@ def test_per_code_effects_and_confusion():
     assert abs(plus_x["mean_ee_delta_mm"][1]) < 1e-6
     assert sum(r["usage"] for r in rows) == pytest.approx(1.0)
     assert normalized_mutual_information(table) > 0.9
+
+
+def test_game_actions_are_labelled_by_the_action_and_other_continuous_actions_not_at_all():
+    names = ["NOOP", "LEFT", "RIGHT"]
+    one_hot = np.eye(3, dtype=np.float32)[[2, 0, 1, 1]]
+    labels, label_names = action_labels(one_hot, names)
+    assert labels.tolist() == [2, 0, 1, 1] and label_names == tuple(names)
+    assert action_labels(one_hot * 0.5, names) is None  # averaged under frame skip: frequencies, not one action
+    assert action_labels(np.zeros((4, 7)), [f"joint_{i}" for i in range(7)]) is None
 
 
 def test_adapter_learns_both_directions_and_round_trips(tmp_path):

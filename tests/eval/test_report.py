@@ -69,7 +69,7 @@ def test_run_without_adapter_skips_its_accuracy_and_names_the_stage(tiny_run, he
 def test_store_without_actions_or_masks_skips_those_metrics_and_says_why(tiny_run, make_store, tmp_path):
     data = make_store(lengths=(6, 6), size=16, with_actions=False)
     metrics = evaluate(Run.load(tiny_run), data, tmp_path / "r", EvalConfig(horizons=(1, 4), **FAST), progress=False)
-    assert "arm commands" in metrics["skipped"]["latent actions"]
+    assert "no recorded actions" in metrics["skipped"]["latent actions"]
     assert "latent actions" in metrics["skipped"]["adapter"]
     assert "masks" in metrics["skipped"]["physics"]
     assert "frames" in metrics["skipped"]["fvd"]  # 5-frame clips are too short for I3D
@@ -97,3 +97,37 @@ def test_cli_eval(planning_run, heldout_32, tmp_path, capsys):
     assert "index.html" in printed and "Delta_4 PSNR" in printed and "adapter: command -> latent" in printed and "skipped fvd" in printed
     assert "note: " in printed and "downscaled to the model's 16x16" in printed
     assert main(["eval", "--run", str(tmp_path / "nope"), "--data", str(heldout_32), "--out", str(out)]) == 2
+
+
+def test_several_stores_are_reported_per_domain_with_game_actions_as_classes(planning_run, heldout_32, tmp_path, capsys):
+    coinrun = tmp_path / "coinrun.h5"
+    assert main(["data", "platformer", "--game", "coinrun", "--episodes", "2", "--steps", "6", "--size", "16",
+                 "--out", str(coinrun)]) == 0
+    out = tmp_path / "domains"
+    assert main(["eval", "--run", str(planning_run), "--data", str(heldout_32), str(coinrun), "--out", str(out),
+                 "--horizons", "1", "4", "--maskgit-steps", "2", "--no-fvd", "--gifs", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "[heldout] Delta_4 PSNR" in printed and "[coinrun] latent actions: NMI" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    arm, game = metrics["domains"]["heldout"], metrics["domains"]["coinrun"]
+    assert arm["latent_actions"]["labels"][:3] == ["stay", "+x", "-x"] and "physics" in arm
+    labels = game["latent_actions"]["labels"]
+    assert "LEFT" in labels and len(labels) == 15 and len(game["latent_actions"]["confusion"][0]) == 15
+    assert sum(map(sum, game["latent_actions"]["confusion"])) == 2 * 5
+    assert "arm commands" not in game["skipped"]["adapter"] and "record" in game["skipped"]["adapter"]
+    assert "masks" in game["skipped"]["physics"]
+    for usage in metrics["code_usage"].values():
+        assert len(usage) == 8 and sum(usage) == pytest.approx(1, abs=1e-3)
+    for name in ("heldout/index.html", "coinrun/index.html", "coinrun/confusion.png", "code_usage.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "coinrun" / "latent_action_arrows.png").exists()  # no arm state in a game
+    page = (out / "index.html").read_text()
+    assert "Latent codes across domains" in page and 'href="coinrun/index.html"' in page
+    assert not re.search(r"\d\.\d{4,}", page)
+
+
+def test_a_bad_second_domain_is_refused_before_any_work(tiny_run, heldout_32, make_store, tmp_path):
+    with pytest.raises(StoreError, match="small.h5: frames are 8x8"):
+        evaluate(Run.load(tiny_run), [heldout_32, make_store("small.h5", lengths=(20,), size=8)], tmp_path / "r",
+                 EvalConfig(horizons=(1, 4)), progress=False)
+    assert not (tmp_path / "r").exists()
