@@ -106,6 +106,13 @@ def _cmd_data_video(args) -> None:
     _convert(args, VideoReader(args.files, args.size, args.fps, args.clip_frames), "video")
 
 
+def _cmd_data_robomimic(args) -> None:
+    from genie_robot.data.robomimic import RobomimicReader
+
+    reader = RobomimicReader(args.file, args.camera, args.size, args.flip, args.filter_key)
+    _convert(args, reader, f"{reader.path.name}:{reader.image_key}")
+
+
 def _cmd_data_platformer(args) -> None:
     from genie_robot.data.platformer import PlatformerReader
 
@@ -350,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--fps", type=RATE, help="resample frames to this rate (default: keep every frame)")
     vid.add_argument("--clip-frames", type=FRAMES, help="cut each video into episodes of N frames")
     vid.set_defaults(func=_cmd_data_video)
+
+    mimic = conversion("robomimic", "convert robomimic / LIBERO / MimicGen HDF5 demos (data/demo_N/obs/<camera>_image)")
+    mimic.add_argument("--file", required=True, help="the .hdf5 file of demos")
+    mimic.add_argument("--camera", default="agentview", help="camera name: agentview, robot0_eye_in_hand, eye_in_hand, ...")
+    mimic.add_argument("--flip", default="auto", help="auto | none | vertical | rotate180: image orientation fix "
+                                                      "(auto: vertical for LIBERO files, whose images are upside down)")
+    mimic.add_argument("--filter-key", help="convert only the demos of mask/KEY (robomimic's train / valid splits)")
+    mimic.set_defaults(func=_cmd_data_robomimic)
 
     game = conversion("platformer", "play platformer games (ALE Atari, Procgen) with a random policy and record them")
     game.add_argument("--game", required=True, help="pitfall | montezuma_revenge | hero | ... | coinrun | ninja | climber | jumper")

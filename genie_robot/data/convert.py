@@ -32,6 +32,7 @@ class Converted:
     actions: np.ndarray | None = None  # float32 [T-1, A]
     action_names: list[str] | None = None
     attrs: dict[str, Any] = field(default_factory=dict)  # source, robot, fps, language, split, origin
+    state: dict[str, np.ndarray] | None = None  # per-frame robot state, [T, D] each
 
 
 class Reader(Protocol):
@@ -53,7 +54,7 @@ def convert(out: str | Path, reader: Reader, desc: str, overwrite: bool = False,
         start = time.perf_counter()
         bar = tqdm(reader.episodes(done), desc=desc, unit="ep", total=reader.count(done), disable=not progress)
         for episode in bar:
-            writer.append(episode.frames, episode.actions, episode.action_names, **episode.attrs)
+            writer.append(episode.frames, episode.actions, episode.action_names, episode.state, **episode.attrs)
             written += 1
             frames += len(episode.frames)
             bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - start):.0f}")

@@ -181,3 +181,44 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 30, codec: str = 
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return Path(path)
+
+
+def write_robomimic(path: str | Path, lengths=(6, 5, 7), size: int = 32, libero: bool = False, seed: int = 0) -> dict:
+    """A demo file in the published robomimic layout (LIBERO's variant with `libero`), written
+    with h5py as robomimic's and LIBERO's own scripts do: neither package installs here.
+    Demos are numbered 0, 1, 10, ... so that numeric order differs from text order. Every
+    upright image has a red top half and a blue bottom half; LIBERO's are stored upside down,
+    as its datasets are. Returns {demo name: its actions}."""
+    import json
+
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    upright = np.zeros((size, size, 3), np.uint8)
+    upright[: size // 2, :, 0] = upright[size // 2:, :, 2] = 200
+    camera, state_keys = (("agentview_rgb", ("ee_states", "gripper_states")) if libero
+                          else ("agentview_image", ("robot0_eef_pos", "robot0_gripper_qpos")))
+    names = [f"demo_{i}" for i in (0, 1, 10, 11, 12)[: len(lengths)]]
+    written = {}
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        env_kwargs = {"control_freq": 20, "controller_configs": {"type": "OSC_POSE"}}
+        data.attrs["env_args"] = json.dumps({"env_name": "Libero_Kitchen" if libero else "Lift", "env_kwargs": env_kwargs})
+        if libero:
+            data.attrs["problem_info"] = json.dumps({"language_instruction": "open the top drawer of the cabinet"})
+            data.attrs["bddl_file_name"] = "libero_10/KITCHEN_SCENE3_open_the_top_drawer.bddl"
+        for name, steps in zip(names, lengths):
+            demo = data.create_group(name)
+            frames = np.repeat(upright[None], steps, axis=0) + rng.integers(0, 40, (steps, size, size, 3), dtype=np.uint8)
+            demo.create_dataset(f"obs/{camera}", data=frames[:, ::-1] if libero else frames)
+            demo.create_dataset("obs/eye_in_hand_rgb" if libero else "obs/robot0_eye_in_hand_image", data=frames)
+            for key, dim in zip(state_keys, (3, 2)):
+                demo.create_dataset(f"obs/{key}", data=rng.normal(size=(steps, dim)))
+            written[name] = rng.uniform(-1, 1, (steps, 7)).astype(np.float32)
+            demo.create_dataset("actions", data=written[name])
+            demo.create_dataset("states", data=rng.normal(size=(steps, 10)))
+            demo.attrs["num_samples"] = steps
+        data.attrs["total"] = sum(lengths)
+        f.create_dataset("mask/train", data=np.array([n.encode() for n in names[:-1]]))
+        f.create_dataset("mask/valid", data=np.array([names[-1].encode()]))
+    return written
