@@ -113,6 +113,23 @@ def _cmd_data_robomimic(args) -> None:
     _convert(args, reader, f"{reader.path.name}:{reader.image_key}")
 
 
+def _cmd_data_lerobot(args) -> None:
+    from genie_robot.data.lerobot import LeRobotReader
+
+    reader = LeRobotReader(args.root, args.size, args.camera, args.action_key)
+    print(f"{args.root}: LeRobotDataset {reader.version}, {len(reader.episodes_meta)} episodes at {reader.fps:g} fps, "
+          f"camera {reader.camera}")
+    _convert(args, reader, reader.camera)
+
+
+def _cmd_data_export_lerobot(args) -> None:
+    from genie_robot.data.lerobot import export_lerobot
+
+    info = export_lerobot(args.data, args.out, args.fps)
+    print(f"wrote {args.out}: LeRobotDataset v3.0, {info['total_episodes']} episodes, {info['total_frames']} frames "
+          f"at {info['fps']:g} fps, {info['total_tasks']} task(s)")
+
+
 def _cmd_data_platformer(args) -> None:
     from genie_robot.data.platformer import PlatformerReader
 
@@ -357,6 +374,18 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--fps", type=RATE, help="resample frames to this rate (default: keep every frame)")
     vid.add_argument("--clip-frames", type=FRAMES, help="cut each video into episodes of N frames")
     vid.set_defaults(func=_cmd_data_video)
+
+    lerobot = conversion("lerobot", "convert a local LeRobotDataset (v2.1 or v3.0: meta/info.json, parquet, mp4)")
+    lerobot.add_argument("--root", required=True, help="the dataset folder holding meta/, data/ and videos/")
+    lerobot.add_argument("--camera", help="camera feature, e.g. observation.images.top (default: the first)")
+    lerobot.add_argument("--action-key", default="action", help="feature holding the actions")
+    lerobot.set_defaults(func=_cmd_data_lerobot)
+
+    export = data_cmds.add_parser("export-lerobot", help="write an episode store as a LeRobotDataset v3.0 folder")
+    export.add_argument("--data", required=True, help="episode store FILE.h5 (every episode with actions)")
+    export.add_argument("--out", required=True, help="new dataset folder")
+    export.add_argument("--fps", type=RATE, help="frame rate, when the store's episodes do not record one")
+    export.set_defaults(func=_cmd_data_export_lerobot)
 
     mimic = conversion("robomimic", "convert robomimic / LIBERO / MimicGen HDF5 demos (data/demo_N/obs/<camera>_image)")
     mimic.add_argument("--file", required=True, help="the .hdf5 file of demos")

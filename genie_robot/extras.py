@@ -16,6 +16,7 @@ EXTRAS = {
     "ale_py": ("games", "recording Atari platformers"),
     "pygame": ("play", "the interactive play window"),
     "gymnasium": ("gym", "the Gymnasium environments (genie_robot.envs)"),
+    "pyarrow": ("lerobot", "reading and writing LeRobotDataset parquet files"),
 }
 
 

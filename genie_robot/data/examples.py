@@ -222,3 +222,74 @@ def write_robomimic(path: str | Path, lengths=(6, 5, 7), size: int = 32, libero:
         f.create_dataset("mask/train", data=np.array([n.encode() for n in names[:-1]]))
         f.create_dataset("mask/valid", data=np.array([names[-1].encode()]))
     return written
+
+
+def write_lerobot(root: str | Path, version: str = "v3.0", lengths=(6, 4, 5), size: int = 32, fps: int = 10,
+                  seed: int = 0) -> dict:
+    """A LeRobotDataset in the published on-disk layout of `version` ("v2.1" or "v3.0"),
+    written with pyarrow and PyAV (LeRobot's own writer needs a CUDA torchvision build that does
+    not load with this project's CPU torch). v3.0 packs every episode into one data file and
+    one mp4 per camera, addressed by row range and timestamps, as LeRobot does; v2.1 has one
+    of each per episode. Camera `observation.images.top` is H.264 video. Returns
+    {"frames": [per episode uint8 [T, size, size, 3]], "actions": [[T, 2]], "tasks": [...]}."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genie_robot.data.lerobot import tasks_table, write_h264
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    frames = [video(rng, t, size, size) for t in lengths]
+    actions = [rng.uniform(-1, 1, (t, 2)).astype(np.float32) for t in lengths]
+    tasks = ["push the block left", "push the block right"]
+    episode_tasks = [tasks[i % 2] for i in range(len(lengths))]
+    camera = "observation.images.top"
+
+    def table(i: int, start: int):
+        t = lengths[i]
+        return pa.table({"action": pa.array(list(actions[i]), pa.list_(pa.float32(), 2)),
+                         "observation.state": pa.array(list(actions[i] * 0.5), pa.list_(pa.float32(), 2)),
+                         "timestamp": pa.array(np.arange(t, dtype=np.float32) / fps),
+                         "frame_index": pa.array(np.arange(t)), "episode_index": pa.array(np.full(t, i)),
+                         "index": pa.array(np.arange(start, start + t)),
+                         "task_index": pa.array(np.full(t, i % 2))})
+
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+    features = {camera: {"dtype": "video", "shape": [size, size, 3], "names": ["height", "width", "channels"]},
+                "action": {"dtype": "float32", "shape": [2], "names": {"motors": ["vx", "vy"]}},
+                "observation.state": {"dtype": "float32", "shape": [2], "names": ["x", "y"]}}
+    info = {"codebase_version": version, "robot_type": "koch", "fps": fps, "chunks_size": 1000,
+            "total_episodes": len(lengths), "total_frames": int(sum(lengths)), "features": features}
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    if version == "v2.1":
+        info.update(data_path="data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+                    video_path="videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4")
+        for i, start in enumerate(starts):
+            path = root / info["data_path"].format(episode_chunk=0, episode_index=i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table(i, start), path)
+            write_h264(root / info["video_path"].format(episode_chunk=0, video_key=camera, episode_index=i), frames[i], fps)
+        (root / "meta" / "episodes.jsonl").write_text("".join(
+            json.dumps({"episode_index": i, "tasks": [episode_tasks[i]], "length": t}) + "\n" for i, t in enumerate(lengths)))
+        (root / "meta" / "tasks.jsonl").write_text("".join(
+            json.dumps({"task_index": i, "task": task}) + "\n" for i, task in enumerate(tasks)))
+    else:
+        info.update(data_path="data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+                    video_path="videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4")
+        path = root / info["data_path"].format(chunk_index=0, file_index=0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.concat_tables([table(i, start) for i, start in enumerate(starts)]), path)
+        write_h264(root / info["video_path"].format(video_key=camera, chunk_index=0, file_index=0),
+                   np.concatenate(frames), fps)
+        rows = [{"episode_index": i, "tasks": [episode_tasks[i]], "length": t, "data/chunk_index": 0,
+                 "data/file_index": 0, "dataset_from_index": start, "dataset_to_index": start + t,
+                 f"videos/{camera}/chunk_index": 0, f"videos/{camera}/file_index": 0,
+                 f"videos/{camera}/from_timestamp": start / fps, f"videos/{camera}/to_timestamp": (start + t) / fps}
+                for i, (t, start) in enumerate(zip(lengths, starts))]
+        (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+        pq.write_table(tasks_table(pa, dict(zip(tasks, range(len(tasks))))), root / "meta" / "tasks.parquet")
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    return {"frames": frames, "actions": actions, "tasks": episode_tasks}
