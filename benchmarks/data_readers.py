@@ -1,7 +1,8 @@
 """Conversion throughput (frames/s written to the store, 64x64) per reader, on inputs written
 here with the real libraries: RT-1-schema RLDS (JPEG 256x320, as the real dataset), rosbag2
-(raw rgb8 and JPEG CompressedImage, 256x320, with Twist actions), H.264 mp4 (256x320), and
-platformer games. Times cover reading, decoding, resizing and writing; not library start-up
+(raw rgb8 and JPEG CompressedImage, 256x320, with Twist actions), H.264 mp4 (256x320), a
+LeRobot v3.0 dataset (H.264 256x256, parquet), robomimic HDF5 (84x84, as its image datasets)
+and platformer games. Times cover reading, decoding, resizing and writing; not library start-up
 (the TensorFlow import, Procgen's first environment). `--quick`: a few frames per reader (CI)."""
 import argparse
 import tempfile
@@ -11,7 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from genie_robot.data.convert import convert
-from genie_robot.data.examples import rt1_episode, rt1_features, video, write_mp4, write_rlds, write_rosbag
+from genie_robot.data.examples import (
+    rt1_episode,
+    rt1_features,
+    video,
+    write_lerobot,
+    write_mp4,
+    write_rlds,
+    write_robomimic,
+    write_rosbag,
+)
 
 SIZE = 64
 
@@ -48,6 +58,17 @@ def main(quick: bool = False) -> None:
 
         mp4 = write_mp4(tmp / "clip.mp4", frames, fps=30)
         timed("video (h264 mp4 256x320)", VideoReader([mp4], size=SIZE), tmp / "video.h5")
+
+        from genie_robot.data.lerobot import LeRobotReader
+
+        lengths = (steps,) * len(episodes)
+        write_lerobot(tmp / "lerobot", "v3.0", lengths, size=256)
+        timed("lerobot v3.0 (h264 256x256)", LeRobotReader(tmp / "lerobot", size=SIZE), tmp / "lerobot.h5")
+
+        from genie_robot.data.robomimic import RobomimicReader
+
+        write_robomimic(tmp / "demos.hdf5", lengths, size=84)
+        timed("robomimic hdf5 (84x84)", RobomimicReader(tmp / "demos.hdf5", "agentview", SIZE), tmp / "robomimic.h5")
 
         from genie_robot.data.platformer import PlatformerReader
 

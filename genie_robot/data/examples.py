@@ -198,7 +198,7 @@ def write_robomimic(path: str | Path, lengths=(6, 5, 7), size: int = 32, libero:
     upright[: size // 2, :, 0] = upright[size // 2:, :, 2] = 200
     camera, state_keys = (("agentview_rgb", ("ee_states", "gripper_states")) if libero
                           else ("agentview_image", ("robot0_eef_pos", "robot0_gripper_qpos")))
-    names = [f"demo_{i}" for i in (0, 1, 10, 11, 12)[: len(lengths)]]
+    names = [f"demo_{i}" for i in (0, 1, *range(10, 10 + len(lengths)))][: len(lengths)]
     written = {}
     with h5py.File(path, "w") as f:
         data = f.create_group("data")
