@@ -273,6 +273,21 @@ def _print_eval(metrics: dict, prefix: str) -> None:
         print(f"  {prefix}skipped {name}: {why}")
 
 
+def _cmd_compare(args) -> None:
+    from genie_robot.errors import InputError
+    from genie_robot.eval.compare import compare_table, load_report
+    from genie_robot.io import atomic_path
+
+    names = args.names or [str(path) for path in args.reports]
+    if len(names) != len(args.reports):
+        raise InputError(f"--names gives {len(names)} names for {len(args.reports)} reports")
+    table = compare_table({name: load_report(path) for name, path in zip(names, args.reports)})
+    print(table)
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(table + "\n")
+
+
 def _cmd_plan(args) -> None:
     from genie_robot.plan.execute import plan_and_execute
     from genie_robot.plan.search import PlanConfig
@@ -472,6 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--gifs", type=COUNT, default=3, help="side-by-side rollout GIFs written")
     ev.add_argument("--no-fvd", action="store_true", help="skip FVD (I3D is the slow part on CPU)")
     ev.set_defaults(func=_cmd_eval)
+
+    compare = commands.add_parser("compare", help="evaluation reports of one held-out store side by side (Markdown)")
+    compare.add_argument("reports", nargs="+", help="report folders written by `genie-robot eval` (a domain's folder "
+                                                    "for a multi-domain report)")
+    compare.add_argument("--names", nargs="+", help="column names (default: the folders)")
+    compare.add_argument("--out", help="also write the table to this .md file")
+    compare.set_defaults(func=_cmd_compare)
 
     plan = commands.add_parser("plan", help="plan arm commands toward a goal in imagination, execute them in MuJoCo")
     _add_sampling_args(plan)
