@@ -72,10 +72,12 @@ class ClipDataset(Dataset):
         self.span = (clip_len - 1) * frame_skip + 1  # raw frames one clip covers
         self._windows = []  # per store: (episode indices, cumulative window counts)
         for source, store in zip(self.sources, self.stores):
+            if len(store) == 0:
+                raise StoreError(f"{source.path} holds no episodes; convert some into it or leave it out of the mixture")
             lengths = np.array([e.num_frames for e in store], dtype=np.int64)
             eligible = np.flatnonzero(lengths >= self.span)
             if len(eligible) == 0:
-                longest = int(lengths.max()) if len(lengths) else 0
+                longest = int(lengths.max())
                 raise StoreError(
                     f"{source.path}: a clip of {clip_len} frames with frame_skip {frame_skip} spans "
                     f"{self.span} frames, longer than every episode (longest {longest}); "

@@ -82,6 +82,15 @@ def test_clear_errors(make_store):
         ClipDataset([short, no_actions], clip_len=4, with_actions=True)
     mixed = ClipDataset([short, no_actions], clip_len=4)
     assert "actions" not in mixed[0]
+    empty = make_store("empty.h5", lengths=())
+    with pytest.raises(StoreError, match="empty.h5 holds no episodes"):
+        ClipDataset([short, empty], clip_len=4)
+    with pytest.raises(StoreError, match="weight must be > 0"):
+        ClipDataset([short, f"{no_actions}:-1"], clip_len=4)
+    ds = ClipDataset([short, f"{no_actions}:3"], clip_len=4)
+    summary = ds.mixture_summary(clips=100)
+    assert "short.h5: weight 1 -> 25.0% of clips (2 episodes, 5 clip windows, each seen 5.00x on average)" in summary
+    assert "none.h5: weight 3 -> 75.0% of clips" in summary
     wide = make_store("wide.h5", action_dim=3)
     with pytest.raises(StoreError, match="actions differ"):
         ClipDataset([short, wide], clip_len=4, with_actions=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 
@@ -18,6 +19,11 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, Int32MultiArray
 from std_srvs.srv import Trigger
+
+SIM_SERVICES = {  # simulation_interfaces: service name -> type name
+    "get_simulator_features": "GetSimulatorFeatures", "reset_simulation": "ResetSimulation",
+    "get_simulation_state": "GetSimulationState", "set_simulation_state": "SetSimulationState",
+    "step_simulation": "StepSimulation"}
 
 READY_S = 40.0  # a node under test may still be loading its model
 FRAME_S = 10.0
@@ -146,6 +152,86 @@ class Client:
 
     def state(self, node):
         return self.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+    # ------------------------------------------------------------------ simulation_interfaces
+    def _sim_request(self, service, fields):
+        import simulation_interfaces.srv as srv
+
+        kind = getattr(srv, SIM_SERVICES[service])
+        request = kind.Request()
+        for key, value in fields.items():
+            if key == "state":
+                request.state.state = value
+            else:
+                setattr(request, key, value)
+        return kind, request
+
+    @staticmethod
+    def _sim_response(response) -> dict:
+        out = {}
+        if hasattr(response, "result"):
+            out.update(result=response.result.result, message=response.result.error_message)
+        if hasattr(response, "state"):
+            out["state"] = response.state.state
+        if hasattr(response, "features"):
+            out.update(features=list(response.features.features), info=response.features.custom_info)
+        return out
+
+    def sim(self, node, service, fields=None):
+        """One simulation_interfaces call; {"result", "message", ("state" | "features", "info")}
+        and the frames the node published while it ran."""
+        kind, request = self._sim_request(service, fields or {})
+        frames = self.frames(node)
+        before = len(frames)
+        out = self._sim_response(self.call(kind, f"{node}/{service}", request))
+        self.spin_until(lambda: False, 0.3)  # frames published just before the answer
+        return {**out, "frames": len(frames) - before}
+
+    def sim_concurrent(self, node, calls):
+        """Every [service, fields] call sent at once, then all answers awaited."""
+        futures = []
+        for service, fields in calls:
+            kind, request = self._sim_request(service, fields)
+            name = f"{node}/{service}"
+            if name not in self.clients:
+                self.clients[name] = self.node.create_client(kind, name)
+                self.clients[name].wait_for_service(timeout_sec=READY_S)
+            futures.append(self.clients[name].call_async(request))
+        self.spin_until(lambda: all(f.done() for f in futures), 120)
+        return [self._sim_response(f.result()) if f.done() else None for f in futures]
+
+    def simulate_steps(self, node, steps, cancel_after=None, vanish_after=None):
+        """A SimulateSteps goal: {"accepted", "feedback" (completed_steps seen), "status",
+        "result"}. cancel_after: cancel once that many feedbacks came. vanish_after: exit this
+        process without a word once that many came (a client that disconnects mid-goal)."""
+        from action_msgs.msg import GoalStatus
+        from rclpy.action import ActionClient
+        from simulation_interfaces.action import SimulateSteps
+
+        client = ActionClient(self.node, SimulateSteps, f"{node}/simulate_steps")
+        if not client.wait_for_server(timeout_sec=READY_S):
+            raise TimeoutError(f"action {node}/simulate_steps is not there")
+        feedback = []
+        sent = client.send_goal_async(SimulateSteps.Goal(steps=steps), feedback_callback=lambda m: feedback.append(
+            m.feedback.completed_steps))
+        self.spin_until(sent.done, READY_S)
+        handle = sent.result()
+        if not handle.accepted:
+            return {"accepted": False}
+        if vanish_after is not None:
+            self.spin_until(lambda: len(feedback) >= vanish_after, 60)
+            print(json.dumps([{"vanished_after": len(feedback)}]), flush=True)
+            os._exit(0)
+        if cancel_after is not None:
+            self.spin_until(lambda: len(feedback) >= cancel_after, 60)
+            cancel = handle.cancel_goal_async()
+            self.spin_until(cancel.done, 30)
+        result = handle.get_result_async()
+        self.spin_until(result.done, 120)
+        status = {GoalStatus.STATUS_SUCCEEDED: "succeeded", GoalStatus.STATUS_CANCELED: "canceled",
+                  GoalStatus.STATUS_ABORTED: "aborted"}.get(result.result().status, result.result().status)
+        return {"accepted": True, "feedback": feedback, "status": status,
+                "result": result.result().result.result.result}
 
     def listen(self, topic, count, timeout):
         """Values of the first `count` std_msgs/Float32 on `topic` (NaN as None)."""

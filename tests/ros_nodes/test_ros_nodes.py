@@ -159,3 +159,63 @@ def test_a_goal_image_comes_back_as_a_plan(graph):
     assert plan is not None, "no plan came back"
     assert len(plan["latents"]) == 8 and all(0 <= a < 8 for a in plan["latents"])  # plan_horizon default
     assert plan["dims"] == [["step", 8], ["command", 4]] and len(plan["commands"]) == 32
+
+
+# simulation_interfaces constants (SimulationState, Result, SetSimulationState, ResetSimulation)
+STOPPED, PLAYING, PAUSED = 0, 1, 2
+UNSUPPORTED, OK, FAILED, ALREADY, INCORRECT_TRANSITION = 0, 1, 4, 101, 103
+SCOPE_ALL, SCOPE_SPAWNED = 255, 4
+PUSH = [0.5, 0.0, -0.2, 1.0]
+
+
+@pytest.mark.parametrize("node", [WM, SIM])
+def test_simulation_interfaces_pause_step_and_stop_either_simulator(graph, node):
+    (features, playing, refused, paused, again, stepped, waiting, took_it, goal, reset, spawned, stopped, stopped_step,
+     bad_transition, resumed, frame) = graph.client(
+        ["sim", node, "get_simulator_features"],
+        ["sim", node, "get_simulation_state"],
+        ["sim", node, "step_simulation", {"steps": 1}],
+        ["sim", node, "set_simulation_state", {"state": PAUSED}],
+        ["sim", node, "set_simulation_state", {"state": PAUSED}],
+        ["sim", node, "step_simulation", {"steps": 3}],
+        ["twist", node, PUSH, 1.0],  # paused: the command waits for a step
+        ["sim", node, "step_simulation", {"steps": 1}],
+        ["simulate_steps", node, 4],
+        ["sim", node, "reset_simulation", {"scope": SCOPE_ALL}],
+        ["sim", node, "reset_simulation", {"scope": SCOPE_SPAWNED}],
+        ["sim", node, "set_simulation_state", {"state": STOPPED}],
+        ["sim", node, "step_simulation", {"steps": 1}],
+        ["sim", node, "set_simulation_state", {"state": PAUSED}],
+        ["sim", node, "set_simulation_state", {"state": PLAYING}],
+        ["twist", node, PUSH],
+    )
+    assert {20, 24, 25, 26, 31, 32, 33} <= set(features["features"]) and "genie-robot" in features["info"]
+    assert playing["state"] == PLAYING
+    assert refused["result"] == FAILED and "needs PAUSED" in refused["message"] and refused["frames"] == 0
+    assert paused["result"] == OK and again["result"] == ALREADY
+    assert stepped["result"] == OK and stepped["frames"] == 3
+    assert waiting is None and took_it["result"] == OK and took_it["frames"] == 1
+    assert goal == {"accepted": True, "feedback": [1, 2, 3, 4], "status": "succeeded", "result": OK}
+    assert reset["result"] == OK and spawned["result"] == UNSUPPORTED
+    assert stopped["result"] == OK and stopped_step["result"] == FAILED and "STOPPED" in stopped_step["message"]
+    assert bad_transition["result"] == INCORRECT_TRANSITION
+    assert resumed["result"] == OK and frame is not None
+
+
+def test_simulation_interfaces_survive_a_vanishing_client_and_concurrent_calls(graph):
+    pid = graph.processes["world_model"].pid
+    (paused,) = graph.client(["sim", WM, "set_simulation_state", {"state": PAUSED}])
+    assert paused["result"] == OK
+    before = rss_kb(pid)
+    (vanished,) = graph.client(["simulate_steps", WM, 30, None, 2])  # disconnects after 2 of 30 steps
+    assert vanished == {"vanished_after": 2}
+    rejected, too_many, (answers) = graph.client(
+        ["simulate_steps", WM, 0], ["simulate_steps", WM, 10**9],
+        ["sim_concurrent", WM, [["step_simulation", {"steps": 2}]] * 6 + [["get_simulation_state", {}]] * 6])
+    assert rejected == {"accepted": False} and too_many == {"accepted": False}
+    assert [a["result"] for a in answers] == [OK] * 12 and all(a["state"] == PAUSED for a in answers[6:])
+    reset, playing, frame = graph.client(["reset", WM], ["sim", WM, "set_simulation_state", {"state": PLAYING}],
+                                         ["action", WM, 1])
+    assert reset["success"] and playing["result"] == OK and frame is not None
+    growth_mb = (rss_kb(pid) - before) / 1024
+    assert growth_mb < 20, f"RSS grew by {growth_mb:.1f} MB"
