@@ -13,7 +13,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 setup: $(STAMP)
 
 # torch is pinned first so pip takes the local CPU wheel instead of a CUDA build.
-$(STAMP): pyproject.toml scripts/install_system_deps.sh
+$(STAMP): pyproject.toml scripts/install_system_deps.sh scripts/build_ros_interfaces.sh $(wildcard ros_interfaces/*/*.txt ros_interfaces/*/*/*)
 	bash scripts/install_system_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	# so it goes in without its pins, then the runtime dependencies it would have pulled.
 	$(PY) -m pip install --quiet --no-deps "procgen2==0.10.7" "gym3==0.3.3" "gym==0.26.2"
 	$(PY) -m pip install --quiet cffi gym_notices cloudpickle
+	# ROS 2 simulation_interfaces is not on PyPI: built from its vendored definitions.
+	bash scripts/build_ros_interfaces.sh $(VENV)
 	touch $(STAMP)
 
 # The small recipe (genie_robot/train/recipe.py): every `train` flag not given comes from it.

@@ -12,7 +12,7 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
@@ -74,14 +74,16 @@ def image_message(pixels: np.ndarray, stamp, frame_id: str, encoding: str = "rgb
     return msg
 
 
-def run(make_node, args=None, start=None) -> int:
+def run(make_node, args=None, start=None, threads: int = 1) -> int:
     """Init rclpy, build the node (bad parameter values end here with one line and exit 2),
     optionally `start(node)`, spin until SIGINT/SIGTERM or shutdown, then clean up.
 
     The signals only set a flag that the spin loop reads between callbacks: rclpy's own
     handlers would shut the context down from another thread and raise KeyboardInterrupt
     wherever the main thread happens to be, half-way through a callback or executor internals,
-    which made clean exits racy. Here every callback runs to its end and the exit is 0."""
+    which made clean exits racy. Here every callback runs to its end and the exit is 0.
+    `threads` > 1 spins a multi-threaded executor: callbacks of a node's default group still
+    run one at a time, only groups the node makes reentrant run beside them."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -92,7 +94,7 @@ def run(make_node, args=None, start=None) -> int:
         print(f"error: {exc}; fix the parameter (YAML file or -p name:=value)", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     try:
         executor.add_node(node)
         if start is not None:

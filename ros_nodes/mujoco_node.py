@@ -7,12 +7,21 @@ physics for the learned model by changing a node name.
                                                1 arm, 2 red cube, 3 blue cylinder, 4 soft cube),
                                                published just before the image, same stamp
   ~/reset        (srv) std_srvs/Trigger        restart from the layout of `seed`
+  ~/reset_simulation, ~/step_simulation, ... and ~/simulate_steps: ROS 2 simulation_interfaces
+                                               (ros_nodes/simulation.py); paused, commands
+                                               wait (queue_size) and a step with none holds still
 
 One frame per command, made in the callback: a step and a render take milliseconds, and the
 subscription's QoS depth bounds what waits. The start frame is published at start-up.
+Everything runs in the executor's one thread (MuJoCo's OpenGL context belongs to it), the
+simulation_interfaces steps too: a SimulateSteps goal runs to its end (about 3 ms a step at
+64 px) before the next callback, so a cancel lands between goals.
 """
 from __future__ import annotations
 
+from collections import deque
+
+import numpy as np
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -21,6 +30,7 @@ from std_srvs.srv import Trigger
 from genie_robot.errors import InputError
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import twist_to_command
+from ros_nodes.simulation import SimulationControl
 
 PARAMETERS = [
     Param("seed", 0, "layout seed used by every reset (as the world model node's scene_seed)", 0, 2**31 - 1),
@@ -28,7 +38,9 @@ PARAMETERS = [
     Param("camera", "front", "MuJoCo camera", choices=("front", "top")),
     Param("qos", "reliable", "QoS of every topic", choices=QOS_CHOICES),
     Param("frame_id", "camera", "header.frame_id of published images"),
+    Param("queue_size", 16, "most commands waiting for steps while the simulation is paused", 1, 10000),
 ]
+HOLD = np.zeros(4, np.float32)  # a step with no waiting command: the arm holds still
 
 
 class MujocoNode(Node):
@@ -44,8 +56,12 @@ class MujocoNode(Node):
         self.masks_pub = self.create_publisher(Image, "~/masks", qos)
         self.create_subscription(Twist, "~/arm_command", self._on_arm_command, qos)
         self.create_service(Trigger, "~/reset", self._on_reset)
-        self.world.reset(self.p.seed)
-        self._publish()
+        self._waiting: deque[np.ndarray] = deque()
+        self._paused = self._stopped = False
+        self.simulation = SimulationControl(self, self._restart, self._step_waiting, self._set_paused,
+                                            "genie-robot MuJoCo arm world (Kinova Jaco, 2 rigid objects, a soft "
+                                            "cube): one 0.1 s frame per step")
+        self._restart()
 
     def _publish(self) -> None:
         p, stamp = self.p, self.get_clock().now().to_msg()
@@ -58,16 +74,42 @@ class MujocoNode(Node):
         except InputError as exc:
             self.get_logger().warning(f"arm command dropped: {exc}", throttle_duration_sec=1.0)
             return
+        if self._stopped:
+            self.get_logger().warning("arm command dropped: the simulation is STOPPED (set PLAYING)",
+                                      throttle_duration_sec=1.0)
+        elif not self._paused:
+            self._step(command)
+        elif len(self._waiting) >= self.p.queue_size:
+            self.get_logger().warning(f"arm command dropped: {self.p.queue_size} commands already wait for steps "
+                                      "(queue_size)", throttle_duration_sec=1.0)
+        else:
+            self._waiting.append(command)
+
+    def _step(self, command: np.ndarray) -> None:
         self.world.step(command)
         self._publish()
 
-    def _on_reset(self, request, response):
+    def _step_waiting(self) -> bool:
+        self._step(self._waiting.popleft() if self._waiting else HOLD)
+        return True
+
+    def _set_paused(self, paused: bool, stopped: bool) -> None:
+        self._paused, self._stopped = paused, stopped
+        if not paused or stopped:
+            self._waiting.clear()
+
+    def _restart(self) -> None:
+        self._waiting.clear()
         self.world.reset(self.p.seed)
         self._publish()
+
+    def _on_reset(self, request, response):
+        self._restart()
         response.success, response.message = True, f"reset to the layout of seed {self.p.seed}"
         return response
 
     def destroy_node(self):
+        self.simulation.destroy()
         self.world.close()
         return super().destroy_node()
 

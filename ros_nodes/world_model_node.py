@@ -16,6 +16,10 @@ is logged and leaves the node alive and unconfigured: fix the parameter and conf
   ~/plan           (pub) std_msgs/Int32MultiArray        the plan's latent actions [H]
   ~/plan_commands  (pub) std_msgs/Float32MultiArray      the same as arm commands [H, 4]
                                                  (vx, vy, vz, grip) through RUN/adapter
+  ~/reset_simulation, ~/step_simulation, ... and ~/simulate_steps: ROS 2 simulation_interfaces
+                                                 (ros_nodes/simulation.py); paused, actions wait
+                                                 in the queue and a step with none applies
+                                                 `default_action`
 
 Planning (genie_robot.plan: CEM over latent-action sequences, batched imagined rollouts,
 plan_* parameters) runs on the generation worker and leaves the session where it was: send
@@ -27,7 +31,9 @@ one frame; `action_policy` says what happens when actions come faster: `queue` k
 `queue_size` in order (newer ones are dropped with a warning), `latest` keeps only the newest.
 With rate_hz > 0 a clock makes one frame per tick from the newest action received since the
 previous tick, or `default_action` when none came; a tick that finds the worker busy is
-skipped. Memory is bounded either way. Reset and prompt discard pending actions.
+skipped. Memory is bounded either way. Reset and prompt discard pending actions. While the
+simulation is paused the clock stops and every step of StepSimulation / SimulateSteps makes one
+frame; the step services wait for their frames on their own threads (a reentrant group).
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import Twist
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDimension
@@ -45,6 +52,7 @@ from genie_robot.errors import CheckpointError, GenieRobotError, InputError
 from genie_robot.sampling import SamplingConfig
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import image_to_rgb, twist_to_command
+from ros_nodes.simulation import SimulationControl
 
 PARAMETERS = [
     Param("checkpoint", "", "run directory holding tokenizer/, dynamics/ (and lam/, adapter/)"),
@@ -98,6 +106,9 @@ class WorldModelNode(LifecycleNode):
         self.frame: np.ndarray | None = None  # the newest frame: where a plan starts
         self._busy = self._stop = False
         self._worker: threading.Thread | None = None
+        self._paused = self._stopped = False  # simulation_interfaces state (PLAYING at start)
+        self._credit = 0  # frames granted by step requests while paused, not yet made
+        self._stepped = self._failed = 0  # paused frames made, and how many of them failed
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -141,6 +152,10 @@ class WorldModelNode(LifecycleNode):
         self.plan_commands_pub = self.create_lifecycle_publisher(Float32MultiArray, "~/plan_commands", qos)
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
         self._tick_timer = self.create_timer(1.0 / p.rate_hz, self._on_tick) if p.rate_hz > 0 else None
+        self.simulation = SimulationControl(
+            self, lambda: self._request_restart(self.start_frame), self._step_paused, self._set_paused,
+            f"genie-robot learned simulator: {p.checkpoint}, one imagined {self.wm.image_size}px frame per step",
+            callback_group=ReentrantCallbackGroup())
         self._stop = False
         self._worker = threading.Thread(target=self._serve, name="world_model_generation", daemon=True)
         self._worker.start()
@@ -178,13 +193,14 @@ class WorldModelNode(LifecycleNode):
     def _release(self) -> None:
         with self._wake:
             self._stop = True
-            self._wake.notify()
+            self._wake.notify_all()
         if self._worker is None:
             return  # never configured
         self._worker.join()
         for subscription in self._subscriptions:
             self.destroy_subscription(subscription)
         self.destroy_service(self._reset_service)
+        self.simulation.destroy()
         for publisher in (self.image_pub, self.plan_pub, self.plan_commands_pub):
             self.destroy_lifecycle_publisher(publisher)
         if self._tick_timer is not None:
@@ -254,7 +270,7 @@ class WorldModelNode(LifecycleNode):
             return
         with self._wake:
             self._goal = goal
-            self._wake.notify()
+            self._wake.notify_all()
 
     def _on_reset(self, request, response):
         response.success = self.active
@@ -267,17 +283,23 @@ class WorldModelNode(LifecycleNode):
 
     def _on_tick(self) -> None:
         with self._wake:
+            if self._paused:
+                return
             if self._busy or self._actions or self._restart is not None:
                 self.get_logger().warning(f"clock tick skipped: generation is slower than rate_hz={self.p.rate_hz}",
                                        throttle_duration_sec=5.0)
                 return
             self._actions.append(self.p.default_action if self._latest is None else self._latest)
             self._latest = None
-            self._wake.notify()
+            self._wake.notify_all()
 
     def _submit(self, action: int) -> None:
         with self._wake:
-            if self.p.rate_hz > 0:
+            if self._stopped:
+                self.get_logger().warning("action dropped: the simulation is STOPPED (set PLAYING)",
+                                          throttle_duration_sec=1.0)
+                return
+            if self.p.rate_hz > 0 and not self._paused:
                 self._latest = action
                 return
             if self.p.action_policy == "latest":
@@ -287,27 +309,52 @@ class WorldModelNode(LifecycleNode):
                                        "generation (queue_size)", throttle_duration_sec=1.0)
                 return
             self._actions.append(action)
-            self._wake.notify()
+            self._wake.notify_all()
 
     def _request_restart(self, frame: np.ndarray) -> None:
         with self._wake:
             self._actions.clear()
             self._restart = frame
-            self._wake.notify()
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ simulation_interfaces (service threads)
+    def _set_paused(self, paused: bool, stopped: bool) -> None:
+        with self._wake:
+            self._paused, self._stopped = paused, stopped
+            if stopped:
+                self._actions.clear()
+            self._credit = 0
+            self._wake.notify_all()
+
+    def _step_paused(self) -> bool:
+        """Grant the worker one frame and wait until it is published."""
+        with self._wake:
+            if not self.active:
+                return False
+            target, failed = self._stepped + 1, self._failed
+            self._credit += 1
+            self._wake.notify_all()
+            made = self._wake.wait_for(lambda: self._stepped >= target or self._stop or not self._paused, timeout=120)
+            return made and self._stepped >= target and self._failed == failed
 
     # ------------------------------------------------------------------ generation (worker thread)
     def _serve(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._stop or self._restart is not None or bool(self._actions)
-                                    or self._goal is not None)
+                self._wake.wait_for(lambda: self._stop or self._restart is not None or self._goal is not None
+                                    or (self._credit > 0 if self._paused else bool(self._actions)))
                 if self._stop:
                     return
                 restart, self._restart = self._restart, None
                 goal = None
                 if restart is None:  # a pending restart goes first, so a goal plans from the new start
                     goal, self._goal = self._goal, None
-                action = self._actions.popleft() if restart is None and goal is None else None
+                action, granted = None, restart is None and goal is None and self._paused
+                if granted:  # a step request: the oldest waiting action, or hold with default_action
+                    self._credit -= 1
+                    action = self._actions.popleft() if self._actions else self.p.default_action
+                elif restart is None and goal is None:
+                    action = self._actions.popleft()
                 self._busy = True
             try:
                 if goal is not None:
@@ -320,13 +367,19 @@ class WorldModelNode(LifecycleNode):
                     frame = self.session.step(action)
             except GenieRobotError as exc:  # keep serving whatever one request did
                 self.get_logger().error(f"generation failed: {exc}")
-                continue
+                frame = None
             finally:
                 with self._wake:
                     self._busy = False
-            self.frame = frame
-            if self.active:
-                self.image_pub.publish(image_message(frame, self.get_clock().now().to_msg(), self.p.frame_id))
+            if frame is not None:
+                self.frame = frame
+                if self.active:
+                    self.image_pub.publish(image_message(frame, self.get_clock().now().to_msg(), self.p.frame_id))
+            if granted:
+                with self._wake:
+                    self._stepped += 1
+                    self._failed += frame is None
+                    self._wake.notify_all()
 
     def _plan(self, goal: np.ndarray) -> None:
         """Plan from the newest frame toward `goal`; publish latent actions (and commands)."""
@@ -360,7 +413,7 @@ def _autostart(node: WorldModelNode) -> None:
 
 
 def main(args=None) -> int:
-    return run(WorldModelNode, args, start=_autostart)
+    return run(WorldModelNode, args, start=_autostart, threads=4)
 
 
 if __name__ == "__main__":
