@@ -228,19 +228,26 @@ def _cmd_play(args) -> None:
 
 
 def _cmd_rollout(args) -> None:
+    import numpy as np
+
     from genie_robot.media import check_video_path, write_video
-    from genie_robot.play import episode_clip, rollout_comparison
+    from genie_robot.play import episode_clip, rollout_comparison, save_imagined
 
     check_video_path(args.out)
     run, sampling = _run_and_sampling(args)
     wm = run.world_model()
     video, note = episode_clip(args.data, args.episode, args.start, args.frames, wm.image_size)
     _note(note)
-    frames, figures = rollout_comparison(wm, video, args.prompt_frames, args.seed, sampling)
+    frames, figures, imagined = rollout_comparison(wm, video, args.prompt_frames, args.seed, sampling)
     write_video(args.out, frames, fps=args.fps)
     print(f"wrote {args.out}: PSNR vs truth after the prompt, dB: "
           f"reconstruction {figures['reconstruction']:.1f} (all frames), LAM actions {figures['inferred']:.1f}, "
           f"random actions {figures['random']:.1f}; inferred actions {figures['inferred_actions']}")
+    if args.store:
+        origin = f"{run.path}:{args.data}:{args.episode}:{args.start}:seed{args.seed}"
+        index = save_imagined(args.store, imagined, np.asarray(figures["inferred_actions"]), wm.num_actions,
+                              args.data, args.episode, args.start, origin)
+        print(f"appended the imagined rollout (LAM actions) to {args.store} as episode {index}")
 
 
 def _cmd_eval(args) -> None:
@@ -471,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--data", required=True, help="FILE.h5 holding the episode")
     rollout.add_argument("--frames", type=FRAMES, default=16, help="clip length taken from the episode")
     rollout.add_argument("--prompt-frames", type=POSITIVE, default=1)
+    rollout.add_argument("--store", help="also append the imagined rollout (LAM actions) to this episode store FILE.h5, "
+                                         "e.g. to export it with `data export-lerobot`")
     rollout.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
     rollout.set_defaults(func=_cmd_rollout)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genie_robot.data.store import EpisodeStore
+from genie_robot.data.store import EpisodeStore, EpisodeWriter
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import psnr
@@ -39,9 +39,10 @@ def parse_actions(text: str) -> list[int]:
 
 
 def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1, seed: int = 0,
-                       sampling=None) -> tuple[np.ndarray, dict]:
+                       sampling=None) -> tuple[np.ndarray, dict, np.ndarray]:
     """Columns: ground truth | reconstruction | imagined with the LAM's inferred actions |
-    imagined with random actions, from the same prompt. Returns (video, figures)."""
+    imagined with random actions, from the same prompt. Returns (video, figures, the
+    LAM-action rollout alone [T, S, S, 3])."""
     sampling = sampling or SamplingConfig()
     if len(video) <= prompt_frames:
         raise InputError(f"the clip has {len(video)} frames; need more than the {prompt_frames} prompt frames")
@@ -58,7 +59,24 @@ def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1
     figures["reconstruction"] = float(psnr(truth, recon).mean())
     figures["inferred_actions"] = inferred.tolist()
     columns = [truth, recon, imagined["inferred"], imagined["random"]]
-    return labelled_columns(columns, ["truth", "recon", "LAM acts", "random"]), figures
+    return labelled_columns(columns, ["truth", "recon", "LAM acts", "random"]), figures, imagined["inferred"]
+
+
+def save_imagined(out: str | Path, frames: np.ndarray, latents: np.ndarray, num_actions: int, data: str | Path,
+                  episode: int, start: int, origin: str) -> int:
+    """Append an imagined rollout to the store at `out` as an episode, so that it can be
+    exported (`data export-lerobot`) or trained on. Its actions are the source episode's own
+    (e.g. the arm commands whose transitions the LAM read) when it recorded them, else the
+    latent actions one-hot (`latent_0..`); the index of the new episode is returned."""
+    with EpisodeStore(data) as store:
+        source = store.episode(episode)
+        attrs = {k: source.attrs[k] for k in ("fps", "language", "robot") if k in source.attrs}
+        if source.action_names is not None:
+            actions, names = source.read_actions(start, start + len(frames) - 1), source.action_names
+        else:
+            actions, names = np.eye(num_actions, dtype=np.float32)[latents], [f"latent_{i}" for i in range(num_actions)]
+    with EpisodeWriter(out) as writer:
+        return writer.append(frames, actions, names, source="imagined", split="imagined", origin=origin, **attrs)
 
 
 def play_headless(session: Session, actions: list[int]) -> np.ndarray:

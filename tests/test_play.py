@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from genie_robot.cli import main
+from genie_robot.data import EpisodeStore
 from genie_robot.errors import InputError
 from genie_robot.models.run import Run
 from genie_robot.play import play_window
@@ -44,6 +45,20 @@ def test_rollout_side_by_side(tiny_run, store32, tmp_path, capsys):
     assert frames.shape[0] == 6 and frames.shape[2] == 4 * (frames.shape[1] - 14)  # 4 columns under a label row
     printed = capsys.readouterr().out
     assert "LAM actions" in printed and "note: " in printed and "downscaled to the model's 16x16" in printed
+
+
+def test_an_imagined_rollout_is_stored_and_exports_as_lerobot(tiny_run, store32, tmp_path, capsys):
+    imagined = tmp_path / "imagined.h5"
+    for seed in ("0", "1"):
+        assert main(["rollout", "--run", str(tiny_run), "--data", str(store32), "--frames", "6", "--maskgit-steps", "2",
+                     "--seed", seed, "--out", str(tmp_path / "r.gif"), "--store", str(imagined)]) == 0
+    assert "as episode 1" in capsys.readouterr().out
+    with EpisodeStore(store32) as source, EpisodeStore(imagined) as store:
+        episode = store[0]
+        assert len(store) == 2 and episode.frames.shape == (6, 16, 16, 3) and episode.source == "imagined"
+        np.testing.assert_array_equal(episode.read_actions(), source[0].read_actions(0, 5))  # the source's own actions
+        assert episode.action_names == source[0].action_names
+    assert main(["data", "export-lerobot", "--data", str(imagined), "--out", str(tmp_path / "lerobot"), "--fps", "10"]) == 0
 
 
 @pytest.mark.parametrize("argv, message", [
