@@ -126,11 +126,13 @@ def test_a_flood_of_actions_leaves_memory_flat_and_the_node_serving(graph):
     pid = graph.processes["world_model"].pid
     graph.client(["flood", WM, 100, 0.5])  # warm up allocator and DDS buffers
     before = rss_kb(pid)
-    flood, after_reset = graph.client(["flood", WM, 1000, 3.0], ["reset", WM])
-    growth_mb = (rss_kb(pid) - before) / 1024
-    assert flood["seconds"] < 6
+    flood, after_reset = graph.client(["flood", WM, 10_000, 0.0], ["reset", WM])  # full rate, far above the frame rate
+    after = rss_kb(pid)
+    print(f"flood of {flood['sent']} actions in {flood['seconds']:.1f} s, {flood['frames_meanwhile']} frames made; "
+          f"world model node RSS {before / 1024:.1f} -> {after / 1024:.1f} MB")  # for the issue notes (-s)
+    assert flood["seconds"] < 60
     assert after_reset["success"] and after_reset["frame"] is not None
-    assert growth_mb < 20, f"RSS grew by {growth_mb:.1f} MB during the flood"
+    assert (after - before) / 1024 < 20, f"RSS grew by {(after - before) / 1024:.1f} MB during the flood"
     assert "queue_size" in graph.log("world_model")  # the bounded queue dropped actions, with a warning
 
 
