@@ -3,7 +3,7 @@
 # vendored as published in ros_interfaces/) with the rosidl generators and ament_cmake from
 # PyPI, and installs them into the venv prefix next to the ros-* wheels: C, C++ and Python
 # type support, so rclpy serves and calls them like any message package.
-# Usage: scripts/build_ros_interfaces.sh VENV   (make setup runs it; about 4 min on 2 cores)
+# Usage: scripts/build_ros_interfaces.sh VENV   (make setup runs it; under 2 min on 2 cores)
 set -euo pipefail
 venv="$(cd "${1:-.venv}" && pwd)"
 mkdir -p build
