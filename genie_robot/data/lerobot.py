@@ -230,10 +230,11 @@ def export_lerobot(data: str | Path, out: str | Path, fps: float | None = None, 
         shapes = {e.frame_shape for e in episodes}
         if len(shapes) != 1:
             raise StoreError(f"{data} mixes frame sizes {sorted(shapes)}; one LeRobot camera has one size")
-        rates = {float(getattr(e, "fps", fps or 0)) for e in episodes}
-        fps = fps or (rates.pop() if len(rates) == 1 else None)
-        if not fps:
-            raise InputError(f"{data}: episodes have frame rates {sorted(rates)}; pass --fps")
+        if fps is None:
+            rates = {float(e.attrs.get("fps", 0)) for e in episodes}
+            if len(rates) != 1 or 0 in rates:
+                raise InputError(f"{data}: episodes record frame rates {sorted(rates)} (0: none recorded); pass --fps")
+            fps = rates.pop()
         # Per-frame vectors only (soft-body vertices [T, V, 3] are not robot state), in every episode.
         state_keys = [k for k in sorted(episodes[0].state_keys) if episodes[0].read_state(k).ndim == 2
                       and all(k in e.state_keys for e in episodes)]
@@ -343,8 +344,9 @@ class _Stats:
     def add(self, name: str, values: np.ndarray) -> None:
         """values [N, D]: per-frame vectors; for a camera, every pixel's RGB in [0, 1]."""
         values = np.asarray(values, np.float64)
-        self.values.setdefault(name, []).append(np.stack([values.sum(0), (values**2).sum(0), values.min(0), values.max(0)]))
-        self.values[name][-1] = np.concatenate([self.values[name][-1], np.full((1, values.shape[1]), len(values))])
+        count = np.full(values.shape[1], len(values), np.float64)
+        self.values.setdefault(name, []).append(
+            np.stack([values.sum(0), (values**2).sum(0), values.min(0), values.max(0), count]))
 
     def summary(self) -> dict:
         out = {}

@@ -90,8 +90,16 @@ def test_a_store_exports_as_lerobot_v3_that_reads_back(tmp_path, capsys):
         export_lerobot(data, out)
 
 
-def test_a_store_without_actions_is_refused_and_leaves_nothing(make_store, tmp_path):
-    data = make_store(lengths=(4,), size=16, with_actions=False)
+def test_stores_that_cannot_export_are_refused_and_leave_nothing(make_store, tmp_path):
     with pytest.raises(StoreError, match="needs actions"):
-        export_lerobot(data, tmp_path / "ds", fps=10)
-    assert not (tmp_path / "ds").exists()
+        export_lerobot(make_store(lengths=(4,), size=16, with_actions=False), tmp_path / "ds", fps=10)
+    from genie_robot.data.store import EpisodeWriter
+
+    with EpisodeWriter(tmp_path / "rates.h5") as writer:
+        for fps in (10, 15):
+            writer.append(np.zeros((3, 8, 8, 3), np.uint8), np.zeros((2, 1), np.float32), ["a"], fps=fps)
+    with pytest.raises(InputError, match=r"frame rates \[10.0, 15.0\].*pass --fps"):
+        export_lerobot(tmp_path / "rates.h5", tmp_path / "ds")
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
+    export_lerobot(tmp_path / "rates.h5", tmp_path / "ds", fps=12.5, progress=False)  # a given rate wins
+    assert json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())["fps"] == 12.5
