@@ -247,7 +247,8 @@ def _cmd_rollout(args) -> None:
         origin = f"{run.path}:{args.data}:{args.episode}:{args.start}:seed{args.seed}"
         index = save_imagined(args.store, imagined, np.asarray(figures["inferred_actions"]), wm.num_actions,
                               args.data, args.episode, args.start, origin)
-        print(f"appended the imagined rollout (LAM actions) to {args.store} as episode {index}")
+        print(f"appended the imagined rollout (LAM actions) to {args.store} as episode {index}" if index is not None
+              else f"{args.store} already holds this rollout ({origin}); nothing appended")
 
 
 def _cmd_eval(args) -> None:

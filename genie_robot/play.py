@@ -63,11 +63,12 @@ def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1
 
 
 def save_imagined(out: str | Path, frames: np.ndarray, latents: np.ndarray, num_actions: int, data: str | Path,
-                  episode: int, start: int, origin: str) -> int:
+                  episode: int, start: int, origin: str) -> int | None:
     """Append an imagined rollout to the store at `out` as an episode, so that it can be
     exported (`data export-lerobot`) or trained on. Its actions are the source episode's own
     (e.g. the arm commands whose transitions the LAM read) when it recorded them, else the
-    latent actions one-hot (`latent_0..`); the index of the new episode is returned."""
+    latent actions one-hot (`latent_0..`). Returns the new episode's index, or None when the
+    store already holds a rollout of this origin (the same run, episode, start and seed)."""
     with EpisodeStore(data) as store:
         source = store.episode(episode)
         attrs = {k: source.attrs[k] for k in ("fps", "language", "robot") if k in source.attrs}
@@ -76,6 +77,8 @@ def save_imagined(out: str | Path, frames: np.ndarray, latents: np.ndarray, num_
         else:
             actions, names = np.eye(num_actions, dtype=np.float32)[latents], [f"latent_{i}" for i in range(num_actions)]
     with EpisodeWriter(out) as writer:
+        if origin in writer.origins():
+            return None
         return writer.append(frames, actions, names, source="imagined", split="imagined", origin=origin, **attrs)
 
 

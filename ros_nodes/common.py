@@ -104,7 +104,9 @@ def run(make_node, args=None, start=None, threads: int = 1) -> int:
     except ExternalShutdownException:
         pass
     finally:
-        executor.shutdown()
+        if hasattr(node, "request_stop"):  # lets a node end work that holds executor threads
+            node.request_stop()
+        executor.shutdown(timeout_sec=10)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -11,10 +11,12 @@ client written for those simulators drives the world model or the MuJoCo twin th
 
 PLAYING (the start): every command makes a frame at once, as the node's own topics always did.
 PAUSED: commands wait in the node's bounded queue and each step takes the oldest, or holds
-(a zero arm command; the world model's `default_action`) when none waits. STOPPED: reset and
-paused, commands dropped; PLAYING leaves it, and STOPPED -> PAUSED is refused as the standard
-says. A step call returns once its frames are published. One step request runs at a time:
-concurrent StepSimulation calls and SimulateSteps goals queue behind each other."""
+(a zero arm command; the world model's `default_action`) when none waits; leaving PAUSED drops
+commands no step took. STOPPED: reset and paused, commands dropped; PLAYING leaves it, and
+STOPPED -> PAUSED is refused as the standard says. A step call returns once its frames are
+published. One step request runs at a time: a StepSimulation call or SimulateSteps goal that
+arrives while another runs is refused (OPERATION_FAILED / goal rejected), so queued work stays
+bounded and no executor thread waits behind another's request."""
 from __future__ import annotations
 
 import threading
@@ -48,6 +50,10 @@ RESETTABLE = ResetSimulation.Request.SCOPE_TIME | ResetSimulation.Request.SCOPE_
 class Outcome:
     result: int
     message: str = ""
+
+
+BUSY = Outcome(Result.RESULT_OPERATION_FAILED, "another step request is running; wait for its answer (or cancel "
+                                                "its SimulateSteps goal) and ask again")
 
 
 def transition(current: int, target: int) -> Outcome:
@@ -149,7 +155,7 @@ class SimulationControl:
 
     # ------------------------------------------------------------------ the action
     def _on_goal(self, goal) -> GoalResponse:
-        refusal = step_refusal(self.state, goal.steps)
+        refusal = step_refusal(self.state, goal.steps) or (BUSY if self._step_lock.locked() else None)
         if refusal is not None:
             self.node.get_logger().warning(f"SimulateSteps goal rejected: {refusal.message}", throttle_duration_sec=1.0)
             return GoalResponse.REJECT
@@ -158,35 +164,36 @@ class SimulationControl:
     def _execute(self, goal_handle):
         steps = goal_handle.request.steps
         result = SimulateSteps.Result()
-        with self._step_lock:
-            for done in range(steps):
-                if goal_handle.is_cancel_requested:
-                    goal_handle.canceled()
-                    result.result = _result(Outcome(Result.RESULT_OK, f"canceled after {done} of {steps} steps"))
-                    return result
-                outcome = step_refusal(self.state, steps)
-                if outcome is None and not self._step():
-                    outcome = Outcome(Result.RESULT_OPERATION_FAILED, f"step {done + 1} of {steps} made no frame")
-                if outcome is not None:
-                    goal_handle.abort()
-                    result.result = _result(outcome)
-                    return result
-                goal_handle.publish_feedback(SimulateSteps.Feedback(completed_steps=done + 1,
-                                                                    remaining_steps=steps - done - 1))
-        goal_handle.succeed()
-        result.result = _result(Outcome(Result.RESULT_OK))
+        outcome = self._run_steps(steps, goal_handle)
+        if goal_handle.is_cancel_requested and outcome.result == Result.RESULT_OK:
+            goal_handle.canceled()
+        elif outcome.result == Result.RESULT_OK:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        result.result = _result(outcome)
         return result
 
-    def _run_steps(self, steps: int) -> Outcome:
-        with self._step_lock:
-            refusal = step_refusal(self.state, steps)
-            if refusal is not None:
-                return refusal
+    def _run_steps(self, steps: int, goal_handle=None) -> Outcome:
+        """`steps` frames, one at a time; with a goal handle, feedback after each and a stop at
+        a cancel request."""
+        refusal = step_refusal(self.state, steps)
+        if refusal is not None:
+            return refusal
+        if not self._step_lock.acquire(blocking=False):
+            return BUSY
+        try:
             for done in range(steps):
-                if self.state != PAUSED:
-                    return Outcome(Result.RESULT_OPERATION_FAILED, f"the simulation left PAUSED after {done} steps")
-                if not self._step():
-                    return Outcome(Result.RESULT_OPERATION_FAILED, f"step {done + 1} of {steps} made no frame")
+                if goal_handle is not None and goal_handle.is_cancel_requested:
+                    return Outcome(Result.RESULT_OK, f"canceled after {done} of {steps} steps")
+                if self.state != PAUSED or not self._step():
+                    why = "the simulation left PAUSED" if self.state != PAUSED else "a step made no frame"
+                    return Outcome(Result.RESULT_OPERATION_FAILED, f"{why} after {done} of {steps} steps")
+                if goal_handle is not None:
+                    goal_handle.publish_feedback(SimulateSteps.Feedback(completed_steps=done + 1,
+                                                                        remaining_steps=steps - done - 1))
+        finally:
+            self._step_lock.release()
         return Outcome(Result.RESULT_OK)
 
 

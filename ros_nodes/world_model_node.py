@@ -54,6 +54,7 @@ from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_messa
 from ros_nodes.conversions import image_to_rgb, twist_to_command
 from ros_nodes.simulation import SimulationControl
 
+STEP_TIMEOUT_S = 120.0  # longest wait for one stepped frame (a slow device, a long plan ahead of it)
 PARAMETERS = [
     Param("checkpoint", "", "run directory holding tokenizer/, dynamics/ (and lam/, adapter/)"),
     Param("device", "cpu", "torch device for generation", choices=("cpu", "cuda", "auto")),
@@ -107,8 +108,10 @@ class WorldModelNode(LifecycleNode):
         self._busy = self._stop = False
         self._worker: threading.Thread | None = None
         self._paused = self._stopped = False  # simulation_interfaces state (PLAYING at start)
-        self._credit = 0  # frames granted by step requests while paused, not yet made
-        self._stepped = self._failed = 0  # paused frames made, and how many of them failed
+        # Step requests while paused, as running counts: frames granted, taken by the worker,
+        # finished (made or failed), failed; the epoch changes with every state change, so a
+        # waiting step knows when its request no longer stands. One step request runs at a time.
+        self._granted = self._taken = self._finished = self._failed = self._epoch = 0
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -152,6 +155,7 @@ class WorldModelNode(LifecycleNode):
         self.plan_commands_pub = self.create_lifecycle_publisher(Float32MultiArray, "~/plan_commands", qos)
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
         self._tick_timer = self.create_timer(1.0 / p.rate_hz, self._on_tick) if p.rate_hz > 0 else None
+        self._set_paused(False, False)  # a new SimulationControl starts PLAYING
         self.simulation = SimulationControl(
             self, lambda: self._request_restart(self.start_frame), self._step_paused, self._set_paused,
             f"genie-robot learned simulator: {p.checkpoint}, one imagined {self.wm.image_size}px frame per step",
@@ -319,30 +323,44 @@ class WorldModelNode(LifecycleNode):
 
     # ------------------------------------------------------------------ simulation_interfaces (service threads)
     def _set_paused(self, paused: bool, stopped: bool) -> None:
+        """Commands no step took are dropped when the simulation leaves PAUSED (as the MuJoCo
+        node does), and steps not yet taken are withdrawn."""
         with self._wake:
-            self._paused, self._stopped = paused, stopped
-            if stopped:
+            if self._paused and (not paused or stopped):
                 self._actions.clear()
-            self._credit = 0
+            self._paused, self._stopped = paused, stopped
+            self._granted, self._epoch = self._taken, self._epoch + 1
             self._wake.notify_all()
 
     def _step_paused(self) -> bool:
-        """Grant the worker one frame and wait until it is published."""
+        """Grant the worker one frame and wait until it is published; False when it failed,
+        the node stopped, the state changed or STEP_TIMEOUT_S passed (the grant is withdrawn
+        unless the worker already took it)."""
         with self._wake:
             if not self.active:
                 return False
-            target, failed = self._stepped + 1, self._failed
-            self._credit += 1
+            self._granted += 1
+            mine, failed, epoch = self._granted, self._failed, self._epoch
             self._wake.notify_all()
-            made = self._wake.wait_for(lambda: self._stepped >= target or self._stop or not self._paused, timeout=120)
-            return made and self._stepped >= target and self._failed == failed
+            self._wake.wait_for(lambda: self._finished >= mine or self._stop or self._epoch != epoch, STEP_TIMEOUT_S)
+            if self._finished < mine:
+                self._granted = self._taken
+                return False
+            return self._failed == failed
+
+    def request_stop(self) -> None:
+        """Called by `run` on SIGINT/SIGTERM before the executor waits for its threads: the
+        worker ends and waiting steps return."""
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
 
     # ------------------------------------------------------------------ generation (worker thread)
     def _serve(self) -> None:
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._stop or self._restart is not None or self._goal is not None
-                                    or (self._credit > 0 if self._paused else bool(self._actions)))
+                                    or (self._taken < self._granted if self._paused else bool(self._actions)))
                 if self._stop:
                     return
                 restart, self._restart = self._restart, None
@@ -351,7 +369,7 @@ class WorldModelNode(LifecycleNode):
                     goal, self._goal = self._goal, None
                 action, granted = None, restart is None and goal is None and self._paused
                 if granted:  # a step request: the oldest waiting action, or hold with default_action
-                    self._credit -= 1
+                    self._taken += 1
                     action = self._actions.popleft() if self._actions else self.p.default_action
                 elif restart is None and goal is None:
                     action = self._actions.popleft()
@@ -365,20 +383,22 @@ class WorldModelNode(LifecycleNode):
                     frame = self.session.prompt_frames[-1]  # the start as the tokenizer keeps it
                 else:
                     frame = self.session.step(action)
-            except GenieRobotError as exc:  # keep serving whatever one request did
-                self.get_logger().error(f"generation failed: {exc}")
+            except Exception as exc:  # keep serving whatever one request did
+                detail = str(exc) if isinstance(exc, GenieRobotError) else f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"generation failed: {detail}")
                 frame = None
             finally:
                 with self._wake:
                     self._busy = False
+            published = frame is not None and self.active
             if frame is not None:
                 self.frame = frame
-                if self.active:
-                    self.image_pub.publish(image_message(frame, self.get_clock().now().to_msg(), self.p.frame_id))
+            if published:
+                self.image_pub.publish(image_message(frame, self.get_clock().now().to_msg(), self.p.frame_id))
             if granted:
                 with self._wake:
-                    self._stepped += 1
-                    self._failed += frame is None
+                    self._finished += 1
+                    self._failed += not published
                     self._wake.notify_all()
 
     def _plan(self, goal: np.ndarray) -> None:

@@ -53,6 +53,9 @@ def test_an_imagined_rollout_is_stored_and_exports_as_lerobot(tiny_run, store32,
         assert main(["rollout", "--run", str(tiny_run), "--data", str(store32), "--frames", "6", "--maskgit-steps", "2",
                      "--seed", seed, "--out", str(tmp_path / "r.gif"), "--store", str(imagined)]) == 0
     assert "as episode 1" in capsys.readouterr().out
+    assert main(["rollout", "--run", str(tiny_run), "--data", str(store32), "--frames", "6", "--maskgit-steps", "2",
+                 "--seed", "1", "--out", str(tmp_path / "r.gif"), "--store", str(imagined)]) == 0
+    assert "already holds this rollout" in capsys.readouterr().out
     with EpisodeStore(store32) as source, EpisodeStore(imagined) as store:
         episode = store[0]
         assert len(store) == 2 and episode.frames.shape == (6, 16, 16, 3) and episode.source == "imagined"

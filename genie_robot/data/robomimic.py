@@ -99,6 +99,8 @@ class RobomimicReader:
         kwargs = env_args.get("env_kwargs", {})
         self.fps = float(kwargs.get("control_freq", ROBOSUITE_FPS))
         controller = json.dumps(kwargs.get("controller_configs", {}))
+        if "actions" in first and first["actions"].ndim != 2:
+            raise StoreError(f"{self.path}: {demos[0]}/actions has shape {list(first['actions'].shape)}, expected [T, A]")
         action_dim = first["actions"].shape[1] if "actions" in first else 0
         self.action_names = (OSC_POSE_NAMES if "OSC_POSE" in controller and action_dim == 7
                              else [f"action_{i}" for i in range(action_dim)])

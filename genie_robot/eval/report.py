@@ -170,7 +170,9 @@ def latent_action_figures(wm: WorldModel, episodes, data, found: Findings):
         found.skipped["latent actions"] = "the run has no LAM (train one with `genie-robot train lam`)"
     elif not all(e.action_names is not None for e in episodes):
         found.skipped["latent actions"] = f"{data} has no recorded actions"
-    elif action_eval.action_labels(episodes[0].read_actions(), episodes[0].action_names) is None:
+    elif len({tuple(e.action_names) for e in episodes}) > 1:
+        found.skipped["latent actions"] = f"{data}: the episodes record actions of different layouts"
+    elif not all(action_eval.action_labels(e.read_actions(), e.action_names) is not None for e in episodes):
         found.skipped["latent actions"] = (f"{data}: actions {episodes[0].action_names} are neither the arm's commands "
                                            "nor one-hot game actions, so they have no classes to compare codes with")
     else:

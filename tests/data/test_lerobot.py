@@ -103,3 +103,22 @@ def test_stores_that_cannot_export_are_refused_and_leave_nothing(make_store, tmp
     assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
     export_lerobot(tmp_path / "rates.h5", tmp_path / "ds", fps=12.5, progress=False)  # a given rate wins
     assert json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())["fps"] == 12.5
+    with EpisodeWriter(tmp_path / "odd.h5") as writer:
+        writer.append(np.zeros((3, 9, 9, 3), np.uint8), np.zeros((2, 1), np.float32), ["a"], fps=10)
+    with pytest.raises(StoreError, match="9x9.*even"):
+        export_lerobot(tmp_path / "odd.h5", tmp_path / "odd")
+    (tmp_path / "stale.partial").mkdir()
+    with pytest.raises(InputError, match="stale.partial exists"):
+        export_lerobot(tmp_path / "rates.h5", tmp_path / "stale", fps=10)
+
+
+def test_an_export_that_fails_half_way_leaves_nothing(make_store, tmp_path, monkeypatch):
+    import genie_robot.data.lerobot as lerobot
+
+    def encoder_breaks(path, frames, fps):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lerobot, "write_h264", encoder_breaks)
+    with pytest.raises(OSError, match="disk full"):
+        export_lerobot(make_store(lengths=(4, 5), size=16), tmp_path / "ds", fps=10, progress=False)
+    assert list(tmp_path.iterdir()) == [tmp_path / "store.h5"]
