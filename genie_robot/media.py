@@ -80,6 +80,28 @@ def write_video(path: str | Path, frames_THWC: np.ndarray, fps: float = 10.0) ->
     return path
 
 
+def encode_video(path: str | Path, frames_THWC: np.ndarray, fps: float, codec: str = "libx264",
+                 pix_fmt: str = "yuv420p", options: dict[str, str] | None = None) -> Path:
+    """Encode uint8 [T, H, W, 3] with PyAV at exactly these settings (container from the
+    suffix), atomically. For files other programs read back frame by frame: the LeRobot
+    export, test fixtures."""
+    from fractions import Fraction
+
+    from genie_robot.extras import require
+
+    av = require("av")
+    path = Path(path)
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.height, stream.width = frames_THWC.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        stream.options = options or {}
+        for frame in frames_THWC:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def _write_mp4(path: Path, frames_THWC: np.ndarray, fps: float) -> None:
     import imageio.v2 as iio2  # the ffmpeg plugin lives behind the v2 API
 

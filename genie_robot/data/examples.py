@@ -170,17 +170,9 @@ def write_rosbag(
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 30, codec: str = "libx264") -> Path:
     """Encode uint8 [T, H, W, 3] with PyAV (near-lossless: crf 10, yuv444p keeps colour)."""
-    import av
+    from genie_robot.media import encode_video
 
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv444p"
-        stream.options = {"crf": "10"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return Path(path)
+    return encode_video(path, frames, fps, codec, "yuv444p", {"crf": "10"})
 
 
 def write_robomimic(path: str | Path, lengths=(6, 5, 7), size: int = 32, libero: bool = False, seed: int = 0) -> dict:

@@ -25,7 +25,6 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from genie_robot.data.store import EpisodeStore
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError, StoreError
 from genie_robot.extras import require
-from genie_robot.io import atomic_path
+from genie_robot.media import encode_video
 
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 CHUNK_SIZE = 1000  # LeRobot's files per chunk folder
@@ -138,9 +137,7 @@ class LeRobotReader:
         if self.version == "v3.0":
             return self.root / self.info["data_path"].format(chunk_index=meta["data/chunk_index"],
                                                              file_index=meta["data/file_index"])
-        index = meta["episode_index"]
-        return self.root / self.info["data_path"].format(episode_chunk=index // self.info.get("chunks_size", CHUNK_SIZE),
-                                                         episode_index=index)
+        return self.root / self.info["data_path"].format(**self._v2_file(meta))
 
     def _video_location(self, meta: dict) -> tuple[Path, float, float | None]:
         """(mp4 file, first timestamp, end timestamp or None for the whole file)."""
@@ -149,10 +146,12 @@ class LeRobotReader:
             path = self.info["video_path"].format(video_key=self.camera, chunk_index=meta[f"{key}/chunk_index"],
                                                   file_index=meta[f"{key}/file_index"])
             return self.root / path, float(meta[f"{key}/from_timestamp"]), float(meta[f"{key}/to_timestamp"])
+        return self.root / self.info["video_path"].format(video_key=self.camera, **self._v2_file(meta)), 0.0, None
+
+    def _v2_file(self, meta: dict) -> dict:
+        """v2.1's per-episode file names: episode index and its chunk folder."""
         index = meta["episode_index"]
-        path = self.info["video_path"].format(episode_chunk=index // self.info.get("chunks_size", CHUNK_SIZE),
-                                              video_key=self.camera, episode_index=index)
-        return self.root / path, 0.0, None
+        return {"episode_chunk": index // self.info.get("chunks_size", CHUNK_SIZE), "episode_index": index}
 
     # ------------------------------------------------------------------ episodes
     def _origin(self, meta: dict) -> str:
@@ -192,8 +191,8 @@ class LeRobotReader:
         actions = np.asarray(rows[self.action_key], np.float32).reshape(length, -1)[:-1]
         state = ({"observation.state": np.asarray(rows[self.state_key], np.float32).reshape(length, -1)}
                  if self.state_key else None)
-        task_indices = meta.get("tasks") or []
-        language = task_indices[0] if task_indices and isinstance(task_indices[0], str) else None
+        tasks = meta.get("tasks") or []  # the episode's task texts
+        language = tasks[0] if tasks and isinstance(tasks[0], str) else None
         attrs = {"source": f"lerobot:{self.root.name}", "robot": self.robot, "fps": self.fps, "split": "train",
                  "origin": self._origin(meta), "language": language}
         return Converted(resize_video(frames, self.size), actions, self.action_names, attrs, state)
@@ -396,17 +395,8 @@ def tasks_table(pa, tasks: dict[str, int]):
 
 
 def write_h264(path: Path, frames: np.ndarray, fps: float) -> None:
-    """H.264 in yuv420p, a keyframe every 2 frames as LeRobot encodes for random access."""
-    av = require("av")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "15", "g": "2"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    """H.264 in yuv420p, a keyframe every 2 frames, as LeRobot encodes for random access."""
+    encode_video(path, frames, fps, options={"crf": "15", "g": "2"})
 
 
 class _Stats:

@@ -49,28 +49,31 @@ def action_labels(actions: np.ndarray, names) -> tuple[np.ndarray, tuple] | None
 
 def collect_transitions(wm, episodes) -> Transitions:
     """Latent actions (inferred by the world model's LAM) beside commands and state changes for
-    every transition of `episodes` (store Episode objects that have actions)."""
-    parts = []
-    names = None
-    for position, episode in enumerate(episodes):
-        if episode.action_names is None:
-            raise InputError(f"episode {episode.key} has no actions; latent actions can only be "
-                             "compared with true actions on episodes that recorded them")
-        names = names or episode.action_names
-        commands = np.asarray(episode.read_actions(), np.float32)
-        keys = episode.state_keys
-        ee = np.diff(episode.read_state("ee_pos"), axis=0) if "ee_pos" in keys else np.zeros((len(commands), 0))
-        grip = np.diff(episode.read_state("gripper")[:, 0]) if "gripper" in keys else np.full(len(commands), np.nan)
-        latents = wm.infer_actions(episode.read_frames())
-        parts.append((latents, commands, ee, grip, np.full(len(latents), position)))
-    if not parts:
+    every transition of `episodes` (store Episode objects that have actions). The actions are
+    read and checked first, so a store whose actions cannot be labelled costs no LAM pass."""
+    if not episodes:
         raise InputError("no episodes to collect transitions from")
-    latents, commands, ee, grip, episode_ids = (np.concatenate(column) for column in zip(*parts))
-    labelled = action_labels(commands, names)
+    names = {tuple(e.action_names) if e.action_names else None for e in episodes}
+    if None in names:
+        raise InputError("some episodes have no actions; latent actions can only be compared with true actions on "
+                         "episodes that recorded them")
+    if len(names) > 1:
+        raise InputError(f"the episodes record actions of different layouts ({sorted(names)})")
+    names = list(names.pop())
+    commands = [np.asarray(e.read_actions(), np.float32) for e in episodes]
+    labelled = action_labels(np.concatenate(commands), names)
     if labelled is None:
-        raise InputError(f"actions {list(names)} are neither the arm's commands nor one-hot discrete actions, so "
-                         "there are no true action classes to compare latent actions with")
-    return Transitions(latents, commands, list(names), *labelled, ee, grip, episode_ids)
+        raise InputError(f"actions {names} are neither the arm's commands nor one-hot game actions, so there are no "
+                         "true action classes to compare latent actions with")
+    parts = []
+    for position, (episode, episode_commands) in enumerate(zip(episodes, commands)):
+        keys, steps = episode.state_keys, len(episode_commands)
+        ee = np.diff(episode.read_state("ee_pos"), axis=0) if "ee_pos" in keys else np.zeros((steps, 0))
+        grip = np.diff(episode.read_state("gripper")[:, 0]) if "gripper" in keys else np.full(steps, np.nan)
+        latents = wm.infer_actions(episode.read_frames())
+        parts.append((latents, ee, grip, np.full(len(latents), position)))
+    latents, ee, grip, episode_ids = (np.concatenate(column) for column in zip(*parts))
+    return Transitions(latents, np.concatenate(commands), names, *labelled, ee, grip, episode_ids)
 
 
 def per_code_effects(t: Transitions, num_actions: int) -> list[dict]:

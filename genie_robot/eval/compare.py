@@ -18,7 +18,10 @@ def load_report(path: str | Path) -> dict:
     file = path / "metrics.json" if path.is_dir() else path
     if not file.is_file():
         raise InputError(f"{path} has no metrics.json; pass a folder written by `genie-robot eval`")
-    metrics = json.loads(file.read_text())
+    try:
+        metrics = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file} is not valid JSON ({exc}); re-run `genie-robot eval` to rewrite it") from None
     if "domains" in metrics:
         raise InputError(f"{path} holds {len(metrics['domains'])} domains; pass one of "
                          + ", ".join(str(file.parent / d) for d in metrics["domains"]))

@@ -170,13 +170,12 @@ def latent_action_figures(wm: WorldModel, episodes, data, found: Findings):
         found.skipped["latent actions"] = "the run has no LAM (train one with `genie-robot train lam`)"
     elif not all(e.action_names is not None for e in episodes):
         found.skipped["latent actions"] = f"{data} has no recorded actions"
-    elif len({tuple(e.action_names) for e in episodes}) > 1:
-        found.skipped["latent actions"] = f"{data}: the episodes record actions of different layouts"
-    elif not all(action_eval.action_labels(e.read_actions(), e.action_names) is not None for e in episodes):
-        found.skipped["latent actions"] = (f"{data}: actions {episodes[0].action_names} are neither the arm's commands "
-                                           "nor one-hot game actions, so they have no classes to compare codes with")
     else:
-        transitions = action_eval.collect_transitions(wm, episodes)
+        try:
+            transitions = action_eval.collect_transitions(wm, episodes)
+        except InputError as exc:  # actions of different layouts, or without classes
+            found.skipped["latent actions"] = f"{data}: {exc}"
+            return None
         table = action_eval.confusion(transitions.latents, transitions.labels, wm.num_actions, len(transitions.label_names))
         found.metrics["latent_actions"] = {
             "per_code": action_eval.per_code_effects(transitions, wm.num_actions),
