@@ -54,15 +54,18 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
     """The three model stages at `scale` x the recipe's steps (then the adapter at its recipe); returns
     minutes and steps per model stage."""
     mixture = [f"{data['train']}:2", f"{data['explore']}:1"]
-    spent = {}
+    # Minutes per stage are kept beside the run, so a rerun that finds a stage trained reports its real cost.
+    spent_file = run.parent / "train.json"
+    spent = json.loads(spent_file.read_text()) if spent_file.exists() else {}
     for stage in STAGES:
         steps = 2 if quick else max(1, round(recipe(preset, stage)["steps"] * scale))
-        started = time.time()
         if not (run / stage / "model.safetensors").exists():
+            started = time.time()
             extra = ["--batch-size", "2", "--clip-len", "4"] if quick else []
             cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra,
                 "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4)), "--out", str(run))
-        spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
+            spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
+            spent_file.write_text(json.dumps(spent, indent=2))
     # The adapter, as `make demo` trains it: on the episodes with the mixed policy's commands.
     if not (run / "adapter" / "model.safetensors").exists():
         cli("train", "adapter", "--data", str(data["train"]), "--preset", preset, *(["--steps", "2"] if quick else []),
@@ -147,7 +150,8 @@ def main() -> None:
         run, report = out / f"x{scale:g}" / "run", out / f"x{scale:g}" / "report"
         spent = train(run, data, preset, scale, args.quick)
         eval_args = ["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick else []
-        cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
+        if not (report / "metrics.json").exists():  # eval is deterministic: a finished report stands
+            cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
         row = {"scale": scale, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
             row["planning"] = planning(run, data, args.planning)
