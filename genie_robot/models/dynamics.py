@@ -11,9 +11,11 @@ that copies them gets most of the loss right while ignoring the arm and its acti
 generating, the context holds the model's own mistakes: `context_noise` replaces a share of
 visible tokens by random ones in training, so that errors get corrected instead of compounding.
 
-The latent action a_t (what moved frame t to t+1) is
-added as an embedding to every token of frame t+1, so causal temporal attention lets frame
-t+1's logits depend on frames <= t+1 and actions <= t only. Cross-entropy on masked tokens."""
+The latent action a_t (what moved frame t to t+1) enters frame t+1: added as an embedding to
+every token (`action_input="add"`, the paper's way), or as one extra token at the head of the
+frame that every spatial attention layer can read (`"token"`, which Jasmine found essential on
+CoinRun). Causal temporal attention lets frame t+1's logits depend on frames <= t+1 and
+actions <= t only. Cross-entropy on masked tokens."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ class DynamicsConfig(ModelConfig):
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
+    action_input: str = "add"  # add (embedding on every token) | token (one action token per frame)
     qk_norm: bool = True
 
     def validate(self) -> None:
@@ -69,6 +72,8 @@ class DynamicsConfig(ModelConfig):
         if self.head == "levels" and self.codebook_size not in FSQ_LEVELS:
             raise ConfigError(f"dynamics config: a 'levels' head needs an FSQ codebook size {sorted(FSQ_LEVELS)}, "
                               f"got {self.codebook_size}")
+        if self.action_input not in ("add", "token"):
+            raise ConfigError(f"dynamics config: action_input must be 'add' or 'token', got {self.action_input!r}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
         if not self.changed_weight > 0:
@@ -91,7 +96,8 @@ class DynamicsModel(nn.Module, Stage):
         self.config = c = config
         self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
-        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
+        self.action_tokens = int(c.action_input == "token")  # leading tokens per frame that are not image tokens
+        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2 + self.action_tokens, c.qk_norm)
         if c.head == "levels":
             # An FSQ token is a tuple of levels: predict each dimension's level, and score a
             # token by the sum of its levels' log-probabilities (a normalized joint softmax).
@@ -132,14 +138,25 @@ class DynamicsModel(nn.Module, Stage):
         """Frames that continue `cache` in time, each with the action that led into it
         (no_action_id for a window's first frame) -> logits [B, T, h, w, V]. The frames join
         the cache when `commit` (MaskGIT's passes over a partly decoded frame do not)."""
-        tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
-        x_BTSD = self.token_embed(tokens_BTS) + self.action_embed(actions_in_BT)[:, :, None]
-        h_BTSD = self.transformer(x_BTSD, cache=cache, commit=commit)
-        logits_BTSV = self.head(h_BTSD)
+        logits_BTSV = self.head(self._hidden(tokens_BThw, actions_in_BT, cache, commit))
         if self.config.head == "levels":
             log_probs = torch.cat([part.log_softmax(-1) for part in logits_BTSV.float().split(self.level_sizes, -1)], -1)
             logits_BTSV = log_probs[..., self.level_index_VD].sum(-1)
         return rearrange(logits_BTSV, "b t (h w) v -> b t h w v", h=self.config.grid)
+
+    def remember(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV) -> None:
+        """Add finished frames to `cache` without the logits nobody would read."""
+        self._hidden(tokens_BThw, actions_in_BT, cache, commit=True)
+
+    def _hidden(self, tokens_BThw, actions_in_BT, cache, commit) -> torch.Tensor:
+        """The transformer's output for the image tokens [B, T, h*w, D]."""
+        tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
+        action_BT1D = self.action_embed(actions_in_BT)[:, :, None]
+        if self.action_tokens:
+            x_BTSD = torch.cat([action_BT1D, self.token_embed(tokens_BTS)], dim=2)
+        else:
+            x_BTSD = self.token_embed(tokens_BTS) + action_BT1D
+        return self.transformer(x_BTSD, cache=cache, commit=commit)[:, :, self.action_tokens:]
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate ~ U(min, max) drawn

@@ -207,7 +207,7 @@ class Session:
             self.cache_rows = rows
         else:  # the buffers are reused: refilled from the first frame
             self.dynamics_cache.length = self.decoder_cache.length = 0
-        self.wm.dynamics.frame_logits(self.tokens_BThw, self.actions_in_BT, self.dynamics_cache)
+        self.wm.dynamics.remember(self.tokens_BThw, self.actions_in_BT, self.dynamics_cache)
         if not self.wm.tokenizer.config.dec_temporal:
             return None
         return self.wm.tokenizer.decode(self.tokens_BThw, self.decoder_cache)
@@ -260,7 +260,7 @@ class Session:
         new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators).view(B, 1, h, h)
 
         if self.use_cache:
-            wm.dynamics.frame_logits(new_B1hw, action_in_B1, self.dynamics_cache)
+            wm.dynamics.remember(new_B1hw, action_in_B1, self.dynamics_cache)
             frame_B1HWC = wm.tokenizer.decode(new_B1hw, self.decoder_cache)
         else:
             frame_B1HWC = wm.tokenizer.decode(torch.cat([self.tokens_BThw, new_B1hw], dim=1))[:, -1:]

@@ -12,12 +12,13 @@ def video(B=2, T=5, size=16, seed=0):
     return torch.randint(0, 256, (B, T, size, size, 3), dtype=torch.uint8, generator=g)
 
 
-@pytest.fixture
-def models():
+@pytest.fixture(params=["add", "token"])
+def models(request):
+    """Every test runs with both ways the dynamics model takes its actions."""
     torch.manual_seed(0)
     return (VideoTokenizer(TokenizerConfig.preset("tiny")).eval(),
             LatentActionModel(LatentActionConfig.preset("tiny")).eval(),
-            DynamicsModel(DynamicsConfig.preset("tiny")).eval())
+            DynamicsModel(DynamicsConfig.preset("tiny", action_input=request.param)).eval())
 
 
 def test_shapes(models):
@@ -116,6 +117,8 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="must be positive"):
         LatentActionConfig.preset("tiny", num_actions=0)
     assert DynamicsConfig.from_dict(DynamicsConfig.preset("small").to_dict()) == DynamicsConfig.preset("small")
+    with pytest.raises(ConfigError, match="action_input must be 'add' or 'token'"):
+        DynamicsConfig.preset("tiny", action_input="concat")
 
 
 @pytest.mark.parametrize("kind", ["tokenizer", "lam", "dynamics"])

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -34,10 +36,25 @@ def test_session_api_shapes(wm):
     assert wm.reconstruct(frames(20)).shape == (20, 16, 16, 3)
 
 
+@pytest.fixture(scope="module")
+def wm_action_tokens(tiny_run, tmp_path_factory):
+    """The tiny run with a dynamics model that reads its actions as one token per frame."""
+    from genie_robot.models import DynamicsConfig, DynamicsModel
+    from genie_robot.models.checkpoint import save_model
+
+    run = tmp_path_factory.mktemp("run_action_tokens")
+    shutil.copytree(tiny_run, run, dirs_exist_ok=True)
+    torch.manual_seed(0)
+    save_model(DynamicsModel(DynamicsConfig.preset("tiny", action_input="token")), run / "dynamics")
+    return Run.load(run).world_model()
+
+
 @pytest.mark.parametrize("memory", [16, 5])
-def test_cached_equals_uncached(wm, memory):
+@pytest.mark.parametrize("model", ["wm", "wm_action_tokens"])
+def test_cached_equals_uncached(model, memory, request):
     """Same seed, same actions: identical tokens; pixels equal up to float rounding.
     memory 5 crosses the window limit several times (the cache is rebuilt after sliding)."""
+    wm = request.getfixturevalue(model)
     actions = [3, 1, 4, 1, 5, 0, 2, 6, 5, 3]
     runs = {}
     for cached in (True, False):
