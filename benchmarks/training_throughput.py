@@ -132,13 +132,15 @@ def compare_with_1xgpt(args, device) -> None:
         features = [{"input_ids": row.flatten(), "labels": row.flatten()} for row in our_batch["tokens"].cpu()]
         peer_batch = {k: v.to(device) for k, v in get_maskgit_collator(peer_config)(features).items()
                       if k in ("input_ids", "labels")}
-        losses = {"ours": lambda: models["ours"](our_batch).loss,
-                  "ours, head 1024": lambda: models["ours, head 1024"](our_batch).loss,
-                  "1xgpt": lambda: models["1xgpt"](**peer_batch).loss}
-        steps = {name: train_step(models[name].to(device), torch.optim.AdamW(models[name].parameters(), lr=1e-4), loss)
+        for model in models.values():
+            model.to(device)
+        losses = {"ours": lambda m=models["ours"], b=our_batch: m(b).loss,
+                  "ours, head 1024": lambda m=models["ours, head 1024"], b=our_batch: m(b).loss,
+                  "1xgpt": lambda m=models["1xgpt"], b=peer_batch: m(**b).loss}
+        steps = {name: train_step(models[name], torch.optim.AdamW(models[name].parameters(), lr=1e-4), loss)
                  for name, loss in losses.items()}
         times = {name: [] for name in steps}
-        for name, step in steps.items():
+        for step in steps.values():
             step()  # warm-up
         for _ in range(args.rounds):  # interleaved, so that load on a shared machine hits both alike
             for name, step in steps.items():
