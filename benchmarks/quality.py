@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from genie_robot.io import atomic_path
 from genie_robot.train.recipe import recipe
 
 STAGES = ("tokenizer", "lam", "dynamics")
@@ -59,18 +60,34 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
     spent = json.loads(spent_file.read_text()) if spent_file.exists() else {}
     for stage in STAGES:
         steps = 2 if quick else max(1, round(recipe(preset, stage)["steps"] * scale))
-        if not (run / stage / "model.safetensors").exists():
-            started = time.time()
-            extra = ["--batch-size", "2", "--clip-len", "4"] if quick else []
-            cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra,
-                "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4)), "--out", str(run))
-            spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
-            spent_file.write_text(json.dumps(spent, indent=2))
+        if (run / stage / "model.safetensors").exists():
+            # Trained before minutes were recorded: its steps are in the checkpoint, its time is unknown.
+            trained = json.loads((run / stage / "trainer_state.json").read_text())["step"]
+            spent.setdefault(stage, {"minutes": None, "steps": trained})
+            continue
+        started = time.time()
+        extra = ["--batch-size", "2", "--clip-len", "4"] if quick else []
+        cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra,
+            "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4)), "--out", str(run))
+        spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
+        write_text(spent_file, json.dumps(spent, indent=2))
     # The adapter, as `make demo` trains it: on the episodes with the mixed policy's commands.
     if not (run / "adapter" / "model.safetensors").exists():
         cli("train", "adapter", "--data", str(data["train"]), "--preset", preset, *(["--steps", "2"] if quick else []),
             "--sample-every", "0", "--out", str(run))
     return spent
+
+
+def report_is_current(run: Path, report: Path) -> bool:
+    """Eval is deterministic: a report written after every model of the run was saved stands."""
+    metrics = report / "metrics.json"
+    models = list(run.glob("*/model.safetensors"))
+    return metrics.exists() and all(metrics.stat().st_mtime >= m.stat().st_mtime for m in models)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def figures(metrics: dict) -> dict:
@@ -150,7 +167,7 @@ def main() -> None:
         run, report = out / f"x{scale:g}" / "run", out / f"x{scale:g}" / "report"
         spent = train(run, data, preset, scale, args.quick)
         eval_args = ["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick else []
-        if not (report / "metrics.json").exists():  # eval is deterministic: a finished report stands
+        if not report_is_current(run, report):
             cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
         row = {"scale": scale, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
@@ -161,8 +178,8 @@ def main() -> None:
     for row in rows:
         if "planning" in row:
             print(f"planning, budget x{row['scale']:g}:\n" + "\n".join(row["planning"]))
-    (out / "quality.md").write_text(text + "\n")
-    (out / "quality.json").write_text(json.dumps(rows, indent=2))
+    write_text(out / "quality.md", text + "\n")
+    write_text(out / "quality.json", json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

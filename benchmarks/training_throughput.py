@@ -10,10 +10,12 @@ module imports mup, transformers and huggingface_hub (pip install --target DIR m
 huggingface_hub; pass DIR as --peer-path) and xformers, which is CUDA-only: with
 XFORMERS_DISABLED=true, 1xgpt's own switch, it trains with its plain PyTorch attention and never
 calls xformers, so an empty stand-in module is registered when xformers cannot be imported.
-Matched: width, depth, heads, MLP ratio 4, QK-norm, 16 frames x 256 tokens, 512-token vocabulary,
-fp32, AdamW, batch, threads, each model's own training masking (ours in forward, theirs by their
-collator, made once outside the timing). Not matched: 1xgpt has no action input and no pre-norms
-(QK-norm only); ours adds latent-action embeddings. Neither is compiled (1xgpt compiles on GPU).
+Matched: width, depth, heads, MLP ratio 4, QK-norm, 16 frames x 256 tokens, fp32, AdamW, batch,
+threads, each model's own training masking (ours in forward, theirs by their collator, made once
+outside the timing). 1xgpt's loss needs two factored vocabularies (2 x 512), so its output layer
+is 1024 wide: ours is timed at its preset's 512 and with a 1024-wide head. Not matched: 1xgpt has
+no action input and no pre-norms (QK-norm only) and learns a position per frame and token; ours
+adds latent-action embeddings. Neither is compiled (1xgpt compiles on GPU).
 Peak memory is CUDA's max allocated on GPU, and the process's peak RSS on CPU."""
 import argparse
 import os
