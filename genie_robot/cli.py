@@ -173,7 +173,7 @@ def _run_and_sampling(args):
 
     try:
         temperature = SamplingConfig.temperature if args.temperature is None else args.temperature
-        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order)
+        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order, args.guidance)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return Run.load(args.run, device=resolve_device(args.device)), sampling
@@ -324,6 +324,8 @@ def _add_sampling_args(parser) -> None:
     parser.add_argument("--temperature", type=bounded(float, 0), help="0 = greedy (default: SamplingConfig's, 0.5)")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
+    parser.add_argument("--guidance", type=bounded(float, 0), default=1.0,
+                        help="classifier-free guidance on the action (1 = none; needs a model trained with action dropout)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
 
 

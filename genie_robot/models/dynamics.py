@@ -15,7 +15,13 @@ The latent action a_t (what moved frame t to t+1) enters frame t+1: added as an 
 every token (`action_input="add"`, the paper's way), or as one extra token at the head of the
 frame that every spatial attention layer can read (`"token"`, which Jasmine found essential on
 CoinRun). Causal temporal attention lets frame t+1's logits depend on frames <= t+1 and
-actions <= t only. Cross-entropy on masked tokens."""
+actions <= t only. Cross-entropy on masked tokens.
+
+`action_dropout` hides a share of frames' actions in training (the no-action id, as a window's
+first frame has), so that the model also learns the next frame without its action. Sampling can
+then push the prediction away from that action-less guess (classifier-free guidance,
+Ho & Salimans 2022): logits = uncond + w * (cond - uncond), the `guidance` weight w of
+SamplingConfig, so that a model that under-uses its actions follows them more."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,6 +67,7 @@ class DynamicsConfig(ModelConfig):
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
     action_input: str = "add"  # add (embedding on every token) | token (one action token per frame)
+    action_dropout: float = 0.0  # share of frames trained without their action (guided sampling needs > 0)
     qk_norm: bool = True
 
     def validate(self) -> None:
@@ -76,6 +83,8 @@ class DynamicsConfig(ModelConfig):
             raise ConfigError(f"dynamics config: action_input must be 'add' or 'token', got {self.action_input!r}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
+        if not 0.0 <= self.action_dropout < 1.0:
+            raise ConfigError(f"dynamics config: action_dropout must be in [0, 1), got {self.action_dropout}")
         if not self.changed_weight > 0:
             raise ConfigError(f"dynamics config: changed_weight must be > 0, got {self.changed_weight}")
 
@@ -125,9 +134,13 @@ class DynamicsModel(nn.Module, Stage):
 
     def logits(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> torch.Tensor:
         """tokens [B, T, h, w] (may contain mask_id) + actions [B, T-1] -> logits [B, T, h, w, V]."""
+        return self.frame_logits(tokens_BThw, self._actions_in(tokens_BThw, actions_BT))
+
+    def _actions_in(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> torch.Tensor:
+        """The action leading into each frame [B, T]: no_action_id for the first."""
         self._check(tokens_BThw, actions_BT)
         no_action_B1 = torch.full_like(actions_BT[:, :1], self.config.no_action_id)
-        return self.frame_logits(tokens_BThw, torch.cat([no_action_B1, actions_BT], dim=1))
+        return torch.cat([no_action_B1, actions_BT], dim=1)
 
     def new_cache(self, batch: int) -> TemporalKV:
         """An empty cache for generating `batch` rows frame by frame."""
@@ -191,7 +204,11 @@ class DynamicsModel(nn.Module, Stage):
             # training teaches the model to correct them rather than to build on them.
             noisy = (torch.rand(tokens.shape, device=tokens.device) < self.config.context_noise) & ~mask
             inputs = torch.where(noisy, torch.randint_like(tokens, self.config.codebook_size), inputs)
-        logits = self.logits(inputs, actions)
+        actions_in = self._actions_in(inputs, actions)
+        if self.training and self.config.action_dropout:
+            hidden = torch.rand(actions_in.shape, device=actions_in.device) < self.config.action_dropout
+            actions_in = actions_in.masked_fill(hidden, self.config.no_action_id)
+        logits = self.frame_logits(inputs, actions_in)
         changed = torch.zeros_like(mask)
         changed[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
         # Masked tokens only, changed ones weighted up; written without data-dependent

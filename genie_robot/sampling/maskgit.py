@@ -34,6 +34,7 @@ class SamplingConfig:
     temperature: float = 0.5  # 0 = greedy (argmax)
     schedule: str = "cosine"
     order: str = "random"
+    guidance: float = 1.0  # classifier-free guidance weight on the action; 1 = none (models/dynamics.py)
 
     def __post_init__(self):
         if self.steps < 1:
@@ -44,6 +45,14 @@ class SamplingConfig:
             raise ValueError(f"unknown mask schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.order not in ORDERS:
             raise ValueError(f"unknown unmasking order {self.order!r}; choose from {', '.join(ORDERS)}")
+        if not self.guidance >= 0:
+            raise ValueError(f"guidance must be >= 0 (1 = none), got {self.guidance}")
+
+
+def guide(cond_BNV: torch.Tensor, uncond_BNV: torch.Tensor, weight: float) -> torch.Tensor:
+    """Classifier-free guidance: logits moved from the unconditional prediction through the
+    conditional one by `weight` (0: unconditional, 1: conditional, > 1: past it)."""
+    return uncond_BNV + weight * (cond_BNV - uncond_BNV)
 
 
 def masked_counts(num_masked: int, steps: int, schedule: str = "cosine") -> list[int]:
