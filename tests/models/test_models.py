@@ -119,6 +119,27 @@ def test_config_validation():
     assert DynamicsConfig.from_dict(DynamicsConfig.preset("small").to_dict()) == DynamicsConfig.preset("small")
     with pytest.raises(ConfigError, match="action_input must be 'add' or 'token'"):
         DynamicsConfig.preset("tiny", action_input="concat")
+    with pytest.raises(ConfigError, match=r"action_dropout must be in \[0, 1\)"):
+        DynamicsConfig.preset("tiny", action_dropout=1.0)
+
+
+def test_action_dropout_hides_actions_in_training_only():
+    """Dropped actions read as the no-action id (what a window's first frame has); never in eval."""
+    torch.manual_seed(0)
+    model = DynamicsModel(DynamicsConfig.preset("tiny", action_dropout=0.5))
+    seen = []
+    original = model.frame_logits
+    model.frame_logits = lambda tokens, actions_in, *a, **k: seen.append(actions_in) or original(tokens, actions_in, *a, **k)
+    batch = {"tokens": torch.randint(0, 64, (4, 16, 4, 4)), "actions": torch.randint(0, 8, (4, 15))}
+    no_action = model.config.no_action_id
+    model.train()
+    model(batch)
+    hidden = seen[-1][:, 1:] == no_action
+    assert 0.3 < hidden.float().mean() < 0.7
+    assert torch.equal(seen[-1][:, 1:][~hidden], batch["actions"][~hidden])
+    model.eval()
+    model(batch)
+    assert (seen[-1][:, 0] == no_action).all() and torch.equal(seen[-1][:, 1:], batch["actions"])
 
 
 @pytest.mark.parametrize("kind", ["tokenizer", "lam", "dynamics"])
@@ -162,3 +183,24 @@ def test_quantizer_usage_and_dead_code_restart():
     assert vq.codebook.data[1:].abs().max() < 1  # near the encoder outputs now
     _, ids, _, metrics = vq.eval()(data)
     assert metrics["codes_used"] > 1
+
+
+def test_bf16_training_on_cpu_keeps_attention_in_fp32(monkeypatch):
+    """Under CPU autocast the matmuls run in bf16 but attention, whose bf16 backward is slow on
+    CPU, runs in fp32 while training; the loss stays close to fp32's and every gradient finite."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = DynamicsModel(DynamicsConfig.preset("tiny"))
+    batch = {"tokens": torch.randint(0, 64, (2, 4, 4, 4)), "actions": torch.randint(0, 8, (2, 3)),
+             "mask": torch.rand(2, 4, 4, 4) < 0.5}
+    dtypes, attend = [], F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda q, *a, **k: dtypes.append(q.dtype) or attend(q, *a, **k))
+    fp32_loss = model(batch).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16_loss = model(batch).loss
+    bf16_loss.backward()
+    assert dtypes and set(dtypes) == {torch.float32}
+    assert abs(bf16_loss.item() - fp32_loss.item()) < 0.02 * fp32_loss.item()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
