@@ -41,7 +41,7 @@ define train_run
 	rm -rf $(1)/run
 	$(CLI) train tokenizer --data $(2) --preset small --sample-every 1000 --ckpt-every 500 --out $(1)/run
 	$(CLI) train lam       --data $(2) --preset small --sample-every 500 --ckpt-every 500 --out $(1)/run
-	$(CLI) train dynamics  --data $(2) --preset small --sample-every 700 --ckpt-every 700 --out $(1)/run
+	$(CLI) train dynamics  --data $(2) --preset small --sample-every 1000 --ckpt-every 1000 --out $(1)/run
 	$(CLI) train adapter   --data $(1)/mujoco.h5 --preset small --sample-every 0 --out $(1)/run
 endef
 

@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=COUNT, default=0, help="DataLoader worker processes")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                       help="auto: bf16 on CUDA, fp32 on CPU")
+                       help="auto: bf16 where it is native (CUDA; CPUs with AVX512-BF16 or AMX), else fp32")
     train.set_defaults(func=_cmd_train)
 
     for name, launch_file, with_run, help_text in (

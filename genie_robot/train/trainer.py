@@ -4,7 +4,7 @@ What differs between stages lives in the model classes (`genie_robot.models.stag
 which frozen models of the run a stage trains on, what it makes of a clip batch, its loss.
 
 AdamW with linear warmup + cosine decay, gradient clipping and accumulation, bf16 autocast
-on CUDA, DistributedDataParallel under torchrun (data sharded by rank), checkpoints as
+on CUDA and on CPUs with native bf16 matmuls, DistributedDataParallel under torchrun (data sharded by rank), checkpoints as
 folders (safetensors + JSON, swapped in atomically), exact resume, CSV + TensorBoard logs,
 a progress bar and periodic sample images.
 
@@ -60,7 +60,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (autocast)
+    precision: str = "auto"  # auto (bf16 where it is native: CUDA, AVX512-BF16/AMX CPUs; else fp32) | fp32 | bf16 (autocast)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "clip_len", "frame_skip", "accum", "ckpt_every", "log_every"):
@@ -106,6 +106,15 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds training up here: on CUDA, and on CPUs with bf16 matmul
+    instructions (small preset on 2 AVX512-BF16 cores: a training step 1.2x (tokenizer) to
+    1.4x (dynamics) faster, README). Elsewhere a CPU emulates bf16, slower than fp32."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 class Trainer:
     def __init__(self, stage: str, model_config, data_sources, run_dir: str | Path, cfg: TrainConfig,
                  resume: bool = False, progress: bool = True):
@@ -140,7 +149,7 @@ class Trainer:
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.frozen_outputs = self._frozen_outputs_once()
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     # ------------------------------------------------------------------ setup
