@@ -10,7 +10,7 @@ module imports mup, transformers and huggingface_hub (pip install --target DIR m
 huggingface_hub; pass DIR as --peer-path) and xformers, which is CUDA-only: with
 XFORMERS_DISABLED=true, 1xgpt's own switch, it trains with its plain PyTorch attention and never
 calls xformers, so an empty stand-in module is registered when xformers cannot be imported.
-Matched: width, depth, heads, MLP ratio 4, QK-norm, 16 frames x 256 tokens, fp32, AdamW, batch,
+Matched: width, depth, heads, MLP ratio 4, QK-norm, 16 frames x 256 tokens, precision, AdamW, batch,
 threads, each model's own training masking (ours in forward, theirs by their collator, made once
 outside the timing). 1xgpt's loss needs two factored vocabularies (2 x 512), so its output layer
 is 1024 wide: ours is timed at its preset's 512 and with a 1024-wide head. Not matched: 1xgpt has
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from genie_robot.models import MODELS
+from genie_robot.train.trainer import native_bf16
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -64,8 +65,13 @@ def our_dynamics_batch(config, batch_size: int, clip_len: int, device) -> dict:
             "actions": torch.randint(0, config.num_actions, (batch_size, clip_len - 1), device=device)}
 
 
-def stage_throughput(args, device, autocast) -> None:
-    for preset in args.presets:
+def autocast(device: torch.device, precision: str):
+    """What the trainer runs its forward under at this precision."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def stage_throughput(args, device) -> None:
+    for preset, precision in [(p, q) for p in args.presets for q in args.precisions]:
         size = MODELS["tokenizer"][0].preset(preset).image_size
         for stage in ("tokenizer", "lam", "dynamics"):  # the adapter is a 4-value MLP: nothing to measure
             config_cls, model_cls = MODELS[stage]
@@ -79,15 +85,16 @@ def stage_throughput(args, device, autocast) -> None:
                                                 device=device)}
                 tokens_per_clip = args.clip_len * model.config.tokens_per_frame
 
-            def loss(model=model, batch=batch):
-                with autocast:
+            def loss(model=model, batch=batch, precision=precision):
+                with autocast(device, precision):
                     return model(batch).loss
             step = train_step(model, opt, loss)
             step()  # the first step warms up kernels and the allocator
             dt = statistics.mean(seconds_per_step(step, args.steps, device))
             params = sum(p.numel() for p in model.parameters()) / 1e6
             clips = args.batch_size / dt
-            print(f"{preset:6s} {stage:9s} {params:7.2f}M params  {dt * 1000:8.1f} ms/step  {clips * args.clip_len:8.1f} frames/s  "
+            print(f"{preset:6s} {stage:9s} {precision} {params:7.2f}M params  {dt * 1000:8.1f} ms/step  "
+                  f"{clips * args.clip_len:8.1f} frames/s  "
                   f"{clips * tokens_per_clip:10.0f} tokens/s  peak {peak_memory_mb(device):8.0f} MB")
 
 
@@ -136,11 +143,18 @@ def compare_with_1xgpt(args, device) -> None:
                       if k in ("input_ids", "labels")}
         for model in models.values():
             model.to(device)
-        losses = {"ours": lambda m=models["ours"], b=our_batch: m(b).loss,
-                  "ours, head 1024": lambda m=models["ours, head 1024"], b=our_batch: m(b).loss,
-                  "1xgpt": lambda m=models["1xgpt"], b=peer_batch: m(**b).loss}
-        steps = {name: train_step(models[name], torch.optim.AdamW(models[name].parameters(), lr=1e-4), loss)
-                 for name, loss in losses.items()}
+        forwards = {"ours": lambda m=models["ours"], b=our_batch: m(b).loss,
+                    "ours, head 1024": lambda m=models["ours, head 1024"], b=our_batch: m(b).loss,
+                    "1xgpt": lambda m=models["1xgpt"], b=peer_batch: m(**b).loss}
+
+        def under(forward, precision):
+            def loss():
+                with autocast(device, precision):
+                    return forward()
+            return loss
+        steps = {f"{name} {precision}": train_step(models[name], torch.optim.AdamW(models[name].parameters(), lr=1e-4),
+                                                   under(forward, precision))
+                 for precision in args.precisions for name, forward in forwards.items()}
         times = {name: [] for name in steps}
         for step in steps.values():
             step()  # warm-up
@@ -149,15 +163,19 @@ def compare_with_1xgpt(args, device) -> None:
                 times[name] += seconds_per_step(step, args.steps, device)
         print(f"dynamics training, {preset} preset size (width {ours_config.dim}, {ours_config.layers} layers, "
               f"{ours_config.heads} heads, {frames} frames x {grid * grid} tokens, vocabulary {ours_config.codebook_size}), "
-              f"batch {args.batch_size}, fp32, AdamW, {torch.get_num_threads()} threads, median of "
+              f"batch {args.batch_size}, AdamW, {torch.get_num_threads()} threads, median of "
               f"{args.rounds} x {args.steps} interleaved steps:")
         median = {name: statistics.median(t) for name, t in times.items()}
         for name in steps:
-            count = sum(p.numel() for p in models[name].parameters()) / 1e6
-            print(f"  {name:15s} {count:5.2f}M params  {median[name] * 1000:8.1f} ms/step  "
+            count = sum(p.numel() for p in models[name.rsplit(" ", 1)[0]].parameters()) / 1e6
+            print(f"  {name:20s} {count:5.2f}M params  {median[name] * 1000:8.1f} ms/step  "
                   f"{args.batch_size * frames / median[name]:7.1f} frames/s")
-        print(f"  ours / 1xgpt: {median['1xgpt'] / median['ours']:.2f}x the frames per second "
-              f"({median['1xgpt'] / median['ours, head 1024']:.2f}x with the same output width)")
+        for precision in args.precisions:
+            print(f"  {precision}: ours / 1xgpt {median[f'1xgpt {precision}'] / median[f'ours {precision}']:.2f}x the frames "
+                  f"per second ({median[f'1xgpt {precision}'] / median[f'ours, head 1024 {precision}']:.2f}x with the same "
+                  "output width)")
+        best = {name: min(median[f"{name} {precision}"] for precision in args.precisions) for name in ("ours", "1xgpt")}
+        print(f"  each at its faster precision: ours / 1xgpt {best['1xgpt'] / best['ours']:.2f}x")
 
 
 def main() -> None:
@@ -169,17 +187,19 @@ def main() -> None:
     parser.add_argument("--peer-1xgpt", help="a checkout of 1x-technologies/1xgpt: compare dynamics training with it")
     parser.add_argument("--peer-path", nargs="*", default=[], help="folders holding 1xgpt's imports (mup, transformers, ...)")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of --steps steps per model (peer comparison)")
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
+                        help="default: fp32, and bf16 too where it is native (the trainer's auto)")
     parser.add_argument("--quick", action="store_true", help="tiny preset, 1 step of one 4-frame clip (CI)")
     args = parser.parse_args()
     if args.quick:
         args.presets, args.steps, args.batch_size, args.clip_len, args.rounds = ["tiny"], 1, 1, 4, 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    args.precisions = args.precisions or (["fp32", "bf16"] if native_bf16(device) else ["fp32"])
     print(f"device {device}, batch {args.batch_size} x {args.clip_len} frames, {torch.get_num_threads()} threads")
     if args.peer_1xgpt:
         compare_with_1xgpt(args, device)
     else:
-        stage_throughput(args, device, autocast)
+        stage_throughput(args, device)
 
 
 if __name__ == "__main__":

@@ -54,17 +54,6 @@ class Attention(nn.Module):
         and values are written at start.. and attention runs over all positions so far.
         attn_mask: bool [L, L], True = may attend."""
         q, k, v = self.project(x_NLD)
-        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
-            # The CPU's bf16 attention backward is ~4x slower than fp32's (the matmuls around it
-            # still gain from bf16): trained under autocast on CPU, attention runs in fp32.
-            with torch.autocast("cpu", enabled=False):
-                out = self._attend(q.float(), k.float(), v.float(), causal, kv_buffers, start, attn_mask)
-        else:
-            out = self._attend(q, k, v, causal, kv_buffers, start, attn_mask)
-        return self.proj(rearrange(out, "n h l d -> n l (h d)"))
-
-    @staticmethod
-    def _attend(q, k, v, causal, kv_buffers, start, attn_mask):
         if kv_buffers is not None:
             stop = start + k.shape[2]
             kv_buffers[0][:, :, start:stop] = k
@@ -73,16 +62,20 @@ class Attention(nn.Module):
         if causal and q.shape[2] > 1:
             # Queries are the last L positions of the (past + current) sequence.
             L, total = q.shape[2], k.shape[2]
-            mask = torch.ones(L, total, dtype=torch.bool, device=q.device).tril(total - L)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        elif q.shape[2] == 1 and attn_mask is None:
-            # One query per sequence (a generated frame attending over the cached ones): plain
-            # batched matmuls beat the fused kernel's per-sequence set-up (0.16 vs 0.28 ms here).
-            weights = (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(-1)
-            out = weights.to(v.dtype) @ v
+            attn_mask = torch.ones(L, total, dtype=torch.bool, device=q.device).tril(total - L)
+        # Plain batched matmuls instead of the fused kernel where they are faster: one query per
+        # sequence (a generated frame attending over the cached ones: no per-sequence set-up,
+        # 0.16 vs 0.28 ms a call here), and bf16 training on CPU (the fused kernel's bf16
+        # backward is ~4x slower than its fp32 one, while bf16 matmuls are ~2.5x faster).
+        if (q.shape[2] == 1 and attn_mask is None) or (q.dtype == torch.bfloat16 and q.device.type == "cpu"
+                                                        and torch.is_grad_enabled()):
+            scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            out = scores.softmax(-1).to(v.dtype) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return out
+        return self.proj(rearrange(out, "n h l d -> n l (h d)"))
 
 
 class FeedForward(nn.Module):

@@ -185,22 +185,19 @@ def test_quantizer_usage_and_dead_code_restart():
     assert metrics["codes_used"] > 1
 
 
-def test_bf16_training_on_cpu_keeps_attention_in_fp32(monkeypatch):
-    """Under CPU autocast the matmuls run in bf16 but attention, whose bf16 backward is slow on
-    CPU, runs in fp32 while training; the loss stays close to fp32's and every gradient finite."""
-    import torch.nn.functional as F
+def test_bf16_training_on_cpu_is_close_to_fp32():
+    """Under CPU autocast, training takes the plain-matmul attention (the fused kernel's bf16
+    backward is slow on CPU): for spatial, causal-temporal and windowed attention alike, its
+    output stays within bf16 rounding of fp32's, and every gradient is finite."""
+    from genie_robot.nn import STTransformer
 
     torch.manual_seed(0)
-    model = DynamicsModel(DynamicsConfig.preset("tiny"))
-    batch = {"tokens": torch.randint(0, 64, (2, 4, 4, 4)), "actions": torch.randint(0, 8, (2, 3)),
-             "mask": torch.rand(2, 4, 4, 4) < 0.5}
-    dtypes, attend = [], F.scaled_dot_product_attention
-    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda q, *a, **k: dtypes.append(q.dtype) or attend(q, *a, **k))
-    fp32_loss = model(batch).loss
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16_loss = model(batch).loss
-    bf16_loss.backward()
-    assert dtypes and set(dtypes) == {torch.float32}
-    assert abs(bf16_loss.item() - fp32_loss.item()) < 0.02 * fp32_loss.item()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    for stack in (STTransformer(32, 2, 2, 4, 16), STTransformer(32, 2, 2, 4, 16, temporal=False, window=1)):
+        x = torch.randn(2, 4, 16, 32, requires_grad=True)
+        fp32 = stack(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = stack(x)
+        assert bf16.dtype == torch.float32  # the final LayerNorm runs in fp32 under autocast
+        assert (bf16 - fp32).abs().max() < 0.05 and (bf16 - fp32).abs().mean() < 0.01
+        bf16.square().mean().backward()
+        assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in stack.parameters())
