@@ -12,7 +12,7 @@ Why the small recipe looks as it does (each measured on 2 CPU cores):
   store (seed 3) 2800 steps gave +1.2 / +1.4 / +1.4 dB over copying at t = 4 / 8 / 16 against
   +0.8 / +1.0 / +0.9 at 1400. The tokenizer's 3000 steps became 2600 to pay for it.
 - all stages train under bf16 autocast where the CPU has bf16 matmuls (trainer's "auto"):
-  1.2x (tokenizer) to 1.4x (dynamics) more steps in the same time. On the validation store,
+  1.3x (tokenizer) to 1.5x (LAM, dynamics) more steps in the same time. On the validation store,
   dynamics with bf16 for 2800 steps against fp32 for 2000 in the same 15 minutes: +1.0 / +1.4 /
   +1.5 dB over copying at t = 4 / 8 / 16 against +0.8 / +1.4 / +1.2, Delta_4 0.47 against 0.10.
   The tokenizer keeps its 2600 steps (its figures were past their targets) and gives the time

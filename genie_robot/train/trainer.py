@@ -108,8 +108,8 @@ def _distributed() -> tuple[int, int]:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast speeds training up here: on CUDA, and on CPUs with bf16 matmul
-    instructions (small preset on 2 AVX512-BF16 cores: a training step 1.2x (tokenizer) to
-    1.4x (dynamics) faster, README). Elsewhere a CPU emulates bf16, slower than fp32."""
+    instructions (small preset on 2 AVX512-BF16 cores: a training step 1.3x (tokenizer) to
+    1.5x (LAM, dynamics) faster, README). Elsewhere a CPU emulates bf16, slower than fp32."""
     if device.type == "cuda":
         return True
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
