@@ -61,8 +61,12 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
     for stage in STAGES:
         steps = 2 if quick else max(1, round(recipe(preset, stage)["steps"] * scale))
         if (run / stage / "model.safetensors").exists():
-            # Trained before minutes were recorded: its steps are in the checkpoint, its time is unknown.
             trained = json.loads((run / stage / "trainer_state.json").read_text())["step"]
+            if trained != steps:
+                # A run of an older recipe: reusing it would report that recipe under this one's name.
+                raise SystemExit(f"{run / stage} was trained for {trained} steps, but the recipe at budget x{scale:g} "
+                                 f"asks for {steps}: move {run.parent} aside (or pass another --out) to train it anew")
+            # Trained before minutes were recorded: its steps are in the checkpoint, its time is unknown.
             spent.setdefault(stage, {"minutes": None, "steps": trained})
             continue
         started = time.time()
