@@ -66,7 +66,7 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
                 # A run of an older recipe: reusing it would report that recipe under this one's name.
                 raise SystemExit(f"{run / stage} was trained for {trained} steps, but the recipe at budget x{scale:g} "
                                  f"asks for {steps}: move {run.parent} aside (or pass another --out) to train it anew")
-            # Trained before minutes were recorded: its steps are in the checkpoint, its time is unknown.
+            # Reused: its minutes come from train.json, unknown for a stage trained before they were kept.
             spent.setdefault(stage, {"minutes": None, "steps": trained})
             continue
         started = time.time()

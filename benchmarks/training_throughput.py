@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from genie_robot.models import MODELS
-from genie_robot.train.trainer import native_bf16
+from genie_robot.train.trainer import native_bf16, training_autocast
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -65,11 +65,6 @@ def our_dynamics_batch(config, batch_size: int, clip_len: int, device) -> dict:
             "actions": torch.randint(0, config.num_actions, (batch_size, clip_len - 1), device=device)}
 
 
-def autocast(device: torch.device, precision: str):
-    """What the trainer runs its forward under at this precision."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def stage_throughput(args, device) -> None:
     for preset, precision in [(p, q) for p in args.presets for q in args.precisions]:
         size = MODELS["tokenizer"][0].preset(preset).image_size
@@ -86,7 +81,7 @@ def stage_throughput(args, device) -> None:
                 tokens_per_clip = args.clip_len * model.config.tokens_per_frame
 
             def loss(model=model, batch=batch, precision=precision):
-                with autocast(device, precision):
+                with training_autocast(device, precision):
                     return model(batch).loss
             step = train_step(model, opt, loss)
             step()  # the first step warms up kernels and the allocator
@@ -149,7 +144,7 @@ def compare_with_1xgpt(args, device) -> None:
 
         def under(forward, precision):
             def loss():
-                with autocast(device, precision):
+                with training_autocast(device, precision):
                     return forward()
             return loss
         steps = {f"{name} {precision}": train_step(models[name], torch.optim.AdamW(models[name].parameters(), lr=1e-4),

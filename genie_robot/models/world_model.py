@@ -260,13 +260,14 @@ class Session:
                 return rearrange(logits[:, -1], "b h w v -> b (h w) v")
 
         guidance = self.sampling.guidance
-        no_action_B1 = torch.full_like(action_in_B1, c.no_action_id)
+        if guidance == 1.0:
+            def logits_fn(tokens_BN):
+                return next_logits(tokens_BN, action_in_B1)
+        else:
+            no_action_B1 = torch.full_like(action_in_B1, c.no_action_id)
 
-        def logits_fn(tokens_BN):
-            cond_BNV = next_logits(tokens_BN, action_in_B1)
-            if guidance == 1.0:
-                return cond_BNV
-            return guide(cond_BNV, next_logits(tokens_BN, no_action_B1), guidance)
+            def logits_fn(tokens_BN):
+                return guide(next_logits(tokens_BN, action_in_B1), next_logits(tokens_BN, no_action_B1), guidance)
 
         masked_BN = torch.full((B, h * h), c.mask_id, dtype=torch.long, device=wm.device)
         new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators).view(B, 1, h, h)

@@ -4,9 +4,9 @@ What differs between stages lives in the model classes (`genie_robot.models.stag
 which frozen models of the run a stage trains on, what it makes of a clip batch, its loss.
 
 AdamW with linear warmup + cosine decay, gradient clipping and accumulation, bf16 autocast
-on CUDA and on CPUs with native bf16 matmuls, DistributedDataParallel under torchrun (data sharded by rank), checkpoints as
-folders (safetensors + JSON, swapped in atomically), exact resume, CSV + TensorBoard logs,
-a progress bar and periodic sample images.
+on CUDA and on CPUs with native bf16 matmuls, DistributedDataParallel under torchrun (data
+sharded by rank), checkpoints as folders (safetensors + JSON, swapped in atomically), exact
+resume, CSV + TensorBoard logs, a progress bar and periodic sample images.
 
 Run layout:  RUN/<stage>/            last checkpoint (config.json, model.safetensors,
                                      optimizer.safetensors, optimizer.json, trainer_state.json)
@@ -115,6 +115,13 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def training_autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The autocast a training forward runs under: bf16 for "bf16", and for "auto" where bf16 is
+    native; off for "fp32"."""
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 class Trainer:
     def __init__(self, stage: str, model_config, data_sources, run_dir: str | Path, cfg: TrainConfig,
                  resume: bool = False, progress: bool = True):
@@ -149,8 +156,7 @@ class Trainer:
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.frozen_outputs = self._frozen_outputs_once()
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.autocast = training_autocast(self.device, cfg.precision)
 
     # ------------------------------------------------------------------ setup
     def _frozen_models(self, model_cls) -> dict:
