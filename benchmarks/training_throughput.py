@@ -15,7 +15,9 @@ threads, each model's own training masking (ours in forward, theirs by their col
 outside the timing). 1xgpt's loss needs two factored vocabularies (2 x 512), so its output layer
 is 1024 wide: ours is timed at its preset's 512 and with a 1024-wide head. Not matched: 1xgpt has
 no action input and no pre-norms (QK-norm only) and learns a position per frame and token; ours
-adds latent-action embeddings. Neither is compiled (1xgpt compiles on GPU).
+adds latent-action embeddings. With --compile both are also timed compiled, each as its own
+training compiles it: ours its transformer (the trainer's `compile`, the small recipe's dynamics
+default), 1xgpt its whole model (`torch.compile(model)`, its train.py's default).
 Peak memory is CUDA's max allocated on GPU, and the process's peak RSS on CPU."""
 import argparse
 import os
@@ -29,7 +31,7 @@ from pathlib import Path
 import torch
 
 from genie_robot.models import MODELS
-from genie_robot.train.trainer import native_bf16, training_autocast
+from genie_robot.train.trainer import compile_transformers, native_bf16, training_autocast
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -132,15 +134,22 @@ def compare_with_1xgpt(args, device) -> None:
         models = {"ours": model_cls(ours_config), "ours, head 1024": model_cls(config_cls.preset(preset, codebook_size=1024)),
                   "1xgpt": STMaskGIT(peer_config)}
         models["1xgpt"].init_weights()
+        if args.compile:
+            models["ours compiled"] = model_cls(ours_config)
+            models["ours compiled"].load_state_dict(models["ours"].state_dict())
+            compile_transformers(models["ours compiled"], device)
+            models["1xgpt compiled"] = STMaskGIT(peer_config)
+            models["1xgpt compiled"].load_state_dict(models["1xgpt"].state_dict())
         our_batch = our_dynamics_batch(ours_config, args.batch_size, frames, device)
         features = [{"input_ids": row.flatten(), "labels": row.flatten()} for row in our_batch["tokens"].cpu()]
         peer_batch = {k: v.to(device) for k, v in get_maskgit_collator(peer_config)(features).items()
                       if k in ("input_ids", "labels")}
         for model in models.values():
             model.to(device)
-        forwards = {"ours": lambda m=models["ours"], b=our_batch: m(b).loss,
-                    "ours, head 1024": lambda m=models["ours, head 1024"], b=our_batch: m(b).loss,
-                    "1xgpt": lambda m=models["1xgpt"], b=peer_batch: m(**b).loss}
+        forwards = {name: lambda m=model, b=our_batch: m(b).loss for name, model in models.items() if name.startswith("ours")}
+        forwards |= {"1xgpt": lambda m=models["1xgpt"], b=peer_batch: m(**b).loss}
+        if args.compile:
+            forwards["1xgpt compiled"] = lambda m=torch.compile(models["1xgpt compiled"]), b=peer_batch: m(**b).loss
 
         def under(forward, precision):
             def loss():
@@ -152,7 +161,7 @@ def compare_with_1xgpt(args, device) -> None:
                  for precision in args.precisions for name, forward in forwards.items()}
         times = {name: [] for name in steps}
         for step in steps.values():
-            step()  # warm-up
+            step()  # warm-up (and compilation)
         for _ in range(args.rounds):  # interleaved, so that load on a shared machine hits both alike
             for name, step in steps.items():
                 times[name] += seconds_per_step(step, args.steps, device)
@@ -169,8 +178,13 @@ def compare_with_1xgpt(args, device) -> None:
             print(f"  {precision}: ours / 1xgpt {median[f'1xgpt {precision}'] / median[f'ours {precision}']:.2f}x the frames "
                   f"per second ({median[f'1xgpt {precision}'] / median[f'ours, head 1024 {precision}']:.2f}x with the same "
                   "output width)")
-        best = {name: min(median[f"{name} {precision}"] for precision in args.precisions) for name in ("ours", "1xgpt")}
-        print(f"  each at its faster precision: ours / 1xgpt {best['1xgpt'] / best['ours']:.2f}x")
+            if args.compile:
+                print(f"  {precision}, both compiled: ours / 1xgpt "
+                      f"{median[f'1xgpt compiled {precision}'] / median[f'ours compiled {precision}']:.2f}x; ours compiled / "
+                      f"1xgpt as timed eager {median[f'1xgpt {precision}'] / median[f'ours compiled {precision}']:.2f}x")
+        best = {owner: min(t for name, t in median.items() if name.startswith(owner) and "head" not in name)
+                for owner in ("ours", "1xgpt")}
+        print(f"  each at its fastest setting: ours / 1xgpt {best['1xgpt'] / best['ours']:.2f}x")
 
 
 def main() -> None:
@@ -184,6 +198,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of --steps steps per model (peer comparison)")
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
                         help="default: fp32, and bf16 too where it is native (the trainer's auto)")
+    parser.add_argument("--compile", action="store_true", help="also time compiled models (each compiles once, ~1 min)")
     parser.add_argument("--quick", action="store_true", help="tiny preset, 1 step of one 4-frame clip (CI)")
     args = parser.parse_args()
     if args.quick:

@@ -24,6 +24,7 @@ Ho & Salimans 2022): logits = uncond + w * (cond - uncond), the `guidance` weigh
 SamplingConfig, so that a model that under-uses its actions follows them more."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -63,6 +64,7 @@ class DynamicsConfig(ModelConfig):
     mask_rate_min: float = 0.5
     mask_rate_max: float = 1.0
     mask_per_frame: bool = False  # one mask rate per frame instead of per clip
+    mask_schedule: str = "uniform"  # uniform | cosine: rate = min + (max - min) * cos(pi/2 u), MaskGIT's
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
@@ -74,6 +76,8 @@ class DynamicsConfig(ModelConfig):
         super().validate()
         if not 0.0 <= self.mask_rate_min <= self.mask_rate_max <= 1.0:
             raise ConfigError("dynamics config: need 0 <= mask_rate_min <= mask_rate_max <= 1")
+        if self.mask_schedule not in ("uniform", "cosine"):
+            raise ConfigError(f"dynamics config: mask_schedule must be 'uniform' or 'cosine', got {self.mask_schedule!r}")
         if self.head not in ("joint", "levels"):
             raise ConfigError(f"dynamics config: head must be 'joint' or 'levels', got {self.head!r}")
         if self.head == "levels" and self.codebook_size not in FSQ_LEVELS:
@@ -172,12 +176,15 @@ class DynamicsModel(nn.Module, Stage):
         return self.transformer(x_BTSD, cache=cache, commit=commit)[:, :, self.action_tokens:]
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate ~ U(min, max) drawn
-        per clip (or per frame with mask_per_frame)."""
+        """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate between min and max
+        drawn per clip (or per frame with mask_per_frame): uniformly, or by MaskGIT's cosine
+        schedule, which masks most of a frame more often, as in the first steps of decoding."""
         c = self.config
         B, T = tokens_BThw.shape[:2]
-        rate = torch.empty(B, T if c.mask_per_frame else 1, 1, 1, device=tokens_BThw.device)
-        rate.uniform_(c.mask_rate_min, c.mask_rate_max, generator=generator)
+        u = torch.empty(B, T if c.mask_per_frame else 1, 1, 1, device=tokens_BThw.device).uniform_(generator=generator)
+        if c.mask_schedule == "cosine":
+            u = torch.cos(u * (math.pi / 2))
+        rate = c.mask_rate_min + (c.mask_rate_max - c.mask_rate_min) * u
         mask = torch.rand(tokens_BThw.shape, device=tokens_BThw.device, generator=generator) < rate
         mask[:, 0] = False
         return mask

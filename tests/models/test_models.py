@@ -121,6 +121,8 @@ def test_config_validation():
         DynamicsConfig.preset("tiny", action_input="concat")
     with pytest.raises(ConfigError, match=r"action_dropout must be in \[0, 1\)"):
         DynamicsConfig.preset("tiny", action_dropout=1.0)
+    with pytest.raises(ConfigError, match="mask_schedule must be 'uniform' or 'cosine'"):
+        DynamicsConfig.preset("tiny", mask_schedule="arccos")
 
 
 def test_action_dropout_hides_actions_in_training_only():

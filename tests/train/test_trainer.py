@@ -98,6 +98,34 @@ def test_dynamics_reads_cached_tokens_and_latents_equal_to_encoding_each_batch(s
     assert prepared["actions"].shape == (2, 7)
 
 
+def test_compiled_dynamics_trains_like_eager_and_saves_plain_checkpoints(store, tmp_path):
+    """torch.compile on the transformer: the same parameters after a few fp32 steps (up to
+    fused-kernel rounding) and checkpoint keys without compile's wrapper."""
+    for stage in ("tokenizer", "lam"):
+        Trainer(stage, tiny(stage), [store], tmp_path / "base", cfg(steps=1, clip_len=2), progress=False).train()
+    params = {}
+    for compiled in (False, True):
+        run = shutil.copytree(tmp_path / "base", tmp_path / f"compiled_{compiled}")
+        trainer = Trainer("dynamics", tiny("dynamics"), [store], run, cfg(steps=3, compile=compiled, precision="fp32"), progress=False)
+        assert trainer.compiled == compiled
+        trainer.train()
+        params[compiled] = load_model(run / "dynamics", "dynamics").state_dict()
+    assert params[True].keys() == params[False].keys()
+    for name, eager in params[False].items():
+        torch.testing.assert_close(params[True][name], eager, atol=2e-4, rtol=1e-3, msg=name)
+
+
+def test_compile_without_a_cxx_compiler_trains_eagerly(monkeypatch):
+    from genie_robot.models.dynamics import DynamicsModel
+    from genie_robot.train.trainer import compile_transformers
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    model = DynamicsModel(tiny("dynamics"))
+    with pytest.warns(UserWarning, match="needs a C.. compiler.*install g.."):
+        assert not compile_transformers(model, torch.device("cpu"))
+    assert model.transformer._compiled_call_impl is None
+
+
 def test_single_frame_clips_train_a_per_frame_tokenizer(store, tmp_path):
     Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path, cfg(clip_len=1), progress=False).train()
     assert (tmp_path / "logs" / "tokenizer" / "samples" / "step_0000006.png").exists()
