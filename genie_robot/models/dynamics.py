@@ -151,11 +151,12 @@ class DynamicsModel(nn.Module, Stage):
         return self.transformer.empty_cache(batch, self.head.weight.device, self.head.weight.dtype)
 
     def frame_logits(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV | None = None,
-                     commit: bool = True) -> torch.Tensor:
+                     commit: bool = True, time_offset: torch.Tensor | None = None) -> torch.Tensor:
         """Frames that continue `cache` in time, each with the action that led into it
         (no_action_id for a window's first frame) -> logits [B, T, h, w, V]. The frames join
-        the cache when `commit` (MaskGIT's passes over a partly decoded frame do not)."""
-        logits_BTSV = self.head(self._hidden(tokens_BThw, actions_in_BT, cache, commit))
+        the cache when `commit` (MaskGIT's passes over a partly decoded frame do not).
+        `time_offset`: where an uncached clip starts in the window (STTransformer.forward)."""
+        logits_BTSV = self.head(self._hidden(tokens_BThw, actions_in_BT, cache, commit, time_offset))
         if self.config.head == "levels":
             log_probs = torch.cat([part.log_softmax(-1) for part in logits_BTSV.float().split(self.level_sizes, -1)], -1)
             logits_BTSV = log_probs[..., self.level_index_VD].sum(-1)
@@ -165,7 +166,7 @@ class DynamicsModel(nn.Module, Stage):
         """Add finished frames to `cache` without the logits nobody would read."""
         self._hidden(tokens_BThw, actions_in_BT, cache, commit=True)
 
-    def _hidden(self, tokens_BThw, actions_in_BT, cache, commit) -> torch.Tensor:
+    def _hidden(self, tokens_BThw, actions_in_BT, cache, commit, time_offset=None) -> torch.Tensor:
         """The transformer's output for the image tokens [B, T, h*w, D]."""
         tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
         action_BT1D = self.action_embed(actions_in_BT)[:, :, None]
@@ -173,7 +174,7 @@ class DynamicsModel(nn.Module, Stage):
             x_BTSD = torch.cat([action_BT1D, self.token_embed(tokens_BTS)], dim=2)
         else:
             x_BTSD = self.token_embed(tokens_BTS) + action_BT1D
-        return self.transformer(x_BTSD, cache=cache, commit=commit)[:, :, self.action_tokens:]
+        return self.transformer(x_BTSD, cache=cache, commit=commit, time_offset=time_offset)[:, :, self.action_tokens:]
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate between min and max
@@ -215,7 +216,13 @@ class DynamicsModel(nn.Module, Stage):
         if self.training and self.config.action_dropout:
             hidden = torch.rand(actions_in.shape, device=actions_in.device) < self.config.action_dropout
             actions_in = actions_in.masked_fill(hidden, self.config.no_action_id)
-        logits = self.frame_logits(inputs, actions_in)
+        time_offset = None
+        if self.training:
+            # A clip shorter than the window sits at a random place in it, so that short
+            # training clips still train every position in time that generation reaches.
+            spare = max(0, self.config.max_frames - tokens.shape[1])  # a clip too long fails in the transformer
+            time_offset = torch.randint(0, spare + 1, (), device=tokens.device)
+        logits = self.frame_logits(inputs, actions_in, time_offset=time_offset)
         changed = torch.zeros_like(mask)
         changed[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
         # Masked tokens only, changed ones weighted up; written without data-dependent

@@ -164,16 +164,22 @@ class STTransformer(nn.Module):
         return TemporalKV([(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
                            if block.temporal else None for block in self.blocks])
 
-    def forward(self, x_BTSD: torch.Tensor, cache: TemporalKV | None = None, commit: bool = True):
+    def forward(self, x_BTSD: torch.Tensor, cache: TemporalKV | None = None, commit: bool = True,
+                time_offset: torch.Tensor | None = None):
         """With `cache`, x holds only the new frames, which follow the cached ones in time; their
         keys and values are written into the cache, and it keeps them (`length` grows) when
-        `commit`. Without, a scratch write: the next call overwrites it (MaskGIT's passes)."""
+        `commit`. Without, a scratch write: the next call overwrites it (MaskGIT's passes).
+        `time_offset` (a 0-d index tensor, no cache): the frames' first position in time, for a
+        training clip shorter than the window placed anywhere in it (offset + T <= max_frames)."""
         T = x_BTSD.shape[1]
         offset = cache.length if cache is not None else 0
         if self.pos_time is not None and offset + T > self.max_frames:
             raise ValueError(f"{offset + T} frames exceed the model's temporal window of {self.max_frames}")
         x_BTSD = x_BTSD + self.pos_space
-        if self.pos_time is not None:
+        if self.pos_time is not None and time_offset is not None:
+            # Gathered by an index tensor: compiled code serves every offset without recompiling.
+            x_BTSD = x_BTSD + self.pos_time[time_offset + torch.arange(T, device=x_BTSD.device), None]
+        elif self.pos_time is not None:
             x_BTSD = x_BTSD + self.pos_time[offset : offset + T, None]
         for i, block in enumerate(self.blocks):
             x_BTSD = block(x_BTSD, kv_buffers=cache.layers[i] if cache is not None else None, start=offset,

@@ -144,6 +144,31 @@ def test_action_dropout_hides_actions_in_training_only():
     assert (seen[-1][:, 0] == no_action).all() and torch.equal(seen[-1][:, 1:], batch["actions"])
 
 
+def test_short_training_clips_sit_anywhere_in_the_window():
+    """A clip of T < max_frames frames trains at a random offset: the transformer at offset k is
+    the same transformer with its time positions shifted by k, and over a few training steps
+    every position in the window gets a gradient."""
+    from genie_robot.nn import STTransformer
+
+    torch.manual_seed(0)
+    transformer = STTransformer(16, 1, 2, max_frames=8, tokens_per_frame=4).eval()
+    shifted = STTransformer(16, 1, 2, max_frames=8, tokens_per_frame=4).eval()
+    shifted.load_state_dict(transformer.state_dict())
+    with torch.no_grad():
+        shifted.pos_time.copy_(transformer.pos_time.roll(-3, 0))
+    x = torch.randn(2, 4, 4, 16)
+    torch.testing.assert_close(transformer(x, time_offset=torch.tensor(3)), shifted(x))
+    model = DynamicsModel(DynamicsConfig.preset("tiny")).train()
+    batch = {"tokens": torch.randint(0, 64, (2, 4, 4, 4)), "actions": torch.randint(0, 8, (2, 3))}
+    for _ in range(12):
+        model(batch).loss.backward()
+    assert (model.transformer.pos_time.grad.abs().sum(-1) > 0).all()
+    model.eval()
+    model.zero_grad()
+    model(batch).loss.backward()  # evaluation: a clip starts the window
+    assert (model.transformer.pos_time.grad[4:] == 0).all()
+
+
 @pytest.mark.parametrize("kind", ["tokenizer", "lam", "dynamics"])
 def test_each_model_overfits_a_tiny_batch(kind):
     torch.manual_seed(0)
