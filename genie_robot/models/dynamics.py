@@ -4,8 +4,10 @@ Training (Genie, section 2.1): tokens of frames 2..T are masked with a per-clip 
 r ~ U(0.5, 1); frame 1 is never masked. With one rate per clip every context frame is at least
 half masked, so apart from the first transition the model never learns to predict a frame from a
 complete previous one, which is all it ever sees when it generates. Our presets draw a rate per
-frame (`mask_per_frame`, r_t ~ U(0, 1)): a lightly masked frame is the clean context of a heavily
-masked next one. They also weigh the loss of tokens that differ from the previous frame's token
+frame (`mask_per_frame`): a lightly masked frame is the clean context of a heavily masked next
+one. They draw it by MaskGIT's cosine schedule (`mask_schedule`, r_t = cos(pi/2 u), u ~ U(0, 1)):
+29% of frames are over 90% masked (10% with a uniform rate), and a nearly blank frame is where
+only the past and the action can say where the arm went. They also weigh the loss of tokens that differ from the previous frame's token
 at the same position (`changed_weight`): with stable tokens ~90% of tokens repeat, and a model
 that copies them gets most of the loss right while ignoring the arm and its actions. And while
 generating, the context holds the model's own mistakes: `context_noise` replaces a share of
@@ -40,7 +42,7 @@ from genie_robot.nn import STTransformer, TemporalKV
 from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
-_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, changed_weight=4.0, context_noise=0.1)
+_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, mask_schedule="cosine", changed_weight=4.0, context_noise=0.1)
 
 
 @dataclass
