@@ -104,12 +104,14 @@ def test_dynamics_masks_per_frame_and_weighs_changed_tokens():
     static = tokens[:, :1].repeat(1, 8, 1, 1)
     mask = per_frame.random_mask(static)
     batch = {"tokens": static, "actions": torch.zeros(64, 7, dtype=torch.long), "mask": mask}
-    weighted = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=9.0))
-    weighted.load_state_dict(per_frame.state_dict())
-    per_frame.eval(), weighted.eval()  # no context noise: the two losses see the same inputs
-    assert torch.allclose(per_frame(batch).loss, weighted(batch).loss)
-    batch["tokens"] = tokens
-    assert not torch.allclose(per_frame(batch).loss, weighted(batch).loss)
+    unweighted = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=1.0))
+    unweighted.load_state_dict(per_frame.state_dict())
+    per_frame.eval(), unweighted.eval()  # no context noise: the two losses see the same inputs
+    assert torch.allclose(per_frame(batch).loss, unweighted(batch).loss)
+    moving = static.clone()
+    moving[:, 1:, :2] = tokens[:, 1:, :2]  # the top half of every later frame changes
+    batch["tokens"] = moving
+    assert not torch.allclose(per_frame(batch).loss, unweighted(batch).loss)
 
 
 def test_context_noise_only_in_training_and_only_on_visible_tokens():
