@@ -7,11 +7,12 @@ complete previous one, which is all it ever sees when it generates. Our presets 
 frame (`mask_per_frame`): a lightly masked frame is the clean context of a heavily masked next
 one. They draw it by MaskGIT's cosine schedule (`mask_schedule`, r_t = cos(pi/2 u), u ~ U(0, 1)):
 29% of frames are over 90% masked (10% with a uniform rate), and a nearly blank frame is where
-only the past and the action can say where the arm went. They also weigh the loss of tokens that differ from the previous frame's token
-at the same position (`changed_weight`): with stable tokens ~90% of tokens repeat, and a model
-that copies them gets most of the loss right while ignoring the arm and its actions. And while
-generating, the context holds the model's own mistakes: `context_noise` replaces a share of
-visible tokens by random ones in training, so that errors get corrected instead of compounding.
+only the past and the action can say where the arm went. They also weigh the loss of tokens
+that differ from the previous frame's token at the same position (`changed_weight`): with
+stable tokens ~90% of tokens repeat, and a model that copies them gets most of the loss right
+while ignoring the arm and its actions. And while generating, the context holds the model's
+own mistakes: `context_noise` replaces a share of visible tokens by random ones in training,
+so that errors get corrected instead of compounding.
 
 The latent action a_t (what moved frame t to t+1) enters frame t+1: added as an embedding to
 every token (`action_input="add"`, the paper's way), or as one extra token at the head of the
