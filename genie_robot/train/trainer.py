@@ -126,7 +126,7 @@ def compile_transformers(model: torch.nn.Module, device: torch.device) -> bool:
     the model stays eager, with a warning. Only the transformers: compiling the whole training
     forward (loss, masks) hit an inductor code-generation error in torch 2.13 on CPU, and the
     transformers are nearly all of a step's time. Returns whether anything was compiled."""
-    if device.type == "cpu" and not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "g++"), "g++", "clang++")):
+    if device.type == "cpu" and not any(shutil.which(cxx) for cxx in (os.environ.get("CXX"), "g++", "clang++") if cxx):
         warnings.warn("compiling the model needs a C++ compiler on CPU (none found: install g++ or set CXX); "
                       "training without compiling, which is slower but gives the same model", stacklevel=2)
         return False
