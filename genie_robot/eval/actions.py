@@ -95,6 +95,22 @@ def per_code_effects(t: Transitions, num_actions: int) -> list[dict]:
     return table
 
 
+def displacement_explained(t: Transitions, num_actions: int) -> list[float] | None:
+    """Share of the hand's motion variance per axis (x, y, z) that the latent code accounts for:
+    R^2 of predicting each transition's end-effector displacement by its code's mean (the
+    correlation ratio). Unlike NMI it needs no labels, so the controllers' noisy commands do not
+    cap it: 1 when codes fix the displacement, ~0 when they say nothing about it. None without
+    the arm's state."""
+    if not t.ee_delta.shape[1] or len(t.latents) < 2:
+        return None
+    counts = np.bincount(t.latents, minlength=num_actions)[:, None]
+    sums = np.zeros((num_actions, t.ee_delta.shape[1]))
+    np.add.at(sums, t.latents, t.ee_delta)
+    residual = t.ee_delta - (sums / np.maximum(counts, 1))[t.latents]
+    total = ((t.ee_delta - t.ee_delta.mean(0)) ** 2).sum(0)
+    return [float(1 - r / v) if v > 0 else 0.0 for r, v in zip((residual**2).sum(0), total)]
+
+
 def confusion(latents, labels, num_actions: int, num_labels: int = len(BEHAVIOURS)) -> np.ndarray:
     """Counts [num_actions, num_labels]: row = latent action, column = true action class."""
     table = np.zeros((num_actions, num_labels), np.int64)

@@ -182,6 +182,7 @@ def latent_action_figures(wm: WorldModel, episodes, data, found: Findings):
             "labels": list(transitions.label_names),
             "confusion": table.tolist(),
             "nmi": action_eval.normalized_mutual_information(table),
+            "displacement_explained": action_eval.displacement_explained(transitions, wm.num_actions),
             "codes_used": int((table.sum(1) > 0).sum()),
         }
         return transitions

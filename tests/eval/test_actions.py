@@ -8,6 +8,7 @@ from genie_robot.eval.actions import (
     action_labels,
     adapter_accuracy,
     confusion,
+    displacement_explained,
     normalized_mutual_information,
     per_code_effects,
 )
@@ -47,6 +48,19 @@ def _transitions(n=240, seed=0, episodes=6):
     np.testing.assert_array_equal(labels, behaviours)
     return Transitions(behaviours % 8, commands.astype(np.float32), NAMES, labels, label_names, ee_delta,
                        commands[:, 3] * 0.1, np.repeat(np.arange(episodes), n // episodes))
+
+
+def test_displacement_explained():
+    t = _transitions()
+    # Codes 1..6 each fix one signed axis; only the random 0.6-1.0 speed is left unexplained.
+    explained = displacement_explained(t, 8)
+    assert len(explained) == 3 and all(0.9 < v < 1.0 for v in explained)
+    shuffled = t.subset(np.arange(len(t.latents)))
+    shuffled.latents = np.random.default_rng(1).permutation(t.latents)
+    assert all(abs(v) < 0.1 for v in displacement_explained(shuffled, 8))
+    no_state = Transitions(t.latents, t.commands, NAMES, t.labels, t.label_names, np.zeros((len(t.latents), 0)),
+                           t.gripper_delta, t.episode)
+    assert displacement_explained(no_state, 8) is None
 
 
 def test_per_code_effects_and_confusion():
