@@ -10,8 +10,8 @@ held-out episodes: they are only read by `eval`.
 Printed per budget: training minutes and steps per stage, then every figure of the quality
 issue beside its baseline: tokenizer PSNR and object-mask IoU of reconstructions, imagined
 PSNR with the LAM's actions minus the copy-first-frame baseline at t = 4, 8, 16, Delta_4 PSNR,
-NMI of latent codes vs arm behaviours, adapter accuracy vs the majority code, arm-mask IoU of
-imagined frames at t = 8 vs the copy baseline. With --planning, the planning benchmark too.
+NMI of latent codes vs arm behaviours, the share of the hand's motion the codes explain, adapter
+accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline. With --planning, the planning benchmark too.
 
 Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality]
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
@@ -106,6 +106,7 @@ def figures(metrics: dict) -> dict:
         "copy_psnr": {h: fid["copy_first"]["psnr"][h] for h in horizons},
         "delta_psnr": metrics.get("delta_psnr", {}).get("delta_psnr"),
         "nmi": metrics.get("latent_actions", {}).get("nmi"),
+        "motion_explained": metrics.get("latent_actions", {}).get("displacement_explained"),
         "flicker": metrics["token_stability"]["flicker"],
     }
     if "adapter" in metrics:
@@ -129,9 +130,10 @@ def planning(run: Path, data: dict, tasks: int) -> str:
 def table(rows: list[dict]) -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | token flicker | mask IoU recon (arm / cube / cyl / soft) "
-             "| LAM - copy dB, t=4 / 8 / 16 | LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | adapter acc (majority) "
+             "| LAM - copy dB, t=4 / 8 / 16 | LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | hand motion explained by code (x / y / z) "
+             "| adapter acc (majority) "
              "| arm IoU t=8 (copy) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
@@ -146,6 +148,7 @@ def table(rows: list[dict]) -> str:
             f"{fmt(f['lam_psnr'].get('4'), 1)} ({fmt(f['copy_psnr'].get('4'), 1)})",
             fmt(f["delta_psnr"]),
             fmt(f["nmi"]),
+            " / ".join(fmt(v) for v in f["motion_explained"]) if f.get("motion_explained") else "-",
             f"{fmt(f['adapter'][0])} ({fmt(f['adapter'][1])})" if "adapter" in f else "-",
             f"{fmt(f['arm_iou_t8'][0])} ({fmt(f['arm_iou_t8'][1])})" if "arm_iou_t8" in f else "-",
         ]) + " |")
