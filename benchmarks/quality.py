@@ -11,7 +11,8 @@ Printed per budget: training minutes and steps per stage, then every figure of t
 issue beside its baseline: tokenizer PSNR and object-mask IoU of reconstructions, imagined
 PSNR with the LAM's actions minus the copy-first-frame baseline at t = 4, 8, 16, Delta_4 PSNR,
 NMI of latent codes vs arm behaviours, the share of the hand's motion the codes explain, adapter
-accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline. With --planning, the planning benchmark too.
+accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline. With --planning N, the planning benchmark on N tasks
+from 2N episodes of the held-out seed (its first 8 are the episodes `eval` reads).
 
 Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality]
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
@@ -120,9 +121,18 @@ def figures(metrics: dict) -> dict:
     return row
 
 
-def planning(run: Path, data: dict, tasks: int) -> str:
+def planning_store(out: Path, tasks: int, quick: bool) -> Path:
+    """Held-out episodes for the planning tasks: the held-out seed's first 8 episodes (those `eval`
+    reads) and more of the same seed, 2 per task, since not every episode holds a push."""
+    path = out / "planning.h5"
+    cli("data", "mujoco", "--episodes", str(2 if quick else max(8, 2 * tasks)), "--seed", "1", "--split", "test",
+        "--steps", "18" if quick else "32", "--size", "16" if quick else "64", "--workers", "2", "--out", str(path))
+    return path
+
+
+def planning(run: Path, store: Path, tasks: int) -> str:
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "planning.py"), "--run", str(run),
-                           "--data", str(data["heldout"]), "--tasks", str(tasks)],
+                           "--data", str(store), "--tasks", str(tasks)],
                           capture_output=True, text=True, check=True)
     return proc.stdout.strip().splitlines()[-6:]
 
@@ -178,7 +188,7 @@ def main() -> None:
             cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
         row = {"scale": scale, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
-            row["planning"] = planning(run, data, args.planning)
+            row["planning"] = planning(run, planning_store(out / "data", args.planning, args.quick), args.planning)
         rows.append(row)
     text = table(rows)
     print(text)
