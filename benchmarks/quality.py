@@ -11,8 +11,8 @@ Printed per budget: training minutes and steps per stage, then every figure of t
 issue beside its baseline: tokenizer PSNR and object-mask IoU of reconstructions, imagined
 PSNR with the LAM's actions minus the copy-first-frame baseline at t = 4, 8, 16, Delta_4 PSNR,
 NMI of latent codes vs arm behaviours, the share of the hand's motion the codes explain, adapter
-accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline. With --planning N, the planning benchmark on N tasks
-from 2N episodes of the held-out seed (its first 8 are the episodes `eval` reads).
+accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline.
+With --planning N, the planning benchmark on N tasks from 2N episodes of the held-out seed (its first 8 are the episodes `eval` reads).
 
 Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality]
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
