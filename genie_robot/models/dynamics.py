@@ -27,7 +27,6 @@ Ho & Salimans 2022): logits = uncond + w * (cond - uncond), the `guidance` weigh
 SamplingConfig, so that a model that under-uses its actions follows them more."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,6 +40,7 @@ from genie_robot.models.config import ModelConfig
 from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.nn import STTransformer, TemporalKV
 from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
+from genie_robot.sampling import SCHEDULES
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
 _OURS = dict(mask_per_frame=True, mask_rate_min=0.0, mask_schedule="cosine", changed_weight=8.0, context_noise=0.1)
@@ -187,7 +187,7 @@ class DynamicsModel(nn.Module, Stage):
         B, T = tokens_BThw.shape[:2]
         u = torch.empty(B, T if c.mask_per_frame else 1, 1, 1, device=tokens_BThw.device).uniform_(generator=generator)
         if c.mask_schedule == "cosine":
-            u = torch.cos(u * (math.pi / 2))
+            u = SCHEDULES["cosine"](u)
         rate = c.mask_rate_min + (c.mask_rate_max - c.mask_rate_min) * u
         mask = torch.rand(tokens_BThw.shape, device=tokens_BThw.device, generator=generator) < rate
         mask[:, 0] = False

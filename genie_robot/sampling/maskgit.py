@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import torch
 
-SCHEDULES: dict[str, Callable[[float], float]] = {
-    # Fraction of tokens still masked after progress r in [0, 1].
-    "cosine": lambda r: math.cos(math.pi / 2 * r),
+SCHEDULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    # Fraction of tokens still masked after progress r in [0, 1] (a tensor: training draws
+    # mask rates from the same curves, models/dynamics.py).
+    "cosine": lambda r: torch.cos(r * (math.pi / 2)),
     "linear": lambda r: 1.0 - r,
     "square": lambda r: 1.0 - r**2,
     "cubic": lambda r: 1.0 - r**3,
-    "sqrt": lambda r: 1.0 - math.sqrt(r),
+    "sqrt": lambda r: 1.0 - r.sqrt(),
 }
 ORDERS = ("random", "confidence")
 
@@ -64,7 +65,7 @@ def masked_counts(num_masked: int, steps: int, schedule: str = "cosine") -> list
     effective = min(steps, num_masked)
     counts, previous = [], num_masked
     for i in range(effective):
-        remaining = math.floor(num_masked * ratio((i + 1) / effective))
+        remaining = math.floor(num_masked * float(ratio(torch.tensor((i + 1) / effective, dtype=torch.float64))))
         # Leave room for every later step to unmask at least one token.
         remaining = max(min(remaining, previous - 1), effective - 1 - i)
         counts.append(remaining)
