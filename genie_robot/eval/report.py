@@ -223,7 +223,10 @@ def imagine_episodes(wm: WorldModel, episodes, transitions, adapter, config: Eva
         elif wm.lam is not None:
             rows["lam"] = wm.infer_actions(truth)
         names = [n for n in ROWS if n in rows]
-        imagined = wm.imagine(truth[:1], np.stack([rows[n] for n in names]), seed=config.seed, sampling=config.sampling)
+        # Each row keeps its own sampling seed whichever rows exist, so that a run with and one
+        # without an adapter draw the same random-action futures (Delta_t PSNR compares them).
+        imagined = wm.imagine(truth[:1], np.stack([rows[n] for n in names]), seed=[config.seed + ROWS.index(n) for n in names],
+                              sampling=config.sampling)
         for i, name in enumerate(names):
             videos[name].append(np.concatenate([truth[:1], imagined.frames[i]]))
         tokens = wm.tokenize(truth)

@@ -59,11 +59,16 @@ def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldou
     assert json.loads((out / "metrics.json").read_text())["episodes"] == 2
 
 
-def test_run_without_adapter_skips_its_accuracy_and_names_the_stage(tiny_run, heldout_32, tmp_path):
-    metrics = evaluate(Run.load(tiny_run), heldout_32, tmp_path / "r", EvalConfig(horizons=(1,), fvd=False, **FAST),
-                       progress=False)
+def test_run_without_adapter_skips_its_accuracy_and_names_the_stage(tiny_run, planning_run, heldout_32, tmp_path):
+    config = EvalConfig(horizons=(1, 4), fvd=False, **FAST)
+    metrics = evaluate(Run.load(tiny_run), heldout_32, tmp_path / "r", config, progress=False)
     assert "genie-robot train adapter" in metrics["skipped"]["adapter"]
     assert "adapter" not in metrics["fidelity"] and "lam" in metrics["fidelity"]
+    # planning_run is tiny_run plus an adapter: the rows both have are sampled identically.
+    with_adapter = evaluate(Run.load(planning_run), heldout_32, tmp_path / "a", config, progress=False)
+    assert "adapter" in with_adapter["fidelity"]
+    for row in ("lam", "random"):
+        assert with_adapter["fidelity"][row] == metrics["fidelity"][row], row
 
 
 def test_store_without_actions_or_masks_skips_those_metrics_and_says_why(tiny_run, make_store, tmp_path):
