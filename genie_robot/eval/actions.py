@@ -108,7 +108,8 @@ def displacement_explained(t: Transitions, num_actions: int) -> list[float] | No
     np.add.at(sums, t.latents, t.ee_delta)
     residual = t.ee_delta - (sums / np.maximum(counts, 1))[t.latents]
     total = ((t.ee_delta - t.ee_delta.mean(0)) ** 2).sum(0)
-    return [float(1 - r / v) if v > 0 else 0.0 for r, v in zip((residual**2).sum(0), total)]
+    # In-sample code means never do worse than the overall mean: >= 0 up to rounding.
+    return [max(0.0, float(1 - r / v)) if v > 0 else 0.0 for r, v in zip((residual**2).sum(0), total)]
 
 
 def confusion(latents, labels, num_actions: int, num_labels: int = len(BEHAVIOURS)) -> np.ndarray:
