@@ -40,16 +40,22 @@ def cli(*args: str) -> None:
     subprocess.run(command, check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
 
 
+def mujoco_store(path: Path, episodes: int, quick: bool, *options: str) -> Path:
+    """`genie-robot data mujoco` at the demo's episode length and size (tiny ones when quick);
+    a store that already holds the episodes is kept as it is."""
+    cli("data", "mujoco", "--episodes", str(episodes), *options, "--steps", "18" if quick else "32",
+        "--size", "16" if quick else "64", "--workers", "2", "--out", str(path))
+    return path
+
+
+HELD_OUT = ("--seed", "1", "--split", "test")
+
+
 def make_data(out: Path, quick: bool) -> dict:
     """The demo's stores (same commands as the Makefile), made once."""
-    episodes, explore, size = (4, 2, 16) if quick else (160, 64, 64)
-    data = {"train": out / "mujoco.h5", "explore": out / "explore.h5", "heldout": out / "heldout.h5"}
-    common = ["--steps", "32" if not quick else "18", "--size", str(size), "--workers", "2"]
-    cli("data", "mujoco", "--episodes", str(episodes), "--seed", "0", *common, "--out", str(data["train"]))
-    cli("data", "mujoco", "--episodes", str(explore), "--seed", "2", "--policy", "random", *common, "--out", str(data["explore"]))
-    cli("data", "mujoco", "--episodes", "8" if not quick else "2", "--seed", "1", "--split", "test", *common,
-        "--out", str(data["heldout"]))
-    return data
+    return {"train": mujoco_store(out / "mujoco.h5", 4 if quick else 160, quick, "--seed", "0"),
+            "explore": mujoco_store(out / "explore.h5", 2 if quick else 64, quick, "--seed", "2", "--policy", "random"),
+            "heldout": mujoco_store(out / "heldout.h5", 2 if quick else 8, quick, *HELD_OUT)}
 
 
 def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict:
@@ -124,10 +130,7 @@ def figures(metrics: dict) -> dict:
 def planning_store(out: Path, tasks: int, quick: bool) -> Path:
     """Held-out episodes for the planning tasks: the held-out seed's first 8 episodes (those `eval`
     reads) and more of the same seed, 2 per task, since not every episode holds a push."""
-    path = out / "planning.h5"
-    cli("data", "mujoco", "--episodes", str(2 if quick else max(8, 2 * tasks)), "--seed", "1", "--split", "test",
-        "--steps", "18" if quick else "32", "--size", "16" if quick else "64", "--workers", "2", "--out", str(path))
-    return path
+    return mujoco_store(out / "planning.h5", 2 if quick else max(8, 2 * tasks), quick, *HELD_OUT)
 
 
 def planning(run: Path, store: Path, tasks: int) -> str:
@@ -173,6 +176,8 @@ def main() -> None:
     parser.add_argument("--planning", type=int, default=0, help="also run the planning benchmark on N tasks")
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
+    if args.planning < 0:
+        parser.error(f"--planning takes a number of tasks >= 0 (0: no planning), got {args.planning}")
     out = Path(args.out if not args.quick else args.out + "-quick")
     if args.quick:
         shutil.rmtree(out, ignore_errors=True)  # a smoke test starts clean; full runs resume what they have

@@ -61,11 +61,11 @@ def masked_counts(num_masked: int, steps: int, schedule: str = "cosine") -> list
 
     Strictly decreasing, at least one masked until the last step, none after it. With more
     steps than masked tokens, the extra steps come first-come: one token each, then zeros."""
-    ratio = SCHEDULES[schedule]
     effective = min(steps, num_masked)
+    ratios = SCHEDULES[schedule](torch.arange(1, effective + 1, dtype=torch.float64) / effective).tolist()
     counts, previous = [], num_masked
-    for i in range(effective):
-        remaining = math.floor(num_masked * float(ratio(torch.tensor((i + 1) / effective, dtype=torch.float64))))
+    for i, ratio in enumerate(ratios):
+        remaining = math.floor(num_masked * ratio)
         # Leave room for every later step to unmask at least one token.
         remaining = max(min(remaining, previous - 1), effective - 1 - i)
         counts.append(remaining)
