@@ -5,13 +5,18 @@ least --min-move metres within the next --k frames; the goal is frame s + k (ima
 planner, object positions for scoring). The world is restored at s (`ArmWorld.set_state`) and
 each method acts for k steps, replanning every --replan-every steps:
 
-  planner   CEM in the world model toward the goal image, latent actions -> arm commands (adapter)
-  random    uniformly random latent actions the adapter has a command for
+  planner   CEM in the world model toward the goal image over --vocabulary: `latent` actions
+            executed as the adapter's command for each, or the arm's 9 discrete
+            `behaviours`, each imagined as the latent action the adapter maps it to
+  random    uniformly random actions of the planner's vocabulary
   oracle    CEM with MuJoCo as its model: each candidate sequence of the 9 discrete behaviours
             (controllers.BEHAVIOURS) is simulated in a copy of the world (snapshot restored),
             cost = summed distance of every object to its goal position; same horizon and
             replanning, its own population/iterations (simulating is cheap, and a push only
             registers once the hand touches the object, so it needs more samples)
+  perfect model  the oracle's search over the planner's vocabulary: what the planner would
+            reach if the world model were MuJoCo. The gap to the planner is the world model's,
+            the gap to the oracle the vocabulary's (with `behaviours` it is the oracle)
   recorded  the episode's own commands from the restored state (how reachable the goal is when
             velocities are not restored)
 
@@ -30,15 +35,16 @@ import numpy as np
 import torch
 
 from genie_robot.data.store import EpisodeStore
-from genie_robot.plan.execute import stored_object_positions
+from genie_robot.plan.execute import VOCABULARIES, stored_object_positions, vocabulary_commands
 from genie_robot.plan.imagine import Goal, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import SamplingConfig
-from genie_robot.sim.controllers import BEHAVIOURS, behaviour_command
+from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
 from genie_robot.sim.scene import OBJECTS
 from genie_robot.sim.world import ArmWorld
 
 SOFT = {o.name for o in OBJECTS if o.kind == "soft"}
+METHODS = ("planner", "random", "perfect model", "oracle", "recorded")
 
 
 def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list[dict]:
@@ -61,13 +67,14 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list
     return soft + [t for t in found if t["object"] not in SOFT][: count - len(soft)]
 
 
-def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, adapter=None):
+def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None):
     """Execute one method on one task; returns (final xy distance of the pushed object, plan seconds)."""
     world.set_state(task["state"])
     goal_positions = stored_object_positions(task["goal_state"])
     rng = np.random.default_rng(seed)
     plan_seconds = []
-    behaviours = np.stack([behaviour_command(i) for i in range(len(BEHAVIOURS))])
+    # What each method's actions stand for: the planner's vocabulary for the world-model methods.
+    commands = {"oracle": behaviour_commands(), "recorded": task["commands"]}.get(method, planner and planner.commands)
 
     def oracle_cost(actions_PH):
         start = world.snapshot()
@@ -75,7 +82,7 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
         for sequence in actions_PH:
             sim.restore(start)
             for action in sequence:
-                sim.step(behaviours[action])
+                sim.step(commands[action])
             positions = sim.object_positions()
             costs.append(sum(np.linalg.norm((positions[n] - g)[:2]) for n, g in goal_positions.items()))
         return np.array(costs)
@@ -83,9 +90,11 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
     def plan_fn(done):
         began = time.perf_counter()
         if method == "planner":
-            actions = planner.plan(world.render(size), seed=seed + done).latents
+            actions = planner.plan(world.render(size), seed=seed + done).choices
         elif method == "oracle":
             actions = search(oracle_cost, len(BEHAVIOURS), oracle_config, rng).actions
+        elif method == "perfect model":
+            actions = search(oracle_cost, len(commands), oracle_config, rng, planner.allowed).actions
         elif method == "random":
             actions = rng.choice(np.flatnonzero(planner.allowed), config.horizon)
         else:  # recorded
@@ -94,9 +103,7 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
         return actions
 
     def execute_fn(action):
-        command = {"oracle": lambda: behaviours[action], "recorded": lambda: task["commands"][action]}.get(
-            method, lambda: adapter.to_commands(action)[0])()
-        world.step(command)
+        world.step(commands[action])
 
     receding_horizon(plan_fn, execute_fn, k, config)
     final = world.object_positions()[task["object"]]
@@ -138,9 +145,15 @@ def main() -> None:
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
     parser.add_argument("--cost", default="embedding", help="embedding | pixel")
+    parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
+                        help="what the planner searches: latent actions or the arm's discrete behaviours")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     parser.add_argument("--quick", action="store_true", help="untrained tiny run, one task, tiny populations (CI)")
     args = parser.parse_args()
+    chosen = args.methods.split(",")
+    if unknown := set(chosen) - set(METHODS):
+        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     if args.quick:
         args.run, args.data = quick_run_and_data(Path(tempfile.mkdtemp(prefix="planning_quick_")))
         args.tasks, args.k, args.min_move, args.horizon, args.replan_every = 1, 4, 0.0, 2, 2
@@ -158,17 +171,18 @@ def main() -> None:
         tasks = find_tasks(store, args.k, args.min_move, args.tasks)
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
-        methods, adapter = ["oracle", "recorded"], None
+        methods, adapter = [m for m in chosen if m in ("oracle", "recorded")], None
     else:
         adapter = trained.require("adapter", "the planning benchmark")
-        methods = ["planner", "random", "oracle", "recorded"]
+        methods = chosen
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"{len(tasks)} tasks from {args.data}: " + ", ".join(
         f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
     print(f"CEM: horizon {config.horizon}, replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
-          f"{args.cost}; oracle population {oracle_config.population}, {oracle_config.iterations} iterations; "
+          f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
+          f"{oracle_config.iterations} iterations; "
           f"success = pushed object within {args.tolerance * 100:.0f} cm; {torch.get_num_threads()} threads")
     world, sim = ArmWorld(), ArmWorld()
     rows = {m: {"distance": [], "seconds": []} for m in methods}
@@ -176,18 +190,19 @@ def main() -> None:
                                      - stored_object_positions(t["goal_state"])[t["object"]])[:2])) for t in tasks]
     for i, task in enumerate(tasks):
         planner = None if wm is None else ImaginationPlanner(
-            wm, Goal(image=task["goal_frame"]), args.cost, config, SamplingConfig(steps=args.maskgit_steps), adapter)
+            wm, Goal(image=task["goal_frame"]), args.cost, config, SamplingConfig(steps=args.maskgit_steps), adapter,
+            vocabulary_commands(args.vocabulary))
         for method in methods:
             distance, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
-                                         args.seed + i, planner, adapter)
+                                         args.seed + i, planner)
             rows[method]["distance"].append(distance)
             rows[method]["seconds"].extend(seconds)
-            print(f"  task {i} {method:>8}: {task['object']} {started[i] * 100:.1f} -> {distance * 100:.1f} cm", flush=True)
-    print(f"\n{'method':>9} {'success':>8} {'final cm':>9} {'s/plan':>8}   (start distance {np.mean(started) * 100:.1f} cm)")
+            print(f"  task {i} {method:>14}: {task['object']} {started[i] * 100:.1f} -> {distance * 100:.1f} cm", flush=True)
+    print(f"\n{'method':>14} {'success':>8} {'final cm':>9} {'s/plan':>8}   (start distance {np.mean(started) * 100:.1f} cm)")
     for method, row in rows.items():
         d = np.array(row["distance"])
-        seconds = f"{np.mean(row['seconds']):8.2f}" if method in ("planner", "oracle") else f"{'-':>8}"
-        print(f"{method:>9} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
+        seconds = f"{np.mean(row['seconds']):8.2f}" if method in ("planner", "perfect model", "oracle") else f"{'-':>8}"
+        print(f"{method:>14} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
     world.close()
     sim.close()
 

@@ -305,7 +305,7 @@ def _cmd_plan(args) -> None:
     run, sampling = _run_and_sampling(args)
     adapter = run.require("adapter", "planning arm commands")
     result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
-                              args.steps, args.object, args.seed, args.camera)
+                              args.steps, args.object, args.seed, args.camera, vocabulary=args.vocabulary)
     for note in result["notes"]:
         _note(note)
     distance = result["final_distance"]
@@ -517,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", required=True, help="folder for plan.gif and plan.json")
     plan.add_argument("--method", default="cem", help="cem | shooting (random shooting)")
     plan.add_argument("--cost", default="embedding", help="embedding | pixel | object (needs a stored goal frame)")
+    plan.add_argument("--vocabulary", default="latent",
+                      help="what the planner searches: latent (the model's latent actions, each executed as the adapter's "
+                           "command for it) | behaviours (the arm's 9 discrete behaviours, each imagined as its latent action)")
     plan.add_argument("--object", default="red_cube", help="object the object cost moves: red_cube | blue_cylinder | soft_cube")
     plan.add_argument("--horizon", type=POSITIVE, default=8, help="latent actions per plan (at most the model memory - 1)")
     plan.add_argument("--population", type=POSITIVE, default=16, help="sequences imagined per iteration (one batch)")

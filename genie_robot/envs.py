@@ -7,7 +7,7 @@ Both have the same spaces: observation the RGB frame (uint8 S x S x 3 at the run
 resolution), action a latent action `Discrete(num_actions)` or, with `action_space="arm"`, the
 arm's command `Box(-1, 1, (4,))` (end-effector velocity x, y, z and gripper), turned into a
 latent action by the run's adapter (world model) or applied as is (MuJoCo; latent actions go
-through the adapter's mean command). `reset` draws a stored frame from the store with the
+through the adapter's command for each). `reset` draws a stored frame from the store with the
 environment's seeded generator: the world model starts from that frame, MuJoCo from the
 recorded state at it. With `goal` (an image), the reward is the negative mean squared error
 of the frame to it, in [-1, 0]; otherwise 0. Nothing terminates; an episode is truncated

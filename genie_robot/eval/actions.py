@@ -139,7 +139,7 @@ def normalized_mutual_information(table: np.ndarray) -> float:
 def adapter_accuracy(adapter: ActionAdapter, t: Transitions) -> dict:
     """Both directions on held-out transitions, each beside its majority-class baseline:
     command -> latent (does the adapter pick the LAM's latent action?) and
-    latent -> command (does the latent's mean command have the true behaviour?)."""
+    latent -> command (does the latent's command have the true behaviour?)."""
     behaviours = t.labels
     to_latent = adapter.to_latent(t.commands) == t.latents
     back = behaviour_of(adapter.to_commands(t.latents)) == behaviours

@@ -187,7 +187,7 @@ def _latent_actions(la: dict) -> str:
 
 def _adapter(a: dict) -> str:
     reading = ("The run's adapter on these episodes' transitions. Command to latent: does it pick the latent action the "
-               "LAM read? Latent to behaviour: does a latent action's mean command have the true behaviour? Each beside "
+               "LAM read? Latent to behaviour: does a latent action's command have the true behaviour? Each beside "
                "always answering the most common class; a useful adapter is well above it.")
     rows = [["arm command -> latent action", _num(100 * a["command_to_latent"], 1, "%"),
              _num(100 * a["command_to_latent_majority"], 1, "%")],

@@ -22,7 +22,10 @@ from genie_robot.io import atomic_path
 from genie_robot.media import labelled_columns, read_image, write_video
 from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon
+from genie_robot.sim.controllers import behaviour_commands
 from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
+
+VOCABULARIES = ("latent", "behaviours")
 
 
 @dataclass
@@ -90,14 +93,23 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     return Goal(image=goal.frame, object_id=ids[name], target_rc=tuple(target_rc), segmenter=segmenter)
 
 
+def vocabulary_commands(vocabulary: str) -> np.ndarray | None:
+    """The arm commands a planner searches over (`ImaginationPlanner(commands=...)`): none for
+    the model's latent actions, the 9 discrete behaviours of the MuJoCo arm's controllers."""
+    if vocabulary not in VOCABULARIES:
+        raise InputError(f"unknown planning vocabulary {vocabulary!r}; choose from {', '.join(VOCABULARIES)}")
+    return behaviour_commands() if vocabulary == "behaviours" else None
+
+
 def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
     return float(cost(frame_HWC[None], wm.tokenize(frame_HWC))[0])
 
 
 def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "embedding",
                      sampling=None, steps: int | None = None, object_name: str = "red_cube", seed: int = 0,
-                     camera: str = "front", fps: float = 5.0) -> dict:
-    """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds."""
+                     camera: str = "front", fps: float = 5.0, vocabulary: str = "latent") -> dict:
+    """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds.
+    `vocabulary`: search the model's latent actions, or the arm's discrete `behaviours`."""
     from genie_robot.sim.world import ArmWorld
 
     size = wm.image_size
@@ -111,7 +123,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
     goal_image = goal_stored.frame if goal_stored else read_image(goal_ref)
     goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
             else Goal(image=goal_image))
-    planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter)
+    planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter, vocabulary_commands(vocabulary))
     steps = steps or config.horizon
 
     world = ArmWorld()
@@ -123,11 +135,11 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
             plan = planner.plan(executed[-1], seed=seed + done)
             plans.append(plan)
             imagined.extend(plan.imagined[: min(config.execute_per_plan, steps - done)])
-            return plan.latents
+            return plan.choices
 
-        def execute_fn(latent: int) -> None:
-            latents.append(latent)
-            commands.append(adapter.to_commands(latent)[0])
+        def execute_fn(choice: int) -> None:
+            latents.append(int(planner.latent_of_choice[choice]))
+            commands.append(planner.commands[choice])
             world.step(commands[-1])
             executed.append(world.render(size, camera=camera))
 
@@ -139,7 +151,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
     executed = np.stack(executed)
     imagined = np.concatenate([executed[:1], np.stack(imagined)])
     result = {
-        "start": start_ref, "goal": goal_ref, "cost": cost, "config": asdict(config),
+        "start": start_ref, "goal": goal_ref, "cost": cost, "vocabulary": vocabulary, "config": asdict(config),
         "latents": latents, "commands": np.round(np.stack(commands), 4).tolist(),
         "final_distance": {"mujoco": final_costs(wm, planner.cost, executed[-1]),
                            "imagined": final_costs(wm, planner.cost, imagined[-1]),

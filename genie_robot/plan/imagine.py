@@ -79,8 +79,9 @@ class GoalCost:
 
 @dataclass
 class Plan:
-    latents: np.ndarray            # int64 [H]
-    commands: np.ndarray | None    # float32 [H, C] through the adapter (None without one)
+    choices: np.ndarray            # int64 [H] indices into the planner's vocabulary (`ImaginationPlanner.commands`)
+    latents: np.ndarray            # int64 [H] the latent actions imagined
+    commands: np.ndarray | None    # float32 [H, C] the arm commands to execute (None without an adapter)
     imagined: np.ndarray           # uint8 [H, S, S, 3] the chosen sequence's imagined frames
     cost: float                    # its cost as imagined
     iteration_costs: list = field(default_factory=list)
@@ -88,14 +89,29 @@ class Plan:
 
 
 class ImaginationPlanner:
-    """Plans latent actions toward `goal` in the world model; with an adapter, also arm commands
-    (and only over latent actions the adapter saw while fitting, which have a command)."""
+    """Plans toward `goal` in the world model over one of two vocabularies:
+      latent actions (default): with an adapter, only those it saw while fitting, each executed
+          as the adapter's command for it (`ActionAdapter.to_commands`);
+      arm commands (`commands` [K, C], needs the adapter): the robot's own command set, each
+          imagined as the latent action the adapter maps it to (`to_latent`) and executed as
+          itself; commands that map to one latent action look alike to the planner."""
 
     def __init__(self, wm: WorldModel, goal: Goal, cost: str = "embedding", config: PlanConfig = PlanConfig(),
-                 sampling: SamplingConfig = SamplingConfig(steps=8), adapter: ActionAdapter | None = None):
+                 sampling: SamplingConfig = SamplingConfig(steps=8), adapter: ActionAdapter | None = None,
+                 commands: np.ndarray | None = None):
         self.wm, self.config, self.sampling, self.adapter = wm, config, sampling, adapter
         self.cost = GoalCost(wm, goal, cost)
-        self.allowed = None if adapter is None else adapter.latent_counts.cpu().numpy() > 0
+        if commands is not None:
+            if adapter is None:
+                raise InputError("planning over arm commands needs the run's adapter (`genie-robot train adapter`) "
+                                 "to imagine each command as a latent action")
+            self.commands = adapter.check_commands(commands)
+            self.latent_of_choice = adapter.to_latent(self.commands)
+            self.allowed = np.ones(len(self.commands), bool)
+        else:
+            self.latent_of_choice = np.arange(wm.num_actions)
+            self.commands = None if adapter is None else adapter.to_commands(self.latent_of_choice)
+            self.allowed = None if adapter is None else adapter.latent_counts.cpu().numpy() > 0
 
     def imagine(self, prompt, prompt_actions, actions_PH: np.ndarray, seed: int):
         """Imagined frames [P, H, S, S, 3] and final token ids [P, h, w] of P sequences."""
@@ -116,14 +132,14 @@ class ImaginationPlanner:
                              "and replan (--replan-every) to go further")
         imagined = []
 
-        def cost_fn(actions_PH: np.ndarray) -> np.ndarray:
-            frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, actions_PH,
-                                                    seed + len(imagined) * len(actions_PH))
+        def cost_fn(choices_PH: np.ndarray) -> np.ndarray:
+            frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
+                                                    seed + len(imagined) * len(choices_PH))
             imagined.append(frames_PHSSC)
             return self.cost(frames_PHSSC[:, -1], tokens_Phw)
 
-        result = search(cost_fn, self.wm.num_actions, self.config, np.random.default_rng(seed), self.allowed)
+        result = search(cost_fn, len(self.latent_of_choice), self.config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row
-        commands = None if self.adapter is None else self.adapter.to_commands(result.actions)
-        return Plan(result.actions, commands, imagined[iteration][row], result.cost, result.iteration_costs,
-                    time.perf_counter() - began)
+        commands = None if self.commands is None else self.commands[result.actions]
+        return Plan(result.actions, self.latent_of_choice[result.actions], commands, imagined[iteration][row],
+                    result.cost, result.iteration_costs, time.perf_counter() - began)

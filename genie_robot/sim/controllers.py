@@ -34,6 +34,11 @@ def behaviour_command(index: int) -> np.ndarray:
     return _BEHAVIOUR_COMMANDS[index].copy()
 
 
+def behaviour_commands() -> np.ndarray:
+    """float32 [9, 4]: the command of every behaviour, in BEHAVIOURS' order."""
+    return _BEHAVIOUR_COMMANDS.copy()
+
+
 def behaviour_of(commands: np.ndarray, deadband: float = 0.25) -> np.ndarray:
     """Nearest discrete behaviour of each command [..., 4]: its dominant motion axis; the
     gripper only when the hand does not move (pushes hold the hand closed while moving, and

@@ -94,10 +94,20 @@ def test_adapter_learns_both_directions_and_round_trips(tmp_path):
     # Code 0 stands for both "stay" and "close": its mean command is ambiguous, the rest are exact.
     assert scores["latent_to_behaviour"] > 0.8
     assert adapter.to_latent([1.0, 0, 0, 0]).tolist() == [1]
-    np.testing.assert_allclose(adapter.to_commands([3])[0], [0, 0.8, 0, 0], atol=0.05)
+    # Code 3 ("+y" at 0.6-1.0 of full speed): its mean is ~0.8, executed at full strength.
+    np.testing.assert_allclose(adapter.latent_commands[3].numpy(), [0, 0.8, 0, 0], atol=0.05)
+    np.testing.assert_allclose(adapter.to_commands([3])[0], [0, 1, 0, 0], atol=1e-6)
     save_model(adapter, tmp_path / "adapter")
     loaded = Run.load(tmp_path).adapter
     np.testing.assert_array_equal(loaded.to_latent(held.commands), adapter.to_latent(held.commands))
+
+
+def test_commands_of_latent_actions_move_at_full_strength_in_the_mean_direction():
+    # Code 1: +x at full speed half the time, still the other half, gripper closed; code 2 barely moves.
+    commands = np.array([[1, 0, 0, 1], [0, 0, 0, 1], [0.1, 0.1, 0, -1], [0.1, 0.1, 0, -1]], np.float32)
+    adapter = fit_adapter(commands, np.array([1, 1, 2, 2]), NAMES, num_actions=4, steps=1)
+    np.testing.assert_allclose(adapter.latent_commands[1].numpy(), [0.5, 0, 0, 1])
+    np.testing.assert_allclose(adapter.to_commands([1, 2, 0]), [[1, 0, 0, 1], [0.1, 0.1, 0, -1], [0, 0, 0, 0]], atol=1e-6)
 
 
 def test_adapter_rejects_bad_commands_and_latents(tmp_path):

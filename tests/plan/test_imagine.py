@@ -47,6 +47,26 @@ def test_plan_gives_latents_commands_and_what_it_imagined(wm, planning_run):
     assert ImaginationPlanner(wm, Goal(image=frame(120)), "embedding", config, SAMPLING).plan(frame(30)).commands is None
 
 
+def test_plan_over_arm_commands_imagines_each_as_its_latent_action(wm, planning_run):
+    adapter = Run.load(planning_run).require("adapter", "planning arm commands")
+    commands = np.array([[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]], np.float32)
+    config = PlanConfig(horizon=3, population=5, iterations=2, elites=2)
+    planner = ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", config, SAMPLING, adapter, commands)
+    plan = planner.plan(frame(30), seed=4)
+    assert set(plan.choices) <= set(range(len(commands)))
+    np.testing.assert_array_equal(plan.commands, commands[plan.choices])  # executed as themselves, not as mean commands
+    np.testing.assert_array_equal(plan.latents, adapter.to_latent(plan.commands))
+    # What it imagined is the rollout of those latent actions (one candidate: its seed is the plan's).
+    single = ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", PlanConfig(horizon=3, population=1, iterations=1,
+                                                                                 elites=1), SAMPLING, adapter, commands)
+    plan = single.plan(frame(30), seed=4)
+    np.testing.assert_array_equal(plan.imagined, single.imagine(frame(30)[None], None, plan.latents[None], seed=4)[0][0])
+    with pytest.raises(InputError, match="planning over arm commands needs the run's adapter"):
+        ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", config, SAMPLING, None, commands)
+    with pytest.raises(InputError, match="arm commands must have"):
+        ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", config, SAMPLING, adapter, commands[:, :3])
+
+
 def test_costs_rank_the_goal_itself_best(wm):
     rng = np.random.default_rng(0)
     goal = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)

@@ -7,6 +7,8 @@ from genie_robot.cli import main
 from genie_robot.data.store import EpisodeStore
 from genie_robot.eval.metrics import psnr
 from genie_robot.media import write_image
+from genie_robot.models.run import Run
+from genie_robot.sim.controllers import behaviour_commands
 
 FAST = ["--maskgit-steps", "1", "--horizon", "3", "--population", "4", "--iterations", "2", "--elites", "2"]
 
@@ -29,9 +31,16 @@ def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store
 def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys):
     out = tmp_path / "object"
     code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:9",
-                 "--out", str(out), "--cost", "object", "--object", "soft_cube", "--method", "shooting", *FAST])
+                 "--out", str(out), "--cost", "object", "--object", "soft_cube", "--method", "shooting",
+                 "--vocabulary", "behaviours", *FAST])
     assert code == 0, capsys.readouterr().err
-    assert json.loads((out / "plan.json").read_text())["cost"] == "object"
+    result = json.loads((out / "plan.json").read_text())
+    assert result["cost"] == "object" and result["vocabulary"] == "behaviours"
+    # The arm's own behaviours are executed, each imagined as the latent action the adapter gives it.
+    executed = np.array(result["commands"], np.float32)
+    assert all((row == behaviour_commands()).all(-1).any() for row in executed)
+    adapter = Run.load(planning_run).require("adapter", "test")
+    assert result["latents"] == adapter.to_latent(executed).tolist()
 
 
 def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
@@ -44,6 +53,8 @@ def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_sto
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--horizon", "20"],
          "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
+        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
+         "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
     ]
     for args, message in cases:
         assert main(["plan", *args, "--out", str(tmp_path / "x"), "--maskgit-steps", "1"]) == 2

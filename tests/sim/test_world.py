@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genie_robot.errors import InputError
-from genie_robot.sim.controllers import BEHAVIOURS, MixedPolicy, behaviour_command, behaviour_of
+from genie_robot.sim.controllers import BEHAVIOURS, MixedPolicy, behaviour_command, behaviour_commands, behaviour_of
 from genie_robot.sim.scene import OBJECTS
 from genie_robot.sim.world import ArmWorld, rigid_residual
 
@@ -117,7 +117,8 @@ def test_bad_commands_are_refused_and_world_keeps_working(world):
 
 
 def test_behaviour_of_inverts_behaviour_command():
-    commands = np.stack([behaviour_command(i) for i in range(len(BEHAVIOURS))])
+    commands = behaviour_commands()
+    np.testing.assert_array_equal(commands, np.stack([behaviour_command(i) for i in range(len(BEHAVIOURS))]))
     np.testing.assert_array_equal(behaviour_of(commands), np.arange(len(BEHAVIOURS)))
     assert behaviour_of(np.array([0.1, -0.1, 0.05, 0.0])) == 0
     # A push holds the hand closed while it moves: the motion is the behaviour.
