@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from genie_robot.data.store import EpisodeStore
-from genie_robot.plan.execute import VOCABULARIES, stored_object_positions, vocabulary_commands
+from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_object_positions, vocabulary_commands
 from genie_robot.plan.imagine import Goal, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import SamplingConfig
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--oracle-population", type=int, default=32)
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
-    parser.add_argument("--cost", default="embedding", help="embedding | pixel")
+    parser.add_argument("--cost", default="embedding", help="embedding | pixel | object (every object to where the goal frame has it)")
     parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
                         help="what the planner searches: latent actions or the arm's discrete behaviours")
     parser.add_argument("--seed", type=int, default=0)
@@ -189,8 +189,11 @@ def main() -> None:
     started = [float(np.linalg.norm((stored_object_positions(t["state"])[t["object"]]
                                      - stored_object_positions(t["goal_state"])[t["object"]])[:2])) for t in tasks]
     for i, task in enumerate(tasks):
+        goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else object_goal(
+            read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
+            read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size), "all", wm)
         planner = None if wm is None else ImaginationPlanner(
-            wm, Goal(image=task["goal_frame"]), args.cost, config, SamplingConfig(steps=args.maskgit_steps), adapter,
+            wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps), adapter,
             vocabulary_commands(args.vocabulary))
         for method in methods:
             distance, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],

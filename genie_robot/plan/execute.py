@@ -23,7 +23,7 @@ from genie_robot.media import labelled_columns, read_image, write_video
 from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
-from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
+from genie_robot.sim.scene import MOVABLE_OBJECTS
 
 VOCABULARIES = ("latent", "behaviours")
 
@@ -75,22 +75,24 @@ def stored_object_positions(state: dict) -> dict[str, np.ndarray]:
 
 
 def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
-    """Target = the object's centroid in the goal frame's true mask; imagined frames are
-    segmented by colours fit on both episodes and their tokenizer reconstructions (generated
-    frames come from the same decoder, as in the evaluation report)."""
-    ids = {o.name: o.mask_id for o in OBJECTS if o.kind != "arm"}
-    if name not in ids:
-        raise InputError(f"unknown object {name!r}; choose from {', '.join(ids)}")
+    """Targets = the centroids of one object (`name`), or of every movable object visible
+    (`all`), in the goal frame's true mask; imagined frames are segmented by colours fit on
+    both episodes and their tokenizer reconstructions (generated frames come from the same
+    decoder, as in the evaluation report)."""
+    ids = {o.name: o.mask_id for o in MOVABLE_OBJECTS}
+    if name != "all" and name not in ids:
+        raise InputError(f"unknown object {name!r}; choose from all, {', '.join(ids)}")
     if goal.mask is None or start.episode_masks is None:
         raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
-    target_rc = centroids(goal.mask[None], ids[name])[0]
-    if np.isnan(target_rc).any():
+    targets_rc = {ids[n]: tuple(centroids(goal.mask[None], ids[n])[0]) for n in (ids if name == "all" else [name])}
+    targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}
+    if not targets_rc:
         raise InputError(f"{name} is not visible in the goal frame; pick another --object or goal")
     frames = [start.episode_frames, goal.episode_frames]
     masks = [start.episode_masks, goal.episode_masks]
     segmenter = ColourSegmenter.fit(np.concatenate(frames + [wm.reconstruct(f) for f in frames]),
                                     np.concatenate(masks + masks))
-    return Goal(image=goal.frame, object_id=ids[name], target_rc=tuple(target_rc), segmenter=segmenter)
+    return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter)
 
 
 def vocabulary_commands(vocabulary: str) -> np.ndarray | None:
@@ -106,7 +108,7 @@ def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
 
 
 def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "embedding",
-                     sampling=None, steps: int | None = None, object_name: str = "red_cube", seed: int = 0,
+                     sampling=None, steps: int | None = None, object_name: str = "all", seed: int = 0,
                      camera: str = "front", fps: float = 5.0, vocabulary: str = "latent") -> dict:
     """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds.
     `vocabulary`: search the model's latent actions, or the arm's discrete `behaviours`."""

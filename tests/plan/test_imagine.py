@@ -79,10 +79,16 @@ def test_costs_rank_the_goal_itself_best(wm):
     segmenter = lambda f: (np.asarray(f)[..., 0] > 150).astype(np.uint8)  # bright = object 1
     moved = np.zeros((2, 16, 16, 3), np.uint8)
     moved[0, 4, 4], moved[1, 10, 12] = 255, 255
-    costs = GoalCost(wm, Goal(object_id=1, target_rc=(4, 4), segmenter=segmenter), "object")(moved, None)
+    costs = GoalCost(wm, Goal(targets_rc={1: (4, 4)}, segmenter=segmenter), "object")(moved, None)
     assert costs.tolist() == pytest.approx([0.0, 10.0])
-    assert GoalCost(wm, Goal(object_id=1, target_rc=(4, 4), segmenter=segmenter), "object")(
+    assert GoalCost(wm, Goal(targets_rc={1: (4, 4)}, segmenter=segmenter), "object")(
         np.zeros((1, 16, 16, 3), np.uint8), None)[0] == pytest.approx(np.hypot(16, 16))  # not visible
+    # Several objects: their distances add up (object 1 = red, object 2 = green).
+    segmenter = lambda f: (np.asarray(f)[..., 0] > 150) + 2 * (np.asarray(f)[..., 1] > 150)
+    moved = np.zeros((2, 16, 16, 3), np.uint8)
+    moved[0, 4, 4, 0], moved[1, 10, 12, 0], moved[:, 0, 0, 1] = 255, 255, 255
+    costs = GoalCost(wm, Goal(targets_rc={1: (4, 4), 2: (0, 3)}, segmenter=segmenter), "object")(moved, None)
+    assert costs.tolist() == pytest.approx([3.0, 13.0])
 
 
 def test_bad_input_says_what_to_fix(wm, tiny_run):

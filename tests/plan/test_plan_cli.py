@@ -31,7 +31,7 @@ def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store
 def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys):
     out = tmp_path / "object"
     code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:9",
-                 "--out", str(out), "--cost", "object", "--object", "soft_cube", "--method", "shooting",
+                 "--out", str(out), "--cost", "object", "--method", "shooting",
                  "--vocabulary", "behaviours", *FAST])
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "plan.json").read_text())
@@ -53,6 +53,8 @@ def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_sto
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--horizon", "20"],
          "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
+        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--cost", "object", "--object", "table"],
+         "unknown object 'table'; choose from all, red_cube, blue_cylinder, soft_cube"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
          "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
     ]
