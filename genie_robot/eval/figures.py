@@ -200,14 +200,19 @@ def _adapter(a: dict) -> str:
 def _physics(physics: dict) -> str:
     reading = ("Objects segmented (by colour) from the imagined frames against MuJoCo's true masks, mean over the "
                "generated steps. The segmenter's IoU on the true frames is the ceiling of what this can measure; the "
-               "copy-first row is what no motion scores, the reconstruction row what the tokenizer keeps.")
+               "copy-first row is what no motion scores, the reconstruction row what the tokenizer keeps. Motion "
+               "followed: how far the imagined object travels along the real one's path, as a share of the real "
+               "travel, over the steps where the real one had moved (1: as far, 0: stays put; pooled over episodes).")
     rows = []
     for row, p in physics.items():
         for name, iou in p["iou"].items():
+            followed = p["motion_followed"][name]
             rows.append([LABELS[row], name, _num(_mean(iou[1:]), 2), _num(_mean(p["segmenter_iou"][name][1:]), 2),
-                         _num(_mean(p["centroid_error_px"][name][1:]), 1, "px")])
+                         _num(_mean(p["centroid_error_px"][name][1:]), 1, "px"), _num(followed["share"], 2),
+                         _num(followed["true_travel_px"], 0, "px")])
     return _section("Imagined against MuJoCo physics", reading,
-                    _table(rows, ["rollout", "object", "mask IoU", "segmenter IoU on truth", "centroid error"]))
+                    _table(rows, ["rollout", "object", "mask IoU", "segmenter IoU on truth", "centroid error",
+                                  "motion followed", "real travel (summed)"]))
 
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse} "

@@ -8,7 +8,10 @@ the imagined frames are measured against.
 
 Per step: PSNR, per-object mask IoU, object centroid error (pixels), and for the soft object
 its mask area change and shape change (1 - IoU with its first-frame mask after aligning the
-centroids) next to the simulator's vertex deformation (RMS, rigid motion removed)."""
+centroids) next to the simulator's vertex deformation (RMS, rigid motion removed). Per rollout:
+how far each imagined object follows the real one where that one moved (`motion_followed`):
+an object that stays put scores well on IoU while the real one is pushed a few pixels, so the
+per-step figures alone cannot tell a model that imagines pushes from one that ignores them."""
 from __future__ import annotations
 
 import warnings
@@ -22,6 +25,8 @@ from genie_robot.sim.scene import OBJECTS
 LEVELS = 16
 TRACKED = {o.mask_id: o.name for o in OBJECTS}
 SOFT_ID = next(o.mask_id for o in OBJECTS if o.kind == "soft")
+# Centroid travel from the first frame below this is segmentation jitter, not motion.
+MIN_MOTION_PX = 1.0
 
 
 def nanmean(values, axis: int = 0) -> np.ndarray:
@@ -98,6 +103,19 @@ def shape_change(masks_THW: np.ndarray, mask_id: int) -> np.ndarray:
     return out
 
 
+def motion_followed(pred_masks_THW: np.ndarray, true_masks_THW: np.ndarray, mask_id: int) -> tuple[float, float]:
+    """(imagined travel along the true one, true travel), summed over the steps where the true
+    centroid is >= MIN_MOTION_PX from where it started; travel is measured from each rollout's
+    first frame. Their ratio is 1 when the imagined object moves as far the same way, 0 when it
+    stays put, negative when it goes the other way; kept as two sums so episodes pool by motion."""
+    true_T2, pred_T2 = centroids(true_masks_THW, mask_id), centroids(pred_masks_THW, mask_id)
+    true_travel_T2, pred_travel_T2 = true_T2 - true_T2[:1], np.nan_to_num(pred_T2 - pred_T2[:1])  # unseen: no travel
+    length_T = np.linalg.norm(true_travel_T2, axis=-1)
+    moved = np.nan_to_num(length_T) >= MIN_MOTION_PX
+    along = (pred_travel_T2[moved] * true_travel_T2[moved]).sum(-1) / length_T[moved]
+    return float(along.sum()), float(length_T[moved].sum())
+
+
 def compare_rollout(imagined_THWC, truth_THWC, truth_masks_THW, segmenter: ColourSegmenter,
                     sim_deformation_T=None) -> dict:
     """Per-step comparison of an imagined rollout with the MuJoCo rollout it should match."""
@@ -107,12 +125,13 @@ def compare_rollout(imagined_THWC, truth_THWC, truth_masks_THW, segmenter: Colou
                          f"{list(true_masks.shape)} must cover the same frames")
     pred_masks = segmenter(imagined)
     ceiling = segmenter(truth)
-    result = {"psnr": psnr(truth, imagined), "iou": {}, "segmenter_iou": {}, "centroid_error_px": {}}
+    result = {"psnr": psnr(truth, imagined), "iou": {}, "segmenter_iou": {}, "centroid_error_px": {}, "motion_followed": {}}
     for mask_id, name in TRACKED.items():
         result["iou"][name] = mask_iou(pred_masks, true_masks, mask_id)
         result["segmenter_iou"][name] = mask_iou(ceiling, true_masks, mask_id)
         result["centroid_error_px"][name] = np.linalg.norm(
             centroids(pred_masks, mask_id) - centroids(true_masks, mask_id), axis=-1)
+        result["motion_followed"][name] = motion_followed(pred_masks, true_masks, mask_id)
     area = lambda m: (m == SOFT_ID).sum((-2, -1)).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         result["soft_area_change"] = {"imagined": area(pred_masks) / area(pred_masks[:1]) - 1,

@@ -315,4 +315,9 @@ def _physics_summary(runs: list[dict]) -> dict:
         summary[key] = {name: mean_of(lambda r, n=name, k=key: r[k][n]) for name in runs[0][key]}
     if "sim_deformation_mm" in runs[0]:
         summary["sim_deformation_mm"] = mean_of(lambda r: r["sim_deformation_mm"])
+    summary["motion_followed"] = {}  # pooled over episodes: the ratio of summed travel; None where nothing moved
+    for name in runs[0]["motion_followed"]:
+        along, travelled = np.sum([r["motion_followed"][name] for r in runs], axis=0)
+        summary["motion_followed"][name] = {"share": round(float(along / travelled), 3) if travelled else None,
+                                            "true_travel_px": round(float(travelled), 1)}
     return summary

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genie_robot.errors import InputError
-from genie_robot.eval.physics import ColourSegmenter, centroids, compare_rollout, mask_iou, shape_change
+from genie_robot.eval.physics import ColourSegmenter, centroids, compare_rollout, mask_iou, motion_followed, shape_change
 from genie_robot.sim.scene import OBJECTS
 
 COLOURS = {0: (120, 110, 95), **{o.mask_id: tuple(int(255 * c) for c in o.rgba[:3]) for o in OBJECTS}}
@@ -71,3 +71,24 @@ def test_compare_rollout_of_the_truth_itself_is_perfect():
     assert stale["iou"]["red_cube"][-1] == 0.0
     with pytest.raises(InputError, match="same frames"):
         compare_rollout(frames[:2], frames, masks, segmenter)
+
+
+def test_motion_followed_measures_how_far_the_imagined_object_goes_along_the_real_path():
+    truth = _moving_square()  # the red cube slides 2 px a step to the right
+    half = np.zeros_like(truth)
+    for i in range(len(truth)):
+        half[i, 10:16, 4 + i:4 + i + 6] = 2
+    cases = {"same": (truth, 1.0), "half as far": (half, 0.5), "stays put": (np.repeat(truth[:1], 5, 0), 0.0),
+             "backwards": (truth[:, :, ::-1], None)}
+    for name, (imagined, expected) in cases.items():
+        along, travelled = motion_followed(imagined, truth, 2)
+        assert travelled == pytest.approx(2 + 4 + 6 + 8), name  # every step after the first moved
+        if expected is None:
+            assert along < 0, name
+        else:
+            assert along / travelled == pytest.approx(expected), name
+    # Nothing moved (the soft cube): nothing to follow; an object never imagined travels nowhere.
+    assert motion_followed(truth, truth, 4) == (0.0, 0.0)
+    assert motion_followed(np.zeros_like(truth), truth, 2)[0] == 0.0
+    assert compare_rollout(_scene(truth), _scene(truth), truth, ColourSegmenter.fit(_scene(truth), truth)
+                           )["motion_followed"]["red_cube"] == pytest.approx((20.0, 20.0))

@@ -49,11 +49,15 @@ def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldou
     physics = metrics["physics"]["lam"]
     assert len(physics["psnr"]) == 9 and set(physics["iou"]) == {"arm", "red_cube", "blue_cylinder", "soft_cube"}
     assert len(physics["sim_deformation_mm"]) == 9
+    # The arm moves in every episode: how far the imagined one follows it is a number, and copying
+    # the first frame follows nothing.
+    assert physics["motion_followed"]["arm"]["true_travel_px"] > 0 and physics["motion_followed"]["arm"]["share"] is not None
+    assert metrics["physics"]["copy_first"]["motion_followed"]["arm"]["share"] == 0
     for name in ("metrics.json", "index.html", "psnr_vs_horizon.png", "latent_action_arrows.png",
                  "confusion.png", "physics.png", "episode_0.gif"):
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
-    assert "psnr_vs_horizon.png" in page and "episode_0.gif" in page and "Delta_t PSNR" in page
+    assert "psnr_vs_horizon.png" in page and "episode_0.gif" in page and "Delta_t PSNR" in page and "motion followed" in page
     assert " dB" in page and "majority class" in page and "copy first frame minus" not in page
     assert not re.search(r"\d\.\d{4,}", page), "figures in the report are rounded for reading"
     assert json.loads((out / "metrics.json").read_text())["episodes"] == 2
