@@ -124,6 +124,7 @@ def figures(metrics: dict) -> dict:
         row["recon_iou"] = {name: mean([v for v in values if v is not None]) for name, values in iou.items()}
         at = lambda name: phys[name]["iou"]["arm"][8] if len(phys[name]["iou"]["arm"]) > 8 else None  # noqa: E731
         row["arm_iou_t8"] = (at("lam"), at("copy_first"))
+        row["motion_followed"] = {name: v["share"] for name, v in phys["lam"]["motion_followed"].items()}
     return row
 
 
@@ -145,8 +146,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | token flicker | mask IoU recon (arm / cube / cyl / soft) "
              "| LAM - copy dB, t=4 / 8 / 16 | LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | hand motion explained by code (x / y / z) "
              "| adapter acc (majority) "
-             "| arm IoU t=8 (copy) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| arm IoU t=8 (copy) | motion followed, LAM actions (arm / cube / cyl / soft) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
@@ -164,6 +165,8 @@ def table(rows: list[dict]) -> str:
             " / ".join(fmt(v) for v in f["motion_explained"]) if f.get("motion_explained") else "-",
             f"{fmt(f['adapter'][0])} ({fmt(f['adapter'][1])})" if "adapter" in f else "-",
             f"{fmt(f['arm_iou_t8'][0])} ({fmt(f['arm_iou_t8'][1])})" if "arm_iou_t8" in f else "-",
+            " / ".join(fmt(f["motion_followed"].get(k)) for k in ("arm", "red_cube", "blue_cylinder", "soft_cube"))
+            if "motion_followed" in f else "-",
         ]) + " |")
     return "\n".join(lines)
 
