@@ -36,7 +36,7 @@ import torch
 
 from genie_robot.data.store import EpisodeStore
 from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_object_positions, vocabulary_commands
-from genie_robot.plan.imagine import Goal, ImaginationPlanner
+from genie_robot.plan.imagine import COSTS, Goal, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
@@ -74,7 +74,8 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
     rng = np.random.default_rng(seed)
     plan_seconds = []
     # What each method's actions stand for: the planner's vocabulary for the world-model methods.
-    commands = {"oracle": behaviour_commands(), "recorded": task["commands"]}.get(method, planner and planner.commands)
+    commands = {"oracle": behaviour_commands(), "recorded": task["commands"]}.get(
+        method, None if planner is None else planner.commands)
 
     def oracle_cost(actions_PH):
         start = world.snapshot()
@@ -144,7 +145,8 @@ def main() -> None:
     parser.add_argument("--oracle-population", type=int, default=32)
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
-    parser.add_argument("--cost", default="embedding", help="embedding | pixel | object (every object to where the goal frame has it)")
+    parser.add_argument("--cost", default="embedding", choices=COSTS,
+                        help="object: every object to where the goal frame has it")
     parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
                         help="what the planner searches: latent actions or the arm's discrete behaviours")
     parser.add_argument("--seed", type=int, default=0)

@@ -103,12 +103,12 @@ def shape_change(masks_THW: np.ndarray, mask_id: int) -> np.ndarray:
     return out
 
 
-def motion_followed(pred_masks_THW: np.ndarray, true_masks_THW: np.ndarray, mask_id: int) -> tuple[float, float]:
-    """(imagined travel along the true one, true travel), summed over the steps where the true
-    centroid is >= MIN_MOTION_PX from where it started; travel is measured from each rollout's
-    first frame. Their ratio is 1 when the imagined object moves as far the same way, 0 when it
-    stays put, negative when it goes the other way; kept as two sums so episodes pool by motion."""
-    true_T2, pred_T2 = centroids(true_masks_THW, mask_id), centroids(pred_masks_THW, mask_id)
+def motion_followed(pred_T2: np.ndarray, true_T2: np.ndarray) -> tuple[float, float]:
+    """From one object's imagined and true centroids [T, 2] (NaN where not visible): (imagined
+    travel along the true one, true travel), summed over the steps where the true centroid is
+    >= MIN_MOTION_PX from where it started; travel is measured from the rollout's first frame.
+    Their ratio is 1 when the imagined object moves as far the same way, 0 when it stays put,
+    negative when it goes the other way; kept as two sums so episodes pool by motion."""
     true_travel_T2, pred_travel_T2 = true_T2 - true_T2[:1], np.nan_to_num(pred_T2 - pred_T2[:1])  # unseen: no travel
     length_T = np.linalg.norm(true_travel_T2, axis=-1)
     moved = np.nan_to_num(length_T) >= MIN_MOTION_PX
@@ -129,9 +129,9 @@ def compare_rollout(imagined_THWC, truth_THWC, truth_masks_THW, segmenter: Colou
     for mask_id, name in TRACKED.items():
         result["iou"][name] = mask_iou(pred_masks, true_masks, mask_id)
         result["segmenter_iou"][name] = mask_iou(ceiling, true_masks, mask_id)
-        result["centroid_error_px"][name] = np.linalg.norm(
-            centroids(pred_masks, mask_id) - centroids(true_masks, mask_id), axis=-1)
-        result["motion_followed"][name] = motion_followed(pred_masks, true_masks, mask_id)
+        pred_T2, true_T2 = centroids(pred_masks, mask_id), centroids(true_masks, mask_id)
+        result["centroid_error_px"][name] = np.linalg.norm(pred_T2 - true_T2, axis=-1)
+        result["motion_followed"][name] = motion_followed(pred_T2, true_T2)
     area = lambda m: (m == SOFT_ID).sum((-2, -1)).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         result["soft_area_change"] = {"imagined": area(pred_masks) / area(pred_masks[:1]) - 1,

@@ -38,6 +38,7 @@ class StoredFrame:
     episode_frames: np.ndarray   # the whole episode (to fit a colour segmenter)
     episode_masks: np.ndarray | None
     resolution_note: str | None  # what was done to the store's frames to reach the model's size
+    episode: tuple[str, int] = ("", -1)  # (store, episode index) the frames come from
 
 
 def parse_frame_ref(text: str) -> tuple[str, int, int] | None:
@@ -60,7 +61,7 @@ def read_stored_frame(path: str, episode: int, step: int, size: int) -> StoredFr
         frames = resize_video(ep.read_frames(), size)
         masks = resize_masks(ep.masks[:], size) if ep.has_masks else None
         state = {key: ep.read_state(key)[step] for key in ep.state_keys}
-    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note)
+    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note, (str(path), episode))
 
 
 def stored_object_positions(state: dict) -> dict[str, np.ndarray]:
@@ -88,8 +89,9 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}
     if not targets_rc:
         raise InputError(f"{name} is not visible in the goal frame; pick another --object or goal")
-    frames = [start.episode_frames, goal.episode_frames]
-    masks = [start.episode_masks, goal.episode_masks]
+    episodes = [start] if goal.episode == start.episode else [start, goal]  # a push's goal is often its own episode's
+    frames = [e.episode_frames for e in episodes]
+    masks = [e.episode_masks for e in episodes]
     segmenter = ColourSegmenter.fit(np.concatenate(frames + [wm.reconstruct(f) for f in frames]),
                                     np.concatenate(masks + masks))
     return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter)

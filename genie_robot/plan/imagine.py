@@ -103,7 +103,7 @@ class ImaginationPlanner:
     def __init__(self, wm: WorldModel, goal: Goal, cost: str = "embedding", config: PlanConfig = PlanConfig(),
                  sampling: SamplingConfig = SamplingConfig(steps=8), adapter: ActionAdapter | None = None,
                  commands: np.ndarray | None = None):
-        self.wm, self.config, self.sampling, self.adapter = wm, config, sampling, adapter
+        self.wm, self.config, self.sampling = wm, config, sampling
         self.cost = GoalCost(wm, goal, cost)
         if commands is not None:
             if adapter is None:

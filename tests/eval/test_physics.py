@@ -81,14 +81,14 @@ def test_motion_followed_measures_how_far_the_imagined_object_goes_along_the_rea
     cases = {"same": (truth, 1.0), "half as far": (half, 0.5), "stays put": (np.repeat(truth[:1], 5, 0), 0.0),
              "backwards": (truth[:, :, ::-1], None)}
     for name, (imagined, expected) in cases.items():
-        along, travelled = motion_followed(imagined, truth, 2)
+        along, travelled = motion_followed(centroids(imagined, 2), centroids(truth, 2))
         assert travelled == pytest.approx(2 + 4 + 6 + 8), name  # every step after the first moved
         if expected is None:
             assert along < 0, name
         else:
             assert along / travelled == pytest.approx(expected), name
     # Nothing moved (the soft cube): nothing to follow; an object never imagined travels nowhere.
-    assert motion_followed(truth, truth, 4) == (0.0, 0.0)
-    assert motion_followed(np.zeros_like(truth), truth, 2)[0] == 0.0
+    assert motion_followed(centroids(truth, 4), centroids(truth, 4)) == (0.0, 0.0)
+    assert motion_followed(centroids(np.zeros_like(truth), 2), centroids(truth, 2))[0] == 0.0
     assert compare_rollout(_scene(truth), _scene(truth), truth, ColourSegmenter.fit(_scene(truth), truth)
                            )["motion_followed"]["red_cube"] == pytest.approx((20.0, 20.0))
