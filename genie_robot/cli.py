@@ -266,7 +266,8 @@ def _cmd_eval(args) -> None:
 def _print_eval(metrics: dict, prefix: str) -> None:
     _note(metrics["notes"].get("resolution"))
     for name, figures in metrics["fidelity"].items():
-        print(f"  {prefix}PSNR {name:>14}: " + "  ".join(f"t={h} {v:.1f} dB" for h, v in figures["psnr"].items()))
+        print(f"  {prefix}PSNR {name:>14}: " + "  ".join(f"t={h} {v:.1f} dB" for h, v in figures["psnr"].items())
+              + "   (of the mean MSE: " + "  ".join(f"{v:.1f}" for v in figures["psnr_pooled"].values()) + ")")
     if d := metrics.get("delta_psnr"):
         print(f"  {prefix}Delta_{d['t']} PSNR {d['delta_psnr']:+.2f} dB (LAM actions {d['psnr_lam']:.1f} dB, random "
               f"{d['psnr_random']:.1f} dB, copy first frame {d['copy_first_psnr']:.1f} dB)")

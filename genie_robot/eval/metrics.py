@@ -18,10 +18,19 @@ def _unit(frames) -> torch.Tensor:
     return x.double() / 255.0 if x.dtype == torch.uint8 else x.double()
 
 
+def mse(a, b) -> np.ndarray:
+    """Per-frame mean squared error of [..., H, W, C] frames (uint8 scaled by 255 to [0, 1])."""
+    return (_unit(a) - _unit(b)).pow(2).mean(dim=(-3, -2, -1)).numpy()
+
+
+def psnr_of_mse(mse_values) -> np.ndarray:
+    """PSNR in dB (peak 1.0); an exact match reads 100 dB instead of infinity."""
+    return 10 * np.log10(1.0 / np.maximum(mse_values, 1e-10))
+
+
 def psnr(a, b) -> np.ndarray:
     """Per-frame PSNR in dB of [..., H, W, C] frames (peak 1.0 after scaling uint8 by 255)."""
-    mse = (_unit(a) - _unit(b)).pow(2).mean(dim=(-3, -2, -1))
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).numpy()
+    return psnr_of_mse(mse(a, b))
 
 
 def ssim(a, b, window: int = 11, sigma: float = 1.5) -> np.ndarray:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genie_robot.errors import InputError
-from genie_robot.eval.metrics import delta_psnr, psnr, ssim
+from genie_robot.eval.metrics import delta_psnr, mse, psnr, psnr_of_mse, ssim
 from genie_robot.models.run import Run
 from genie_robot.sampling import SamplingConfig
 
@@ -14,6 +14,15 @@ def test_psnr_known_values():
     b[1, :4] = 51  # half the pixels off by 0.2 -> mse 0.02 -> 16.99 dB
     np.testing.assert_allclose(psnr(a, b), [0.0, 10 * np.log10(1 / 0.02)], atol=1e-9)
     assert psnr(a[0], a[0]) == pytest.approx(100.0)  # identical frames: capped at 1e-10 mse
+
+
+def test_psnr_of_the_mean_mse_is_not_dominated_by_an_exact_episode():
+    truth = np.zeros((2, 8, 8, 3), np.uint8)
+    guess = truth.copy()
+    guess[1, :4] = 51  # episode 0 exact (100 dB), episode 1 mse 0.02 (16.99 dB)
+    per_episode = psnr(truth, guess)
+    assert per_episode.mean() == pytest.approx((100 + 10 * np.log10(50)) / 2)
+    assert psnr_of_mse(mse(truth, guess).mean()) == pytest.approx(10 * np.log10(1 / 0.01))  # mean mse 0.01 -> 20 dB
 
 
 def test_ssim_properties():

@@ -37,6 +37,8 @@ def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldou
     assert "32x32 are centre-cropped and downscaled to the model's 16x16" in metrics["notes"]["resolution"]
     assert set(metrics["fidelity"]) == {"lam", "adapter", "random", "reconstruction", "copy_first"}
     assert set(metrics["fidelity"]["lam"]["psnr"]) == {"1", "4", "8"}
+    for row in metrics["fidelity"].values():  # -log is convex: the PSNR of a mean MSE never exceeds the mean PSNR
+        assert all(row["psnr_pooled"][h] <= row["psnr"][h] + 1e-9 for h in ("1", "4", "8"))
     assert 0 <= metrics["token_stability"]["flicker"] <= 1
     assert metrics["delta_psnr"]["t"] == 4
     assert metrics["delta_psnr"]["delta_psnr"] == pytest.approx(
