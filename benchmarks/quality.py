@@ -155,7 +155,8 @@ def planning(run: Path, store: Path, tasks: int) -> str:
 def table(rows: list[dict]) -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | token flicker | mask IoU recon (arm / cube / cyl / soft) "
-             "| LAM - copy dB, t=4 / 8 / 16 | same, PSNR of the mean MSE | LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | hand motion explained by code (x / y / z) "
+             "| LAM - copy dB, t=4 / 8 / 16 | same, PSNR of the mean MSE "
+             "| LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | hand motion explained by code (x / y / z) "
              "| adapter acc (majority) "
              "| arm IoU t=8 (copy) | motion followed, LAM actions (arm / cube / cyl / soft) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
