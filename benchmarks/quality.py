@@ -100,10 +100,12 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
 
 
 def report_is_current(run: Path, report: Path) -> bool:
-    """Eval is deterministic: a report written after every model of the run was saved stands."""
+    """Eval is deterministic: a report written after every model of the run was saved stands,
+    unless an older `eval` wrote it (it lacks a figure this table reads)."""
     metrics = report / "metrics.json"
     models = list(run.glob("*/model.safetensors"))
-    return metrics.exists() and all(metrics.stat().st_mtime >= m.stat().st_mtime for m in models)
+    return (metrics.exists() and all(metrics.stat().st_mtime >= m.stat().st_mtime for m in models)
+            and "psnr_pooled" in json.loads(metrics.read_text())["fidelity"]["copy_first"])
 
 
 def write_text(path: Path, text: str) -> None:
