@@ -71,7 +71,8 @@ class DynamicsConfig(ModelConfig):
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
-    action_input: str = "add"  # add (embedding on every token) | token (one action token per frame)
+    action_input: str = "add"  # add (embedding on every token) | token (one action token per frame) | adaln (add, and
+    # every block's sub-layers scaled and shifted by the action: adaptive LayerNorm)
     action_dropout: float = 0.0  # share of frames trained without their action (guided sampling needs > 0)
     qk_norm: bool = True
 
@@ -86,8 +87,8 @@ class DynamicsConfig(ModelConfig):
         if self.head == "levels" and self.codebook_size not in FSQ_LEVELS:
             raise ConfigError(f"dynamics config: a 'levels' head needs an FSQ codebook size {sorted(FSQ_LEVELS)}, "
                               f"got {self.codebook_size}")
-        if self.action_input not in ("add", "token"):
-            raise ConfigError(f"dynamics config: action_input must be 'add' or 'token', got {self.action_input!r}")
+        if self.action_input not in ("add", "token", "adaln"):
+            raise ConfigError(f"dynamics config: action_input must be 'add', 'token' or 'adaln', got {self.action_input!r}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
         if not 0.0 <= self.action_dropout < 1.0:
@@ -113,7 +114,8 @@ class DynamicsModel(nn.Module, Stage):
         self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
         self.action_tokens = int(c.action_input == "token")  # leading tokens per frame that are not image tokens
-        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2 + self.action_tokens, c.qk_norm)
+        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2 + self.action_tokens, c.qk_norm,
+                                         conditioned=c.action_input == "adaln")
         if c.head == "levels":
             # An FSQ token is a tuple of levels: predict each dimension's level, and score a
             # token by the sum of its levels' log-probabilities (a normalized joint softmax).
@@ -172,12 +174,14 @@ class DynamicsModel(nn.Module, Stage):
     def _hidden(self, tokens_BThw, actions_in_BT, cache, commit, time_offset=None) -> torch.Tensor:
         """The transformer's output for the image tokens [B, T, h*w, D]."""
         tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
-        action_BT1D = self.action_embed(actions_in_BT)[:, :, None]
+        action_BTD = self.action_embed(actions_in_BT)
         if self.action_tokens:
-            x_BTSD = torch.cat([action_BT1D, self.token_embed(tokens_BTS)], dim=2)
+            x_BTSD = torch.cat([action_BTD[:, :, None], self.token_embed(tokens_BTS)], dim=2)
         else:
-            x_BTSD = self.token_embed(tokens_BTS) + action_BT1D
-        return self.transformer(x_BTSD, cache=cache, commit=commit, time_offset=time_offset)[:, :, self.action_tokens:]
+            x_BTSD = self.token_embed(tokens_BTS) + action_BTD[:, :, None]
+        cond_BTD = action_BTD if self.config.action_input == "adaln" else None
+        return self.transformer(x_BTSD, cache=cache, commit=commit, time_offset=time_offset,
+                                cond_BTD=cond_BTD)[:, :, self.action_tokens:]
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate between min and max

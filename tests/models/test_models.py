@@ -12,13 +12,21 @@ def video(B=2, T=5, size=16, seed=0):
     return torch.randint(0, 256, (B, T, size, size, 3), dtype=torch.uint8, generator=g)
 
 
-@pytest.fixture(params=["add", "token"])
+def with_random_modulation(dynamics: DynamicsModel) -> DynamicsModel:
+    """adaLN starts as the identity (zero weights): give it weights, so that tests see it act."""
+    for block in dynamics.transformer.blocks:
+        if block.modulation is not None:
+            torch.nn.init.normal_(block.modulation.weight, std=0.2)
+    return dynamics
+
+
+@pytest.fixture(params=["add", "token", "adaln"])
 def models(request):
-    """Every test runs with both ways the dynamics model takes its actions."""
+    """Every test runs with every way the dynamics model takes its actions."""
     torch.manual_seed(0)
     return (VideoTokenizer(TokenizerConfig.preset("tiny")).eval(),
             LatentActionModel(LatentActionConfig.preset("tiny")).eval(),
-            DynamicsModel(DynamicsConfig.preset("tiny", action_input=request.param)).eval())
+            with_random_modulation(DynamicsModel(DynamicsConfig.preset("tiny", action_input=request.param))).eval())
 
 
 def test_shapes(models):
@@ -117,7 +125,7 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="must be positive"):
         LatentActionConfig.preset("tiny", num_actions=0)
     assert DynamicsConfig.from_dict(DynamicsConfig.preset("small").to_dict()) == DynamicsConfig.preset("small")
-    with pytest.raises(ConfigError, match="action_input must be 'add' or 'token'"):
+    with pytest.raises(ConfigError, match="action_input must be 'add', 'token' or 'adaln'"):
         DynamicsConfig.preset("tiny", action_input="concat")
     with pytest.raises(ConfigError, match=r"action_dropout must be in \[0, 1\)"):
         DynamicsConfig.preset("tiny", action_dropout=1.0)

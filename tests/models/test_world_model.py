@@ -40,11 +40,12 @@ def tiny_run_with_dynamics(tiny_run, tmp_path_factory, **overrides):
     """The tiny run's world model with a fresh dynamics model of the tiny preset + overrides."""
     from genie_robot.models import DynamicsConfig, DynamicsModel
     from genie_robot.models.checkpoint import save_model
+    from tests.models.test_models import with_random_modulation
 
     run = tmp_path_factory.mktemp("run_dynamics")
     shutil.copytree(tiny_run, run, dirs_exist_ok=True)
     torch.manual_seed(0)
-    save_model(DynamicsModel(DynamicsConfig.preset("tiny", **overrides)), run / "dynamics")
+    save_model(with_random_modulation(DynamicsModel(DynamicsConfig.preset("tiny", **overrides))), run / "dynamics")
     return Run.load(run).world_model()
 
 
@@ -52,6 +53,12 @@ def tiny_run_with_dynamics(tiny_run, tmp_path_factory, **overrides):
 def wm_action_tokens(tiny_run, tmp_path_factory):
     """A dynamics model that reads its actions as one token per frame."""
     return tiny_run_with_dynamics(tiny_run, tmp_path_factory, action_input="token")
+
+
+@pytest.fixture(scope="module")
+def wm_adaln(tiny_run, tmp_path_factory):
+    """A dynamics model whose blocks are modulated by the action (adaptive LayerNorm)."""
+    return tiny_run_with_dynamics(tiny_run, tmp_path_factory, action_input="adaln")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +71,7 @@ GUIDED = SamplingConfig(steps=4, temperature=1.0, guidance=3.0)
 
 
 @pytest.mark.parametrize("memory", [16, 5])
-@pytest.mark.parametrize("model,sampling", [("wm", FAST), ("wm_action_tokens", FAST), ("wm_guided", GUIDED)])
+@pytest.mark.parametrize("model,sampling", [("wm", FAST), ("wm_action_tokens", FAST), ("wm_adaln", FAST), ("wm_guided", GUIDED)])
 def test_cached_equals_uncached(model, sampling, memory, request):
     """Same seed, same actions: identical tokens; pixels equal up to float rounding.
     memory 5 crosses the window limit several times (the cache is rebuilt after sliding)."""
