@@ -71,8 +71,9 @@ class DynamicsConfig(ModelConfig):
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
-    action_input: str = "add"  # add (embedding on every token) | token (one action token per frame) | adaln (add, and
-    # every block's sub-layers scaled and shifted by the action: adaptive LayerNorm)
+    # add (embedding on every token) | token (one action token per frame) | adaln (add, and every
+    # block's sub-layer inputs scaled and shifted by the action: adaptive LayerNorm)
+    action_input: str = "add"
     action_dropout: float = 0.0  # share of frames trained without their action (guided sampling needs > 0)
     qk_norm: bool = True
 

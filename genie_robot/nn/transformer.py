@@ -71,7 +71,8 @@ class Attention(nn.Module):
         if q.shape[2] == 1 and attn_mask is None:
             # One query per sequence (a generated frame attending over the cached ones): products
             # and sums take half the time of batched 1 x T matmuls up to ~12 cached frames (these
-            # pay a set-up per sequence and copy a cache view that is not contiguous), as long at 16.
+            # pay a set-up per sequence and copy a cache view that is not contiguous); at 16 the two
+            # take about as long.
             scores_NHT1 = (q * k).sum(-1, keepdim=True) * q.shape[-1] ** -0.5
             out = (scores_NHT1.softmax(-2) * v).sum(-2, keepdim=True)
         elif q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
