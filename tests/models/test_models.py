@@ -5,19 +5,12 @@ from genie_robot.errors import CheckpointError, ConfigError
 from genie_robot.models import DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel, TokenizerConfig, VideoTokenizer
 from genie_robot.models.checkpoint import load_model, save_model
 from genie_robot.nn import VectorQuantizer
+from tests.conftest import with_random_modulation
 
 
 def video(B=2, T=5, size=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (B, T, size, size, 3), dtype=torch.uint8, generator=g)
-
-
-def with_random_modulation(dynamics: DynamicsModel) -> DynamicsModel:
-    """adaLN starts as the identity (zero weights): give it weights, so that tests see it act."""
-    for block in dynamics.transformer.blocks:
-        if block.modulation is not None:
-            torch.nn.init.normal_(block.modulation.weight, std=0.2)
-    return dynamics
 
 
 @pytest.fixture(params=["add", "token", "adaln"])

@@ -7,6 +7,7 @@ import torch
 from genie_robot.errors import CheckpointError, InputError
 from genie_robot.models.run import Run
 from genie_robot.sampling import SamplingConfig
+from tests.conftest import with_random_modulation
 
 FAST = SamplingConfig(steps=4, temperature=1.0)
 
@@ -40,7 +41,6 @@ def tiny_run_with_dynamics(tiny_run, tmp_path_factory, **overrides):
     """The tiny run's world model with a fresh dynamics model of the tiny preset + overrides."""
     from genie_robot.models import DynamicsConfig, DynamicsModel
     from genie_robot.models.checkpoint import save_model
-    from tests.models.test_models import with_random_modulation
 
     run = tmp_path_factory.mktemp("run_dynamics")
     shutil.copytree(tiny_run, run, dirs_exist_ok=True)
