@@ -1,9 +1,10 @@
-"""Closed-loop planning in MuJoCo: push tasks from held-out start states, goals from real futures.
+"""Closed-loop planning in MuJoCo: push or reach tasks from held-out start states, goals from real futures.
 
-A task is a held-out episode's frame s where one object (rigid, or the soft cube) is pushed at
-least --min-move metres within the next --k frames; the goal is frame s + k (image for the
-planner, object positions for scoring). The world is restored at s (`ArmWorld.set_state`) and
-each method acts for k steps, replanning every --replan-every steps:
+A task (--task push, the default) is a held-out episode's frame s where one object (rigid, or the
+soft cube) is pushed at least --min-move metres within the next --k frames; with --task reach,
+the frame s where the hand travels furthest within k frames (at least --min-move). The goal is
+frame s + k (image for the planner, positions for scoring). The world is restored at s
+(`ArmWorld.set_state`) and each method acts for k steps, replanning every --replan-every steps:
 
   planner   CEM in the world model toward the goal image over --vocabulary: `latent` actions
             executed as the adapter's command for each, or the arm's 9 discrete
@@ -11,7 +12,8 @@ each method acts for k steps, replanning every --replan-every steps:
   random    uniformly random actions of the planner's vocabulary
   oracle    CEM with MuJoCo as its model: each candidate sequence of the 9 discrete behaviours
             (controllers.BEHAVIOURS) is simulated in a copy of the world (snapshot restored),
-            cost = summed distance of every object to its goal position; same horizon and
+            cost = summed xy distance of every object to its goal position (reach: the hand's
+            distance to its goal position); same horizon and
             replanning, its own population/iterations (simulating is cheap, and a push only
             registers once the hand touches the object, so it needs more samples)
   perfect model  the oracle's search over the planner's vocabulary: what the planner would
@@ -20,8 +22,9 @@ each method acts for k steps, replanning every --replan-every steps:
   recorded  the episode's own commands from the restored state (how reachable the goal is when
             velocities are not restored)
 
-Success: the pushed object ends within --tolerance of its goal position (xy). Reported: success
-rate, mean final distance of the pushed object, and wall time per planning step (one plan).
+Success: the pushed object ends within --tolerance of its goal position (xy); reach: the hand
+within --tolerance of its goal position (xyz). Reported: success rate, mean final distance of the
+pushed object (the hand), and wall time per planning step (one plan).
 
 Usage: python benchmarks/planning.py [--run out/demo/run] [--data out/demo/heldout.h5] [--tasks 4]
 The run comes from `make demo` (all four stages, the adapter included). `--quick` (CI): an
@@ -45,16 +48,30 @@ from genie_robot.sim.world import ArmWorld
 
 SOFT = {o.name for o in OBJECTS if o.kind == "soft"}
 METHODS = ("planner", "random", "perfect model", "oracle", "recorded")
+MIN_MOVE = {"push": 0.04, "reach": 0.08}  # metres the pushed object (the hand) moved in the recording
 
 
-def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list[dict]:
-    """One task per episode (the start where an object moves most), soft-object pushes first
-    up to half of the tasks, then rigid ones."""
+def tracked_positions(state: dict, task_kind: str) -> dict[str, np.ndarray]:
+    """What a task kind scores, from a state dict (stored, or `ArmWorld.state()` live): every
+    object's centre for pushes, the hand's position for reaching."""
+    if task_kind == "reach":
+        return {"hand": np.asarray(state["ee_pos"], np.float64)}
+    return stored_object_positions(state)
+
+
+def task_distance(a: np.ndarray, b: np.ndarray, task_kind: str) -> float:
+    """Pushes are scored on the table (xy), the hand in space (xyz)."""
+    return float(np.linalg.norm((a - b) if task_kind == "reach" else (a - b)[:2]))
+
+
+def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_kind: str = "push") -> list[dict]:
+    """One task per episode (the start where an object, or the hand, moves most); pushes take
+    soft-object pushes first up to half of the tasks, then rigid ones."""
     found = []
     for index, episode in enumerate(store):
         state = {key: episode.read_state(key) for key in episode.state_keys}
-        at = lambda t, state=state: stored_object_positions({key: v[t] for key, v in state.items()})
-        moves = [(float(np.linalg.norm((at(s + k)[n] - at(s)[n])[:2])), s, n)
+        at = lambda t, state=state: tracked_positions({key: v[t] for key, v in state.items()}, task_kind)
+        moves = [(task_distance(at(s + k)[n], at(s)[n], task_kind), s, n)
                  for s in range(episode.num_frames - k) for n in at(s)]
         move, start, name = max(moves)
         if move >= min_move:
@@ -63,14 +80,16 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int) -> list
                           "goal_state": {key: v[start + k] for key, v in state.items()},
                           "goal_frame": episode.read_frames(start + k, start + k + 1)[0],
                           "commands": episode.read_actions(start, start + k)})
+    if task_kind == "reach":
+        return found[:count]
     soft = [t for t in found if t["object"] in SOFT][: count // 2]
     return soft + [t for t in found if t["object"] not in SOFT][: count - len(soft)]
 
 
-def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None):
-    """Execute one method on one task; returns (final xy distance of the pushed object, plan seconds)."""
+def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, task_kind="push"):
+    """Execute one method on one task; returns (final distance of the pushed object or the hand, plan seconds)."""
     world.set_state(task["state"])
-    goal_positions = stored_object_positions(task["goal_state"])
+    goal_positions = tracked_positions(task["goal_state"], task_kind)
     rng = np.random.default_rng(seed)
     plan_seconds = []
     # What each method's actions stand for: the planner's vocabulary for the world-model methods.
@@ -84,8 +103,8 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
             sim.restore(start)
             for action in sequence:
                 sim.step(commands[action])
-            positions = sim.object_positions()
-            costs.append(sum(np.linalg.norm((positions[n] - g)[:2]) for n, g in goal_positions.items()))
+            positions = tracked_positions(sim.state(), task_kind)
+            costs.append(sum(task_distance(positions[n], g, task_kind) for n, g in goal_positions.items()))
         return np.array(costs)
 
     def plan_fn(done):
@@ -107,8 +126,8 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
         world.step(commands[action])
 
     receding_horizon(plan_fn, execute_fn, k, config)
-    final = world.object_positions()[task["object"]]
-    return float(np.linalg.norm((final - goal_positions[task["object"]])[:2])), plan_seconds
+    final = tracked_positions(world.state(), task_kind)[task["object"]]
+    return task_distance(final, goal_positions[task["object"]], task_kind), plan_seconds
 
 
 def quick_run_and_data(folder: Path) -> tuple[Path, Path]:
@@ -135,7 +154,11 @@ def main() -> None:
     parser.add_argument("--data", default="out/demo/heldout.h5", help="held-out MuJoCo episodes at the run's size")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--k", type=int, default=12, help="goal = the frame k steps after the start")
-    parser.add_argument("--min-move", type=float, default=0.04, help="metres the object moved in the recording")
+    parser.add_argument("--task", nargs="+", default=["push"], choices=list(MIN_MOVE),
+                        help="push an object to where it went, and/or reach the hand's position (its goal image is the "
+                        "same kind of recorded future frame); one table each")
+    parser.add_argument("--min-move", type=float, default=None,
+                        help=f"metres the object (the hand) moved in the recording; default {MIN_MOVE}")
     parser.add_argument("--tolerance", type=float, default=0.03, help="success radius, metres")
     parser.add_argument("--horizon", type=int, default=6)
     parser.add_argument("--replan-every", type=int, default=6)
@@ -158,7 +181,7 @@ def main() -> None:
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     if args.quick:
         args.run, args.data = quick_run_and_data(Path(tempfile.mkdtemp(prefix="planning_quick_")))
-        args.tasks, args.k, args.min_move, args.horizon, args.replan_every = 1, 4, 0.0, 2, 2
+        args.tasks, args.k, args.min_move, args.horizon, args.replan_every, args.task = 1, 4, 0.0, 2, 2, list(MIN_MOVE)
         args.population, args.iterations, args.elites, args.oracle_population, args.oracle_iterations = 2, 1, 1, 4, 1
         args.maskgit_steps = 1
     from genie_robot.models.run import Run
@@ -169,8 +192,6 @@ def main() -> None:
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None
     wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
-    with EpisodeStore(args.data) as store:
-        tasks = find_tasks(store, args.k, args.min_move, args.tasks)
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
         methods, adapter = [m for m in chosen if m in ("oracle", "recorded")], None
@@ -179,37 +200,49 @@ def main() -> None:
         methods = chosen
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
-    print(f"{len(tasks)} tasks from {args.data}: " + ", ".join(
-        f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
     print(f"CEM: horizon {config.horizon}, replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
-          f"{oracle_config.iterations} iterations; "
-          f"success = pushed object within {args.tolerance * 100:.0f} cm; {torch.get_num_threads()} threads")
+          f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads")
     world, sim = ArmWorld(), ArmWorld()
+    try:
+        for kind in args.task:
+            benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, sim)
+    finally:
+        world.close()
+        sim.close()
+
+
+def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, sim) -> None:
+    """Every method on the tasks of one kind; prints each task and then the summary table."""
+    min_move = MIN_MOVE[kind] if args.min_move is None else args.min_move
+    with EpisodeStore(args.data) as store:
+        tasks = find_tasks(store, args.k, min_move, args.tasks, kind)
+    print(f"\n{kind}: {len(tasks)} tasks from {args.data}: " + ", ".join(
+        f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
+    print(f"success = {'hand' if kind == 'reach' else 'pushed object'} within {args.tolerance * 100:.0f} cm")
     rows = {m: {"distance": [], "seconds": []} for m in methods}
-    started = [float(np.linalg.norm((stored_object_positions(t["state"])[t["object"]]
-                                     - stored_object_positions(t["goal_state"])[t["object"]])[:2])) for t in tasks]
+    started = [task_distance(tracked_positions(t["state"], kind)[t["object"]],
+                             tracked_positions(t["goal_state"], kind)[t["object"]], kind) for t in tasks]
     for i, task in enumerate(tasks):
         goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else object_goal(
             read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
-            read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size), "all", wm)
+            read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
+            "arm" if kind == "reach" else "all", wm)
         planner = None if wm is None else ImaginationPlanner(
             wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps), adapter,
             vocabulary_commands(args.vocabulary))
         for method in methods:
-            distance, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
-                                         args.seed + i, planner)
-            rows[method]["distance"].append(distance)
+            final, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
+                                      args.seed + i, planner, kind)
+            rows[method]["distance"].append(final)
             rows[method]["seconds"].extend(seconds)
-            print(f"  task {i} {method:>14}: {task['object']} {started[i] * 100:.1f} -> {distance * 100:.1f} cm", flush=True)
-    print(f"\n{'method':>14} {'success':>8} {'final cm':>9} {'s/plan':>8}   (start distance {np.mean(started) * 100:.1f} cm)")
+            print(f"  task {i} {method:>14}: {task['object']} {started[i] * 100:.1f} -> {final * 100:.1f} cm", flush=True)
+    print(f"\n{'method':>14} {'success':>8} {'final cm':>9} {'s/plan':>8}   ({kind}; start distance {np.mean(started) * 100:.1f} cm)")
     for method, row in rows.items():
         d = np.array(row["distance"])
         seconds = f"{np.mean(row['seconds']):8.2f}" if method in ("planner", "perfect model", "oracle") else f"{'-':>8}"
         print(f"{method:>14} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
-    world.close()
-    sim.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ issue beside its baseline: tokenizer PSNR and object-mask IoU of reconstructions
 PSNR with the LAM's actions minus the copy-first-frame baseline at t = 4, 8, 16, Delta_4 PSNR,
 NMI of latent codes vs arm behaviours, the share of the hand's motion the codes explain, adapter
 accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline.
-With --planning N, the planning benchmark on N tasks from 2N episodes of the held-out seed (its first 8 are the episodes `eval` reads).
+With --planning N, the planning benchmark on N push tasks and N reach tasks from 2N episodes of the held-out seed
+(its first 8 are the episodes `eval` reads).
 With --heldout N, eval reads the first N episodes of the held-out seed instead of 8 (the first 8 are the
 protocol's): a steadier mean; each imagined row is also scored by the PSNR of the episodes' mean
 squared error, which an episode that copying gets exactly right (nothing moved) cannot dominate.
@@ -147,11 +148,14 @@ def planning_store(out: Path, tasks: int, quick: bool) -> Path:
     return mujoco_store(out / "planning.h5", 2 if quick else max(8, 2 * tasks), quick, *HELD_OUT)
 
 
-def planning(run: Path, store: Path, tasks: int) -> str:
+def planning(run: Path, store: Path, tasks: int) -> list[str]:
+    """The planning benchmark's summary tables, push tasks then reach tasks (a header, a row per method)."""
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "planning.py"), "--run", str(run),
-                           "--data", str(store), "--tasks", str(tasks)],
+                           "--data", str(store), "--tasks", str(tasks), "--task", "push", "reach"],
                           capture_output=True, text=True, check=True)
-    return proc.stdout.strip().splitlines()[-6:]
+    lines = proc.stdout.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.split()[:2] == ["method", "success"]]
+    return [line for i in headers for line in lines[i: i + 6]]
 
 
 def table(rows: list[dict]) -> str:

@@ -23,7 +23,7 @@ from genie_robot.media import labelled_columns, read_image, write_video
 from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
-from genie_robot.sim.scene import MOVABLE_OBJECTS
+from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
 
 VOCABULARIES = ("latent", "behaviours")
 
@@ -76,16 +76,17 @@ def stored_object_positions(state: dict) -> dict[str, np.ndarray]:
 
 
 def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
-    """Targets = the centroids of one object (`name`), or of every movable object visible
-    (`all`), in the goal frame's true mask; imagined frames are segmented by colours fit on
+    """Targets = the centroids of one object (`name`; `arm` to reach the arm's pose), or of every
+    movable object visible (`all`), in the goal frame's true mask; imagined frames are segmented by colours fit on
     both episodes and their tokenizer reconstructions (generated frames come from the same
     decoder, as in the evaluation report)."""
-    ids = {o.name: o.mask_id for o in MOVABLE_OBJECTS}
+    ids = {o.name: o.mask_id for o in OBJECTS}
     if name != "all" and name not in ids:
         raise InputError(f"unknown object {name!r}; choose from all, {', '.join(ids)}")
     if goal.mask is None or start.episode_masks is None:
         raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
-    targets_rc = {ids[n]: tuple(centroids(goal.mask[None], ids[n])[0]) for n in (ids if name == "all" else [name])}
+    names = [o.name for o in MOVABLE_OBJECTS] if name == "all" else [name]
+    targets_rc = {ids[n]: tuple(centroids(goal.mask[None], ids[n])[0]) for n in names}
     targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}
     if not targets_rc:
         raise InputError(f"{name} is not visible in the goal frame; pick another --object or goal")

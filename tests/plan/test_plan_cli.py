@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from genie_robot.cli import main
 from genie_robot.data.store import EpisodeStore
@@ -28,10 +29,11 @@ def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store
     assert (out / "plan.gif").stat().st_size > 0
 
 
-def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys):
+@pytest.mark.parametrize("target", ["all", "arm"])
+def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys, target):
     out = tmp_path / "object"
     code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:9",
-                 "--out", str(out), "--cost", "object", "--method", "shooting",
+                 "--out", str(out), "--cost", "object", "--object", target, "--method", "shooting",
                  "--vocabulary", "behaviours", *FAST])
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "plan.json").read_text())
@@ -54,7 +56,7 @@ def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_sto
          "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--cost", "object", "--object", "table"],
-         "unknown object 'table'; choose from all, red_cube, blue_cylinder, soft_cube"),
+         "unknown object 'table'; choose from all, arm, red_cube, blue_cylinder, soft_cube"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
          "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
     ]
