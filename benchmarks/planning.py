@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from genie_robot.data.store import EpisodeStore
-from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_object_positions, vocabulary_commands
+from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_positions, vocabulary_commands
 from genie_robot.plan.imagine import COSTS, Goal, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import SamplingConfig
@@ -56,9 +56,8 @@ REACHABLE = 0.75  # share of k full-speed single-axis steps a reach goal may be 
 def tracked_positions(state: dict, task_kind: str) -> dict[str, np.ndarray]:
     """What a task kind scores, from a state dict (stored, or `ArmWorld.state()` live): every
     object's centre for pushes, the hand's position for reaching."""
-    if task_kind == "reach":
-        return {"hand": np.asarray(state["ee_pos"], np.float64)}
-    return stored_object_positions(state)
+    positions = stored_positions(state)
+    return {"hand": positions["hand"]} if task_kind == "reach" else {n: p for n, p in positions.items() if n != "hand"}
 
 
 def task_distance(a: np.ndarray, b: np.ndarray, task_kind: str) -> float:

@@ -314,7 +314,7 @@ def _cmd_plan(args) -> None:
           f"{result['seconds_per_plan']:.1f} s each; latent actions {result['latents']}")
     print(f"  {args.cost} distance to goal: start {distance['start']:.4f}, imagined {distance['imagined']:.4f}, "
           f"MuJoCo {distance['mujoco']:.4f}")
-    for name, d in result.get("object_distance_m", {}).items():
+    for name, d in result.get("distance_m", {}).items():
         print(f"  {name}: {d['start'] * 100:.1f} cm from its goal position at the start, {d['final'] * 100:.1f} cm after")
 
 

@@ -64,9 +64,10 @@ def read_stored_frame(path: str, episode: int, step: int, size: int) -> StoredFr
     return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note, (str(path), episode))
 
 
-def stored_object_positions(state: dict) -> dict[str, np.ndarray]:
-    """Object centres from recorded state, as `ArmWorld.object_positions` gives them live."""
-    out = {}
+def stored_positions(state: dict) -> dict[str, np.ndarray]:
+    """Object centres from recorded state (or `ArmWorld.state()` live), and the hand's position
+    as "hand"."""
+    out = {"hand": np.asarray(state["ee_pos"], np.float64)} if "ee_pos" in state else {}
     for obj in MOVABLE_OBJECTS:
         if f"{obj.name}_pose" in state:
             out[obj.name] = np.asarray(state[f"{obj.name}_pose"][:3], np.float64)
@@ -149,7 +150,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
             executed.append(world.render(size, camera=camera))
 
         receding_horizon(plan_fn, execute_fn, steps, config)
-        final_positions = world.object_positions()
+        final_positions = stored_positions(world.state())
     finally:
         world.close()
 
@@ -166,11 +167,11 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         "notes": sorted({f.resolution_note for f in (start, goal_stored) if f and f.resolution_note}),
     }
     if goal_stored and goal_stored.state:
-        goal_positions = stored_object_positions(goal_stored.state)
-        start_positions = stored_object_positions(start.state)
-        result["object_distance_m"] = {name: {"start": float(np.linalg.norm(start_positions[name] - target)),
-                                              "final": float(np.linalg.norm(final_positions[name] - target))}
-                                       for name, target in goal_positions.items()}
+        goal_positions = stored_positions(goal_stored.state)
+        start_positions = stored_positions(start.state)
+        result["distance_m"] = {name: {"start": float(np.linalg.norm(start_positions[name] - target)),
+                                       "final": float(np.linalg.norm(final_positions[name] - target))}
+                                for name, target in goal_positions.items()}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     goal_column = np.broadcast_to(goal.image, executed.shape)

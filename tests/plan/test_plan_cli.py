@@ -25,7 +25,7 @@ def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store
     result = json.loads((out / "plan.json").read_text())
     assert result["plans"] == 2 and len(result["latents"]) == 3 and np.shape(result["commands"]) == (3, 4)
     assert set(result["final_distance"]) == {"start", "imagined", "mujoco"}
-    assert set(result["object_distance_m"]) == {"red_cube", "blue_cylinder", "soft_cube"}
+    assert set(result["distance_m"]) == {"hand", "red_cube", "blue_cylinder", "soft_cube"}
     assert (out / "plan.gif").stat().st_size > 0
 
 
