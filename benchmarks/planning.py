@@ -65,8 +65,7 @@ def task_distance(a: np.ndarray, b: np.ndarray, task_kind: str) -> float:
     return float(np.linalg.norm((a - b) if task_kind == "reach" else (a - b)[:2]))
 
 
-def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_kind: str = "push",
-               reach_per_step: float = np.inf) -> list[dict]:
+def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_kind: str, reach_per_step: float) -> list[dict]:
     """One task per episode (the start where an object, or the hand, moves most); pushes take
     soft-object pushes first up to half of the tasks, then rigid ones. A reach goal must lie within
     k steps of the 9 single-axis behaviours (L1 distance <= REACHABLE * k * reach_per_step): the
@@ -74,10 +73,11 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_ki
     found = []
     for index, episode in enumerate(store):
         state = {key: episode.read_state(key) for key in episode.state_keys}
-        at = lambda t, state=state: tracked_positions({key: v[t] for key, v in state.items()}, task_kind)
-        moves = [(task_distance(at(s + k)[n], at(s)[n], task_kind), s, n)
-                 for s in range(episode.num_frames - k) for n in at(s)
-                 if task_kind != "reach" or np.abs(at(s + k)[n] - at(s)[n]).sum() <= REACHABLE * k * reach_per_step]
+        at = [tracked_positions({key: v[t] for key, v in state.items()}, task_kind) for t in range(episode.num_frames)]
+        reach_l1 = REACHABLE * k * reach_per_step
+        moves = [(task_distance(at[s + k][n], at[s][n], task_kind), s, n)
+                 for s in range(episode.num_frames - k) for n in at[s]
+                 if task_kind != "reach" or np.abs(at[s + k][n] - at[s][n]).sum() <= reach_l1]
         if not moves:
             continue
         move, start, name = max(moves)
