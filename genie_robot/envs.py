@@ -57,7 +57,7 @@ class _StoredStarts:
 class _GenieEnv(gym.Env):
     """What both environments share: spaces, start frames, reward, truncation, rendering."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 5}  # the arm world's frame rate (sim.world.FRAME_DT)
 
     def __init__(self, run, data, action_space: str, goal, render_mode, device: str, need_adapter: bool):
         if action_space not in ACTION_SPACES:

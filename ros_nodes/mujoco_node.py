@@ -1,7 +1,7 @@
 """The MuJoCo arm world behind the world model node's interface, so a client can swap
 physics for the learned model by changing a node name.
 
-  ~/arm_command  (sub) geometry_msgs/Twist     hold this command for one 0.1 s frame
+  ~/arm_command  (sub) geometry_msgs/Twist     hold this command for one 0.2 s frame
   ~/image        (pub) sensor_msgs/Image rgb8  the frame after each command (and each start)
   ~/masks        (pub) sensor_msgs/Image mono8 object ids of that frame (0 background,
                                                1 arm, 2 red cube, 3 blue cylinder, 4 soft cube),
@@ -60,7 +60,7 @@ class MujocoNode(Node):
         self._paused = self._stopped = False
         self.simulation = SimulationControl(self, self._restart, self._step_waiting, self._set_paused,
                                             "genie-robot MuJoCo arm world (Kinova Jaco, 2 rigid objects, a soft "
-                                            "cube): one 0.1 s frame per step")
+                                            f"cube): one {self.world.frame_dt:g} s frame per step")
         self._restart()
 
     def _publish(self) -> None:

@@ -286,7 +286,11 @@ class EpisodeWriter:
 
     def origins(self) -> set[str]:
         """The `origin` attribute of every episode already written."""
-        return {_decode(g.attrs["origin"]) for g in self._file["episodes"].values() if "origin" in g.attrs}
+        return self.attribute_values("origin")
+
+    def attribute_values(self, name: str) -> set:
+        """The distinct values of attribute `name` (e.g. fps) over the episodes already written."""
+        return {_decode(g.attrs[name]) for g in self._file["episodes"].values() if name in g.attrs}
 
     def append(
         self,

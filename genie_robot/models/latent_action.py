@@ -91,10 +91,13 @@ class LatentActionModel(nn.Module, Stage):
     def _actions(self, pixels_BTSP: torch.Tensor):
         """Continuous -> quantized actions for transitions t -> t+1, from the query of step t+1."""
         change_BTSP = torch.cat([torch.zeros_like(pixels_BTSP[:, :1]), pixels_BTSP.diff(dim=1)], dim=1)
-        x_BTSD = self.embed_enc(torch.cat([pixels_BTSP, change_BTSP], dim=-1))
+        # A per-transition encoder reads each frame alone, so the first frame, whose query is
+        # never used, is left out (a third of the LAM's step); a temporal one needs it as context.
+        skip = 0 if self.config.enc_temporal else 1
+        x_BTSD = self.embed_enc(torch.cat([pixels_BTSP, change_BTSP], dim=-1)[:, skip:])
         query_BT1D = self.action_query.expand(*x_BTSD.shape[:2], 1, -1)
         h_BTSD = self.encoder(torch.cat([x_BTSD, query_BT1D], dim=2))
-        return self.quantizer(self.to_action(h_BTSD[:, 1:, -1]))
+        return self.quantizer(self.to_action(h_BTSD[:, 1 - skip:, -1]))
 
     @torch.no_grad()
     def infer_actions(self, video_BTHWC: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,10 @@ from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
 from genie_robot.errors import InputError
 from genie_robot.sim.controllers import POLICIES
-from genie_robot.sim.world import COMMAND_NAMES, ArmWorld
+from genie_robot.sim.world import COMMAND_NAMES, FRAME_DT, ArmWorld
 
 ROBOT = "kinova_jaco"
-FPS = 10
+FPS = round(1 / FRAME_DT)
 
 
 def rollout(world: ArmWorld, policy, frames: int, size: int, camera: str = "front") -> dict:
@@ -91,6 +91,10 @@ def generate_dataset(
     contact_episodes = deformed_episodes = 0
     with EpisodeWriter(out, overwrite=overwrite) as writer, _episode_runner(workers) as run:
         first = len(writer)
+        rates = writer.attribute_values("fps")
+        if rates - {FPS}:
+            raise InputError(f"{out} holds episodes recorded at {sorted(rates)} fps and the arm world now records at {FPS}; "
+                             "appending would mix frame rates in one store: pass --overwrite, or another --out")
         bar = tqdm(range(first, episodes), desc="mujoco episodes", unit="ep", disable=not progress,
                    initial=first, total=episodes)
         for data in run(lambda index: (index, seed, policy, steps, size, camera), bar):

@@ -22,6 +22,10 @@ Why the small recipe looks as it does (each measured on 2 CPU cores):
   +1.5 dB over copying at t = 4 / 8 / 16 against +0.8 / +1.4 / +1.2, Delta_4 0.47 against 0.10.
   The tokenizer keeps its 2600 steps (its figures were past their targets) and gives the time
   it saves to the dynamics; the LAM takes its speed-up as steps (2000).
+- the arm world records at 5 Hz (sim/world.py), so simulating a frame costs twice the physics:
+  generation takes about 2.3 instead of 1.4 minutes. Paid for by the LAM's encoder skipping the
+  first frame of each 2-frame clip, whose query was never used (1.3x a LAM step, same 2000
+  steps), and by 3400 dynamics steps instead of 3800.
 - the dynamics transformer is compiled (`torch.compile`, about a minute once): 4.3 steps/s
   against 3.7 eager, so 3800 steps fit where 3000 did. Not the tokenizer and LAM: their steps
   are short (1.2x compiled), and compiling would cost what it saves.
@@ -37,7 +41,7 @@ ADAPTER = dict(steps=1500, batch_size=16, clip_len=8, warmup=20, lr=3e-3, compil
 _SMALL_MODELS = {
     "tokenizer": dict(steps=2600, batch_size=4, clip_len=1, warmup=50, lr=1e-3),
     "lam": dict(steps=2000, batch_size=16, clip_len=2, warmup=50, lr=1e-3),
-    "dynamics": dict(steps=3800, batch_size=1, clip_len=16, warmup=50, lr=1e-3, compile=True),
+    "dynamics": dict(steps=3400, batch_size=1, clip_len=16, warmup=50, lr=1e-3, compile=True),
 }
 RECIPES: dict[str, dict[str, dict]] = {
     "small": _SMALL_MODELS,

@@ -38,6 +38,20 @@ def test_shapes(models):
         assert all(torch.is_tensor(v) and v.ndim == 0 for v in output.metrics.values())  # no .item() per step
 
 
+@pytest.mark.parametrize("enc_temporal", [False, True])
+def test_lam_reads_each_transition_alone_unless_temporal(enc_temporal):
+    """The per-transition encoder skips the first frame's unused query; a temporal one keeps
+    the whole clip as context. Either way, one action per transition."""
+    torch.manual_seed(0)
+    lam = LatentActionModel(LatentActionConfig.preset("tiny", enc_temporal=enc_temporal)).eval()
+    v = video(T=6)
+    actions = lam.infer_actions(v)
+    assert actions.shape == (2, 5)
+    if not enc_temporal:
+        pairwise = torch.cat([lam.infer_actions(v[:, t : t + 2]) for t in range(5)], dim=1)
+        assert torch.equal(actions, pairwise)
+
+
 def test_temporal_causality(models):
     tok, lam, dyn = models
     v = video()

@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
 
 from genie_robot.data import ClipDataset, EpisodeStore
+from genie_robot.data.store import EpisodeWriter
+from genie_robot.errors import InputError
 from genie_robot.sim.generate import generate_dataset
 from genie_robot.sim.world import COMMAND_NAMES
 
@@ -18,7 +21,7 @@ def test_generated_store_is_complete_and_resumable(tmp_path):
     for key in ["ee_pos", "gripper", "joint_pos", "red_cube_pose", "blue_cylinder_pose",
                 "soft_cube_vertices", "contact", "soft_deformation"]:
         assert state[key].shape[0] == 6, key
-    assert (ep.source, ep.robot, ep.fps) == ("mujoco", "kinova_jaco", 10)
+    assert (ep.source, ep.robot, ep.fps) == ("mujoco", "kinova_jaco", 5)
     assert np.abs(ep.actions).max() <= 1.0
     first_frames = ep.frames
     store.close()
@@ -38,3 +41,13 @@ def test_parallel_generation_writes_the_same_store(tmp_path):
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a.frames, b.frames)
         np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_appending_to_a_store_of_another_frame_rate_is_refused(tmp_path):
+    path = tmp_path / "old.h5"
+    with EpisodeWriter(path) as writer:  # a store written when the arm world ran at 10 fps
+        writer.append(np.zeros((3, 32, 32, 3), np.uint8), source="mujoco", fps=10)
+    with pytest.raises(InputError, match=r"recorded at \[10\] fps.*--overwrite"):
+        generate_dataset(path, episodes=2, steps=4, size=32, progress=False)
+    assert len(EpisodeStore(path)) == 1  # untouched
+    assert generate_dataset(path, episodes=1, steps=4, size=32, progress=False, overwrite=True)["written"] == 1

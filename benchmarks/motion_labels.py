@@ -1,0 +1,75 @@
+"""How well each transition's commanded behaviour shows in the hand's actual motion: the most
+that latent actions read from video can agree with the commands (`eval`'s NMI), per frame
+rate and push height of the mixed policy. A transition's motion label is the dominant axis and
+sign of the hand's displacement, or "still" under a quarter of a full-speed step. Also the
+share of "-z" commands under which the hand did not move (pressed against the table).
+--quick: 2 episodes of 6 frames, defaults only (CI)."""
+import argparse
+
+import numpy as np
+
+from genie_robot.eval.actions import confusion, normalized_mutual_information
+from genie_robot.sim.controllers import BEHAVIOURS, MixedPolicy, PushController, behaviour_of
+from genie_robot.sim.generate import episode_seed
+from genie_robot.sim.world import FRAME_DT, ArmWorld
+
+DOWN = BEHAVIOURS.index("-z")
+
+
+def motion_labels(displacement_N3: np.ndarray, full_step: float) -> np.ndarray:
+    """0 = still, 1 + 2 * axis + (negative) otherwise: 7 classes like the moving behaviours."""
+    axis = np.abs(displacement_N3).argmax(1)
+    negative = displacement_N3[np.arange(len(displacement_N3)), axis] < 0
+    moved = np.abs(displacement_N3).max(1) >= 0.25 * full_step
+    return np.where(moved, 1 + 2 * axis + negative, 0)
+
+
+def measure(frame_dt: float, push_height: float, episodes: int, frames: int) -> tuple[float, float]:
+    """(NMI of motion labels vs commanded behaviours, share of -z commands that did not move)."""
+    default_height, PushController.PUSH_HEIGHT = PushController.PUSH_HEIGHT, push_height
+    world = ArmWorld(frame_dt=frame_dt)
+    try:
+        behaviours, displacements = [], []
+        for index in range(episodes):
+            seq = episode_seed(3, index)  # the validation seed
+            world.reset(seed=int(seq.generate_state(1)[0]))
+            policy = MixedPolicy(np.random.default_rng(seq.spawn(1)[0]))
+            hand = [world.state()["ee_pos"]]
+            for _ in range(frames - 1):
+                command = np.asarray(policy(world), np.float32)
+                world.step(command)
+                behaviours.append(behaviour_of(command[None])[0])
+                hand.append(world.state()["ee_pos"])
+            displacements.append(np.diff(np.stack(hand), axis=0))
+    finally:
+        PushController.PUSH_HEIGHT = default_height
+        world.close()
+    behaviours, displacement = np.array(behaviours), np.concatenate(displacements)
+    full_step = world.max_speed * frame_dt
+    labels = motion_labels(displacement, full_step)
+    nmi = normalized_mutual_information(confusion(labels, behaviours, 7))
+    down = behaviours == DOWN
+    stuck = (down & (np.abs(displacement[:, 2]) < 0.25 * full_step)).sum() / max(down.sum(), 1)
+    return nmi, float(stuck)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--episodes", type=int, default=24)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="2 episodes of 6 frames, defaults only (CI)")
+    args = parser.parse_args()
+    settings = [(FRAME_DT, PushController.PUSH_HEIGHT)]
+    if args.quick:
+        args.episodes, args.frames = 2, 6
+    else:
+        settings = [(0.1, 0.03), (0.1, PushController.PUSH_HEIGHT), (FRAME_DT, 0.03), *settings]
+    print(f"{args.episodes} mixed-policy episodes of {args.frames} frames (seed 3) per row")
+    print("frame rate | push height | NMI motion label vs command | -z commands that did not move")
+    for frame_dt, push_height in settings:
+        nmi, stuck = measure(frame_dt, push_height, args.episodes, args.frames)
+        print(f"{1 / frame_dt:6.0f} Hz  | {push_height * 100:8.1f} cm | {nmi:27.2f} | {stuck:6.0%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
