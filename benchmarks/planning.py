@@ -3,7 +3,7 @@
 A task (--task push, the default) is a held-out episode's frame s where one object (rigid, or the
 soft cube) is pushed at least --min-move metres within the next --k frames; with --task reach,
 the frame s where the hand travels furthest within k frames (at least --min-move) to a point that
-k steps of the single-axis behaviours could reach (L1 distance <= 0.75 x k x 2 cm). The goal is
+k steps of the single-axis behaviours could reach (L1 distance <= 0.75 x k full-speed steps, 4 cm each at 5 Hz). The goal is
 frame s + k (image for the planner, positions for scoring). The world is restored at s
 (`ArmWorld.set_state`) and each method acts for k steps, replanning every --replan-every steps:
 
