@@ -53,8 +53,8 @@ def rigid_residual(rest_N3: np.ndarray, current_N3: np.ndarray) -> float:
 
 # 5 Hz (RT-1 records at 3 Hz): the hand's lag behind a new command is fixed in seconds, so at
 # 10 Hz a frame's motion often still follows the last command. Labelling each transition by the
-# dominant axis of the hand's motion agrees with its commanded behaviour at NMI 0.74 at 5 Hz
-# against 0.56 at 10 Hz (24 mixed-policy episodes), and the LAM's codes follow: 0.42 vs 0.30.
+# dominant axis of the hand's motion agrees with its commanded behaviour at NMI 0.81 at 5 Hz
+# against 0.56 at 10 Hz (benchmarks/motion_labels.py), and the LAM's codes follow: 0.46 vs 0.30.
 FRAME_DT = 0.2
 
 
