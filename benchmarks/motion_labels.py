@@ -1,8 +1,9 @@
 """How well each transition's commanded behaviour shows in the hand's actual motion: the most
 that latent actions read from video can agree with the commands (`eval`'s NMI), per frame
-rate and push height of the mixed policy. A transition's motion label is the dominant axis and
-sign of the hand's displacement, or "still" under a quarter of a full-speed step. Also the
-share of "-z" commands under which the hand did not move (pressed against the table).
+rate and push height of the mixed policy. A transition's motion label is `behaviour_of` its
+displacement read as a command (the dominant axis and sign, or "stay" under a quarter of a
+full-speed step). Also the share of "-z" commands under which the hand did not move (pressed
+against the table).
 --quick: 2 episodes of 6 frames, defaults only (CI)."""
 import argparse
 
@@ -14,14 +15,6 @@ from genie_robot.sim.generate import episode_seed
 from genie_robot.sim.world import FRAME_DT, ArmWorld
 
 DOWN = BEHAVIOURS.index("-z")
-
-
-def motion_labels(displacement_N3: np.ndarray, full_step: float) -> np.ndarray:
-    """0 = still, 1 + 2 * axis + (negative) otherwise: 7 classes like the moving behaviours."""
-    axis = np.abs(displacement_N3).argmax(1)
-    negative = displacement_N3[np.arange(len(displacement_N3)), axis] < 0
-    moved = np.abs(displacement_N3).max(1) >= 0.25 * full_step
-    return np.where(moved, 1 + 2 * axis + negative, 0)
 
 
 def measure(frame_dt: float, push_height: float, episodes: int, frames: int) -> tuple[float, float]:
@@ -46,7 +39,8 @@ def measure(frame_dt: float, push_height: float, episodes: int, frames: int) -> 
         world.close()
     behaviours, displacement = np.array(behaviours), np.concatenate(displacements)
     full_step = world.max_speed * frame_dt
-    labels = motion_labels(displacement, full_step)
+    # The hand's motion read as a command at full speed (no gripper): stay, or a moving behaviour.
+    labels = behaviour_of(np.pad(displacement / full_step, ((0, 0), (0, 1))))
     nmi = normalized_mutual_information(confusion(labels, behaviours, 7))
     down = behaviours == DOWN
     stuck = (down & (np.abs(displacement[:, 2]) < 0.25 * full_step)).sum() / max(down.sum(), 1)

@@ -23,7 +23,7 @@ Why the small recipe looks as it does (each measured on 2 CPU cores):
   The tokenizer keeps its 2600 steps (its figures were past their targets) and gives the time
   it saves to the dynamics; the LAM takes its speed-up as steps (2000).
 - the arm world records at 5 Hz (sim/world.py), so simulating a frame costs twice the physics:
-  generation takes about 2.3 instead of 1.4 minutes. Paid for by the LAM's encoder skipping the
+  `make demo`'s generation takes 1.9 instead of 1.4 minutes. Paid for by the LAM's encoder skipping the
   first frame of each 2-frame clip, whose query was never used (1.3x a LAM step, same 2000
   steps), and by 3400 dynamics steps instead of 3800.
 - the dynamics transformer is compiled (`torch.compile`, about a minute once): 4.3 steps/s
