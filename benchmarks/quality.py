@@ -14,11 +14,14 @@ NMI of latent codes vs arm behaviours, the share of the hand's motion the codes 
 accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline.
 With --planning N, the planning benchmark on N push tasks and N reach tasks from 2N episodes of the held-out seed
 (its first 8 are the episodes `eval` reads).
+With --order confidence, eval fixes the most confident tokens first instead of random ones (reports
+in x<budget>/report*_confidence; the row says so): a model that commits to its motions (x3) gains by it,
+one that hedges (x1) copies more (README).
 With --heldout N, eval reads the first N episodes of the held-out seed instead of 8 (the first 8 are the
 protocol's): a steadier mean; each imagined row is also scored by the PSNR of the episodes' mean
 squared error, which an episode that copying gets exactly right (nothing moved) cannot dominate.
 
-Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality] [--heldout 32] [--planning 12]
+Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality] [--heldout 32] [--order confidence] [--planning 12]
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
 The table is also written to OUT/quality.md and OUT/quality.json."""
 from __future__ import annotations
@@ -170,7 +173,7 @@ def table(rows: list[dict]) -> str:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
         lines.append(" | ".join([
-            f"| x{r['scale']:g}",
+            f"| x{r['scale']:g}" + ("" if r["order"] == "random" else f", {r['order']} order"),
             " / ".join(fmt(t[s]["minutes"], 1) for s in STAGES),
             " / ".join(str(t[s]["steps"]) for s in STAGES),
             fmt(f["tokenizer_psnr"], 1),
@@ -198,6 +201,7 @@ def main() -> None:
     parser.add_argument("--planning", type=int, default=0, help="also run the planning benchmark on N tasks")
     parser.add_argument("--heldout", type=int, default=PROTOCOL_EPISODES,
                         help=f"held-out episodes eval reads (the protocol: {PROTOCOL_EPISODES}; more for a steadier mean)")
+    parser.add_argument("--order", default="random", choices=["random", "confidence"], help="MaskGIT unmasking order of eval")
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
     if args.planning < 0:
@@ -214,12 +218,14 @@ def main() -> None:
     for scale in budgets:
         run = out / f"x{scale:g}" / "run"
         report = out / f"x{scale:g}" / ("report" if args.heldout == PROTOCOL_EPISODES else f"report_{heldout_name(args.heldout)}")
+        if args.order != "random":
+            report = report.with_name(f"{report.name}_{args.order}")
         spent = train(run, data, preset, scale, args.quick)
         eval_args = (["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick
-                     else ["--episodes", str(args.heldout)])
+                     else ["--episodes", str(args.heldout)]) + ["--order", args.order]
         if not report_is_current(run, report):
             cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
-        row = {"scale": scale, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
+        row = {"scale": scale, "order": args.order, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
             row["planning"] = planning(run, planning_store(out / "data", args.planning, args.quick), args.planning)
         rows.append(row)
