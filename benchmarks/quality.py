@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from genie_robot.io import atomic_path
+from genie_robot.sampling import ORDERS, SamplingConfig
 from genie_robot.train.recipe import recipe
 
 STAGES = ("tokenizer", "lam", "dynamics")
@@ -173,7 +174,7 @@ def table(rows: list[dict]) -> str:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
         lines.append(" | ".join([
-            f"| x{r['scale']:g}" + ("" if r["order"] == "random" else f", {r['order']} order"),
+            f"| x{r['scale']:g}" + ("" if r["order"] == SamplingConfig.order else f", {r['order']} order"),
             " / ".join(fmt(t[s]["minutes"], 1) for s in STAGES),
             " / ".join(str(t[s]["steps"]) for s in STAGES),
             fmt(f["tokenizer_psnr"], 1),
@@ -201,7 +202,7 @@ def main() -> None:
     parser.add_argument("--planning", type=int, default=0, help="also run the planning benchmark on N tasks")
     parser.add_argument("--heldout", type=int, default=PROTOCOL_EPISODES,
                         help=f"held-out episodes eval reads (the protocol: {PROTOCOL_EPISODES}; more for a steadier mean)")
-    parser.add_argument("--order", default="random", choices=["random", "confidence"], help="MaskGIT unmasking order of eval")
+    parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of eval")
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
     if args.planning < 0:
@@ -218,7 +219,7 @@ def main() -> None:
     for scale in budgets:
         run = out / f"x{scale:g}" / "run"
         report = out / f"x{scale:g}" / ("report" if args.heldout == PROTOCOL_EPISODES else f"report_{heldout_name(args.heldout)}")
-        if args.order != "random":
+        if args.order != SamplingConfig.order:
             report = report.with_name(f"{report.name}_{args.order}")
         spent = train(run, data, preset, scale, args.quick)
         eval_args = (["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick
