@@ -10,8 +10,8 @@ import argparse
 import numpy as np
 
 from genie_robot.eval.actions import confusion, normalized_mutual_information
-from genie_robot.sim.controllers import BEHAVIOURS, MixedPolicy, PushController, behaviour_of
-from genie_robot.sim.generate import episode_seed
+from genie_robot.sim.controllers import BEHAVIOURS, PushController, behaviour_of
+from genie_robot.sim.generate import record_episode
 from genie_robot.sim.world import FRAME_DT, ArmWorld
 
 DOWN = BEHAVIOURS.index("-z")
@@ -24,20 +24,13 @@ def measure(frame_dt: float, push_height: float, episodes: int, frames: int) -> 
     try:
         behaviours, displacements = [], []
         for index in range(episodes):
-            seq = episode_seed(3, index)  # the validation seed
-            world.reset(seed=int(seq.generate_state(1)[0]))
-            policy = MixedPolicy(np.random.default_rng(seq.spawn(1)[0]))
-            hand = [world.state()["ee_pos"]]
-            for _ in range(frames - 1):
-                command = np.asarray(policy(world), np.float32)
-                world.step(command)
-                behaviours.append(behaviour_of(command[None])[0])
-                hand.append(world.state()["ee_pos"])
-            displacements.append(np.diff(np.stack(hand), axis=0))
+            recorded = record_episode(world, 3, index, steps=frames, size=8)  # the validation seed
+            behaviours.append(behaviour_of(recorded["actions"]))
+            displacements.append(np.diff(recorded["state"]["ee_pos"], axis=0))
     finally:
         PushController.PUSH_HEIGHT = default_height
         world.close()
-    behaviours, displacement = np.array(behaviours), np.concatenate(displacements)
+    behaviours, displacement = np.concatenate(behaviours), np.concatenate(displacements)
     full_step = world.max_speed * frame_dt
     # The hand's motion read as a command at full speed (no gripper): stay, or a moving behaviour.
     labels = behaviour_of(np.pad(displacement / full_step, ((0, 0), (0, 1))))

@@ -9,24 +9,10 @@ import argparse
 
 import numpy as np
 
-from genie_robot.sim.controllers import MixedPolicy
-from genie_robot.sim.generate import episode_seed
+from genie_robot.sim.generate import record_episode
 from genie_robot.sim.world import ArmWorld
 
 RIGID = ("red_cube", "blue_cylinder")
-
-
-def record(world: ArmWorld, seed: int, index: int, frames: int) -> tuple[list[dict], list[np.ndarray]]:
-    """States of frames 0..frames-1 and the commands between them, as `data mujoco` records episode `index`."""
-    seq = episode_seed(seed, index)
-    world.reset(seed=int(seq.generate_state(1)[0]))
-    policy = MixedPolicy(np.random.default_rng(seq.spawn(1)[0]))
-    states, commands = [world.state()], []
-    for _ in range(frames - 1):
-        commands.append(np.asarray(policy(world), np.float32))
-        world.step(commands[-1])
-        states.append(world.state())
-    return states, commands
 
 
 def poses_only(state: dict) -> dict:
@@ -45,13 +31,14 @@ def main() -> None:
     errors = {"full state": ([], []), "poses only (older stores)": ([], [])}
     try:
         for index in range(episodes):
-            states, commands = record(recorder, args.seed, index, 2 * k + 8)
+            recorded = record_episode(recorder, args.seed, index, steps=2 * k + 8, size=8)
+            state, commands = recorded["state"], recorded["actions"]
             for start in (4, k + 4):  # two instants per episode, the hand usually moving at both
                 for name, restore in (("full state", dict), ("poses only (older stores)", poses_only)):
-                    replayer.set_state(restore(states[start]))
+                    replayer.set_state(restore({key: v[start] for key, v in state.items()}))
                     for command in commands[start: start + k]:
                         replayer.step(command)
-                    end, truth = replayer.state(), states[start + k]
+                    end, truth = replayer.state(), {key: v[start + k] for key, v in state.items()}
                     hand, objects = errors[name]
                     hand.append(np.linalg.norm(end["ee_pos"] - truth["ee_pos"]))
                     objects += [np.linalg.norm(end[f"{n}_pose"][:3] - truth[f"{n}_pose"][:3]) for n in RIGID]

@@ -56,15 +56,21 @@ def episode_seed(seed: int, index: int) -> np.random.SeedSequence:
 _worker_world: ArmWorld | None = None
 
 
+def record_episode(world: ArmWorld, seed: int, index: int, policy: str = "mixed", steps: int = 32, size: int = 64,
+                   camera: str = "front") -> dict:
+    """Episode `index` of a `data mujoco --seed seed` store, recorded in `world`: a pure function of
+    (seed, index), whichever process or world (of the same scene and frame rate) runs it."""
+    seq = episode_seed(seed, index)
+    world.reset(seed=int(seq.generate_state(1)[0]))
+    rng = np.random.default_rng(seq.spawn(1)[0])
+    return rollout(world, POLICIES[policy](rng), steps, size, camera)
+
+
 def _episode(index: int, seed: int, policy: str, steps: int, size: int, camera: str) -> dict:
-    """Episode `index` of a dataset: a pure function of (seed, index), in whichever process."""
     global _worker_world
     if _worker_world is None:
         _worker_world = ArmWorld()
-    seq = episode_seed(seed, index)
-    _worker_world.reset(seed=int(seq.generate_state(1)[0]))
-    rng = np.random.default_rng(seq.spawn(1)[0])
-    return rollout(_worker_world, POLICIES[policy](rng), steps, size, camera)
+    return record_episode(_worker_world, seed, index, policy, steps, size, camera)
 
 
 def generate_dataset(

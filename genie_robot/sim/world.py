@@ -87,6 +87,10 @@ class ArmWorld:
         self._jac_rot = np.zeros((3, m.nv))
         self._geom_mask = self._geom_mask_table()
         self._rigid_bodies = {o.name: m.body(o.name).id for o in MOVABLE_OBJECTS if o.kind == "rigid"}
+        # (dof addresses, state key) of the velocities a replay needs: the arm's joints, each rigid object's free joint.
+        self._velocity_keys = [(self._arm_dadr, "joint_vel"),
+                               *((m.jnt_dofadr[m.body_jntadr[body]] + np.arange(6), f"{name}_vel")
+                                 for name, body in self._rigid_bodies.items())]
         self._soft_flex = {
             o.name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_FLEX, o.name)
             for o in MOVABLE_OBJECTS
@@ -181,20 +185,17 @@ class ArmWorld:
         self.grip_target = float(FINGER_RANGE[0] + np.asarray(state["gripper"]).item() * (FINGER_RANGE[1] - FINGER_RANGE[0]))
         self.ee_target = np.clip(np.asarray(state.get("ee_target", state["ee_pos"]), np.float64), self.ws_low, self.ws_high)
         d.qpos[self._arm_qadr] = state["joint_pos"]
-        for dofs, key in self._velocity_keys():
+        for dofs, key in self._velocity_keys:
             if key in state:
+                if np.shape(state[key]) != dofs.shape:
+                    raise InputError(f"cannot restore the MuJoCo world: state {key} has shape {np.shape(state[key])}, "
+                                     f"expected {dofs.shape}; use a frame of `genie-robot data mujoco` episodes")
                 d.qvel[dofs] = state[key]
         d.qpos[self._finger_qadr] = self.grip_target
         d.ctrl[self._arm_act] = d.qpos[self._arm_qadr]
         d.ctrl[self._finger_act] = self.grip_target
         mujoco.mj_forward(m, d)
         self._initial_layout = None  # not a sampled layout
-
-    def _velocity_keys(self) -> list[tuple[np.ndarray, str]]:
-        """(dof addresses, state key) of the recorded velocities: the arm's joints, each rigid object's free joint."""
-        m = self.model
-        free = [(m.jnt_dofadr[m.body_jntadr[body]] + np.arange(6), f"{name}_vel") for name, body in self._rigid_bodies.items()]
-        return [(self._arm_dadr, "joint_vel"), *free]
 
     def snapshot(self) -> tuple:
         """Everything `step` depends on, exactly (physics state and control targets)."""
@@ -348,7 +349,7 @@ class ArmWorld:
         }
         for name, body in self._rigid_bodies.items():
             out[f"{name}_pose"] = np.concatenate([d.xpos[body], d.xquat[body]]).astype(np.float32)
-        for dofs, key in self._velocity_keys():
+        for dofs, key in self._velocity_keys:
             out[key] = d.qvel[dofs].astype(np.float32)
         for name, f in self._soft_flex.items():
             out[f"{name}_vertices"] = self._flex_vertices(f).astype(np.float32)

@@ -3,6 +3,7 @@ import pytest
 
 from genie_robot.errors import InputError
 from genie_robot.sim.controllers import BEHAVIOURS, MixedPolicy, behaviour_command, behaviour_commands, behaviour_of
+from genie_robot.sim.generate import record_episode
 from genie_robot.sim.scene import OBJECTS
 from genie_robot.sim.world import ArmWorld, rigid_residual
 
@@ -130,14 +131,9 @@ def test_behaviour_of_inverts_behaviour_command():
 def test_replaying_from_a_recorded_state_follows_the_recording(world):
     """set_state restores the controller's target and the velocities: replaying the recorded
     commands retraces the hand and the objects; a state without them (an older store) starts at rest."""
-    world.reset(seed=4)
-    policy = MixedPolicy(np.random.default_rng(4))
-    states, commands = [], []
-    for _ in range(14):
-        states.append(world.state())
-        commands.append(np.asarray(policy(world), np.float32))
-        world.step(commands[-1])
-    states.append(world.state())
+    recorded = record_episode(world, seed=4, index=0, steps=15, size=8)
+    states = [{key: v[t] for key, v in recorded["state"].items()} for t in range(15)]
+    commands = recorded["actions"]
     assert {"ee_target", "joint_vel", "red_cube_vel", "blue_cylinder_vel"} <= set(states[0])
 
     def replay(state):
@@ -152,7 +148,9 @@ def test_replaying_from_a_recorded_state_follows_the_recording(world):
     older = {k: v for k, v in states[6].items() if k != "ee_target" and not k.endswith("_vel")}
     world.set_state(older)
     np.testing.assert_array_equal(world.data.qvel, 0.0)
-    np.testing.assert_allclose(world.ee_target, older["ee_pos"])
+    np.testing.assert_allclose(world.ee_target, np.clip(older["ee_pos"], world.ws_low, world.ws_high))  # on the hand
+    with pytest.raises(InputError, match="joint_vel has shape"):
+        world.set_state({**states[6], "joint_vel": np.zeros(3)})
 
 
 def test_layout_restores_the_same_start(world):
