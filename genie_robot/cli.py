@@ -153,6 +153,7 @@ def _cmd_train(args) -> None:
         lr=schedule["lr"], warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
         num_workers=args.workers, device=args.device, precision=args.precision, compile=schedule["compile"],
+        ema=schedule["ema"],
     )
     trainer = Trainer(args.stage, model_config, args.data, args.out, cfg, resume=args.resume)
     if trainer.step >= cfg.steps:
@@ -324,7 +325,7 @@ def _add_sampling_args(parser) -> None:
     parser.add_argument("--maskgit-steps", type=POSITIVE, default=25)
     parser.add_argument("--temperature", type=bounded(float, 0), help="0 = greedy (default: SamplingConfig's, 0.5)")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
-    parser.add_argument("--order", default="random", help="random | confidence (unmasking order)")
+    parser.add_argument("--order", default="random", help="random | confidence | annealed (unmasking order; annealed: MaskGIT's)")
     parser.add_argument("--guidance", type=bounded(float, 0), default=1.0,
                         help="classifier-free guidance on the action (1 = none; needs a model trained with action dropout)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
@@ -455,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: bf16 where it is native (CUDA; CPUs with AVX512-BF16 or AMX), else fp32")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="torch.compile the transformers: about a minute once, then faster steps (default: the recipe)")
+    train.add_argument("--ema", type=SHARE, default=None,
+                       help="decay of a moving average of the weights that checkpoints hold for inference, e.g. 0.999; "
+                            "0 = off (default: the recipe)")
     train.set_defaults(func=_cmd_train)
 
     for name, launch_file, with_run, help_text in (

@@ -60,8 +60,9 @@ PARAMETERS = [
     Param("device", "cpu", "torch device for generation", choices=("cpu", "cuda", "auto")),
     Param("maskgit_steps", 8, "MaskGIT decoding steps per frame (fewer = faster, blurrier)", 1, 1000),
     Param("temperature", SamplingConfig.temperature, "sampling temperature; 0 = greedy", 0.0, 100.0),
-    Param("unmask_order", SamplingConfig.order, "MaskGIT unmasking order: random, or the most confident tokens "
-          "first (better for long-trained runs, README)", choices=ORDERS),
+    Param("unmask_order", SamplingConfig.order, "MaskGIT unmasking order: random, the most confident tokens "
+          "first (better for long-trained runs, README), or annealed (MaskGIT's: random early, confident late)",
+          choices=ORDERS),
     Param("history", 0, "frames the model sees, the new one included; 0 = the model's window", 0, 1024),
     Param("seed", 0, "sampling seed of each (re)started session", 0, 2**31 - 1),
     Param("prompt", "", "start frame: a PNG/JPEG path, or empty for the MuJoCo scene at scene_seed"),

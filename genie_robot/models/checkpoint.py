@@ -24,12 +24,18 @@ MODELS = {
 }
 
 
-def save_model(model: torch.nn.Module, folder: str | Path) -> None:
+def save_model(model: torch.nn.Module, folder: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
+    """config.json + model.safetensors: the model's own weights, or `state` (its weight
+    average, which a trainer with EMA saves for inference)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "model.safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    save_tensors(model.state_dict() if state is None else state, folder / "model.safetensors")
     model.config.save(folder / "config.json")
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -7,7 +7,9 @@ complete previous one, which is all it ever sees when it generates. Our presets 
 frame (`mask_per_frame`): a lightly masked frame is the clean context of a heavily masked next
 one. They draw it by MaskGIT's cosine schedule (`mask_schedule`, r_t = cos(pi/2 u), u ~ U(0, 1)):
 29% of frames are over 90% masked (10% with a uniform rate), and a nearly blank frame is where
-only the past and the action can say where the arm went. They also weigh the loss of tokens
+only the past and the action can say where the arm went. Independent rates leave few frames
+complete, while generation predicts every frame from complete ones: `clean_frames` leaves that
+share of frames unmasked. They also weigh the loss of tokens
 that differ from the previous frame's token at the same position (`changed_weight`): with
 stable tokens ~90% of tokens repeat, and a model that copies them gets most of the loss right
 while ignoring the arm and its actions. And while generating, the context holds the model's
@@ -68,6 +70,7 @@ class DynamicsConfig(ModelConfig):
     mask_rate_max: float = 1.0
     mask_per_frame: bool = False  # one mask rate per frame instead of per clip
     mask_schedule: str = "uniform"  # uniform | cosine: rate = min + (max - min) * cos(pi/2 u), MaskGIT's
+    clean_frames: float = 0.0  # share of frames after the first left unmasked (mask_per_frame): complete context
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
@@ -81,6 +84,8 @@ class DynamicsConfig(ModelConfig):
         super().validate()
         if not 0.0 <= self.mask_rate_min <= self.mask_rate_max <= 1.0:
             raise ConfigError("dynamics config: need 0 <= mask_rate_min <= mask_rate_max <= 1")
+        if not 0.0 <= self.clean_frames < 1.0 or (self.clean_frames and not self.mask_per_frame):
+            raise ConfigError(f"dynamics config: clean_frames must be in [0, 1) and needs mask_per_frame, got {self.clean_frames}")
         if self.mask_schedule not in ("uniform", "cosine"):
             raise ConfigError(f"dynamics config: mask_schedule must be 'uniform' or 'cosine', got {self.mask_schedule!r}")
         if self.head not in ("joint", "levels"):
@@ -194,6 +199,9 @@ class DynamicsModel(nn.Module, Stage):
         if c.mask_schedule == "cosine":
             u = SCHEDULES["cosine"](u)
         rate = c.mask_rate_min + (c.mask_rate_max - c.mask_rate_min) * u
+        if c.clean_frames:
+            # Generation always predicts from complete frames; independent rates rarely give one.
+            rate = rate.masked_fill(torch.rand(rate.shape, device=rate.device, generator=generator) < c.clean_frames, 0.0)
         mask = torch.rand(tokens_BThw.shape, device=tokens_BThw.device, generator=generator) < rate
         mask[:, 0] = False
         return mask

@@ -26,7 +26,10 @@ SCHEDULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "cubic": lambda r: 1.0 - r**3,
     "sqrt": lambda r: 1.0 - r.sqrt(),
 }
-ORDERS = ("random", "confidence")
+# random: Genie's; confidence: the most probable draws first; annealed: MaskGIT's own, confidence
+# plus Gumbel noise of scale CHOICE_TEMPERATURE * (1 - progress): random-like early, confident late.
+ORDERS = ("random", "confidence", "annealed")
+CHOICE_TEMPERATURE = 4.5
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def maskgit_decode(
     if (per_row != per_row[0]).any():
         raise ValueError("every row must start with the same number of masked tokens")
     tokens_BN = tokens_BN.clone()
-    for remaining in masked_counts(int(per_row[0]), config.steps, config.schedule):
+    for step, remaining in enumerate(masked_counts(int(per_row[0]), config.steps, config.schedule)):
         if not masked_BN.any():
             break
         logits_BNV = logits_fn(tokens_BN)
@@ -118,6 +121,9 @@ def maskgit_decode(
             score_BN = uniform(tokens_BN.shape[1:], generators, tokens_BN.device)
         else:
             score_BN = logits_BNV.float().log_softmax(-1).gather(-1, sampled_BN[..., None])[..., 0]
+            if config.order == "annealed":
+                gumbel_BN = -torch.log(-torch.log(uniform(tokens_BN.shape[1:], generators, tokens_BN.device).clamp_min(1e-20)))
+                score_BN = score_BN + CHOICE_TEMPERATURE * (1 - (step + 1) / config.steps) * gumbel_BN
         # Fix the best-scoring masked positions; already fixed ones never compete.
         score_BN = score_BN.masked_fill(~masked_BN, -math.inf)
         to_fix = int(masked_BN[0].sum()) - remaining

@@ -35,8 +35,8 @@ Why the small recipe looks as it does (each measured on 2 CPU cores):
   4000, majority 27%)."""
 from __future__ import annotations
 
-DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100, lr=3e-4, compile=False)
-ADAPTER = dict(steps=1500, batch_size=16, clip_len=8, warmup=20, lr=3e-3, compile=False)
+DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100, lr=3e-4, compile=False, ema=0.0)
+ADAPTER = dict(steps=1500, batch_size=16, clip_len=8, warmup=20, lr=3e-3, compile=False, ema=0.0)
 
 _SMALL_MODELS = {
     "tokenizer": dict(steps=2600, batch_size=4, clip_len=1, warmup=50, lr=1e-3),
@@ -50,7 +50,7 @@ RECIPES: dict[str, dict[str, dict]] = {
 
 
 def recipe(preset: str, stage: str) -> dict:
-    """steps, batch_size, clip_len, warmup, lr and compile for `stage` under `preset`."""
+    """steps, batch_size, clip_len, warmup, lr, compile and ema for `stage` under `preset`."""
     if stage == "adapter":
         return dict(ADAPTER)
     return {**DEFAULT, **RECIPES.get(preset, {}).get(stage, {})}

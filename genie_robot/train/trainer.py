@@ -3,7 +3,8 @@
 What differs between stages lives in the model classes (`genie_robot.models.stage.Stage`):
 which frozen models of the run a stage trains on, what it makes of a clip batch, its loss.
 
-AdamW with linear warmup + cosine decay, gradient clipping and accumulation, bf16 autocast
+AdamW with linear warmup + cosine decay, gradient clipping and accumulation, an optional
+exponential moving average of the weights (what the checkpoint then holds for inference), bf16 autocast
 on CUDA and on CPUs with native bf16 matmuls, optionally the transformers compiled
 (`torch.compile`: one cold compile of about a minute on CPU, then 1.35x a small dynamics
 step here), DistributedDataParallel under torchrun (data
@@ -11,7 +12,9 @@ sharded by rank), checkpoints as folders (safetensors + JSON, swapped in atomica
 resume, CSV + TensorBoard logs, a progress bar and periodic sample images.
 
 Run layout:  RUN/<stage>/            last checkpoint (config.json, model.safetensors,
-                                     optimizer.safetensors, optimizer.json, trainer_state.json)
+                                     optimizer.safetensors, optimizer.json, trainer_state.json;
+                                     with EMA, model.safetensors is the average and
+                                     training_weights.safetensors the weights being trained)
              RUN/logs/<stage>/       metrics.csv, tensorboard/, samples/step_*.png
 """
 from __future__ import annotations
@@ -38,7 +41,7 @@ from genie_robot.data.sampler import ClipDataset
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.media import write_image
-from genie_robot.models.checkpoint import MODELS, check_compatible, load_model, save_model
+from genie_robot.models.checkpoint import MODELS, check_compatible, load_model, load_tensors, save_model, save_tensors
 from genie_robot.models.run import STAGES, Run, resolve_device
 from genie_robot.nn import STTransformer
 from genie_robot.train.checkpoint import load_optimizer, save_optimizer
@@ -66,6 +69,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto (bf16 where it is native: CUDA, AVX512-BF16/AMX CPUs; else fp32) | fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the model's transformers (pays off over long runs: compiling takes ~1 min)
+    ema: float = 0.0  # decay of the weights' exponential moving average, which checkpoints hold for inference; 0 = off
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "clip_len", "frame_skip", "accum", "ckpt_every", "log_every"):
@@ -75,7 +79,14 @@ class TrainConfig:
             raise ConfigError(f"training config: precision must be auto, fp32 or bf16, got {self.precision!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)) or self.warmup < 0:
             raise ConfigError("training config: lr must be > 0 and warmup >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"training config: ema must be in [0, 1) (0 = off, 0.999 = an average over ~1000 steps), got {self.ema}")
         self.betas = tuple(self.betas)
+
+
+def ema_decay_at(step: int, cfg: TrainConfig) -> float:
+    """cfg.ema, lowered early on so that the average forgets the random initialization fast."""
+    return min(cfg.ema, (1 + step) / (10 + step))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -168,12 +179,15 @@ class Trainer:
                                   "continue it, or choose another --out (nothing was overwritten)")
         if resume and (self.ckpt_dir / "trainer_state.json").exists():
             self.model = load_model(self.ckpt_dir, stage, expect_config=model_config, device=str(self.device))
+            self.ema_state = self._ema_state()
+            self._load_training_weights()
             self.optimizer = self._optimizer()
             load_optimizer(self.optimizer, self.ckpt_dir)
             self.step = json.loads((self.ckpt_dir / "trainer_state.json").read_text())["step"]
         else:
             torch.manual_seed(cfg.seed)
             self.model = model_cls(model_config).to(self.device)
+            self.ema_state = self._ema_state()
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.frozen_outputs = self._frozen_outputs_once()
@@ -188,6 +202,33 @@ class Trainer:
         run = (Run.load(self.run_dir, self.device, stages=model_cls.frozen_stages) if self.run_dir.is_dir()
                else Run(self.run_dir, {}, self.device))
         return {name: run.require(name, f"training the {self.stage}") for name in model_cls.frozen_stages}
+
+    def _ema_state(self) -> dict[str, torch.Tensor] | None:
+        """A copy of the model's weights to average into (with cfg.ema), else None."""
+        if not self.cfg.ema:
+            return None
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _load_training_weights(self) -> None:
+        """Resuming: with EMA the checkpoint's model.safetensors is the average, and the weights
+        being trained lie beside it; a checkpoint and a run that disagree on EMA cannot go on."""
+        path = self.ckpt_dir / "training_weights.safetensors"
+        if path.is_file() != bool(self.cfg.ema):
+            saved = "with" if path.is_file() else "without"
+            raise CheckpointError(f"{self.ckpt_dir} was saved {saved} a weight average (--ema) and this run asks for "
+                                  f"ema={self.cfg.ema}; resume with the --ema it was trained with, or train into a new --out")
+        if path.is_file():
+            self.model.load_state_dict(load_tensors(path))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = ema_decay_at(self.step, self.cfg)
+        for name, value in self.model.state_dict().items():
+            average = self.ema_state[name]
+            if average.is_floating_point():
+                average.lerp_(value, 1.0 - decay)
+            else:
+                average.copy_(value)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "codebook" not in n]
@@ -293,6 +334,8 @@ class Trainer:
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if self.ema_state is not None:
+                self._update_ema()
             self.step += 1
             steps_summed += 1
             bar.update(1)
@@ -357,7 +400,9 @@ class Trainer:
             tmp = self.run_dir / f".{self.stage}.tmp"
             old = self.run_dir / f".{self.stage}.old"
             shutil.rmtree(tmp, ignore_errors=True)
-            save_model(self.model, tmp)
+            save_model(self.model, tmp, self.ema_state)
+            if self.ema_state is not None:
+                save_tensors(self.model.state_dict(), tmp / "training_weights.safetensors")
             save_optimizer(self.optimizer, tmp)
             (tmp / "trainer_state.json").write_text(json.dumps({
                 "step": self.step, "stage": self.stage, "train_config": dataclasses.asdict(self.cfg),

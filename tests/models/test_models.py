@@ -140,6 +140,20 @@ def test_config_validation():
         DynamicsConfig.preset("tiny", mask_schedule="arccos")
 
 
+def test_clean_frames_leave_whole_frames_unmasked():
+    """A share of frames after the first is complete context, as every frame is when generating."""
+    tokens = torch.zeros(64, 16, 4, 4, dtype=torch.long)
+    g = torch.Generator().manual_seed(0)
+    masked_share = lambda model: model.random_mask(tokens, generator=g).flatten(2).float().mean(-1)  # noqa: E731
+    plain = masked_share(DynamicsModel(DynamicsConfig.preset("tiny")))
+    clean = masked_share(DynamicsModel(DynamicsConfig.preset("tiny", clean_frames=0.5)))
+    assert (clean[:, 0] == 0).all() and (plain[:, 0] == 0).all()
+    assert 0.4 < (clean[:, 1:] == 0).float().mean() < 0.6
+    assert (plain[:, 1:] == 0).float().mean() < 0.15
+    with pytest.raises(ConfigError, match="clean_frames must be in"):
+        DynamicsConfig.preset("tiny", clean_frames=0.3, mask_per_frame=False)
+
+
 def test_action_dropout_hides_actions_in_training_only():
     """Dropped actions read as the no-action id (what a window's first frame has); never in eval."""
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from genie_robot.sampling import SCHEDULES, SamplingConfig, masked_counts, maskgit_decode
+from genie_robot.sampling import ORDERS, SCHEDULES, SamplingConfig, masked_counts, maskgit_decode
 
 MASK = 10  # vocabulary 0..9, mask id 10
 
@@ -43,7 +43,7 @@ def gens(*seeds):
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
-@pytest.mark.parametrize("order", ["random", "confidence"])
+@pytest.mark.parametrize("order", ORDERS)
 def test_decode_fills_every_mask_and_never_changes_fixed_tokens(order):
     tokens = torch.full((2, 20), MASK)
     tokens[:, :5] = 7  # already known: must survive
@@ -78,6 +78,21 @@ def test_confidence_order_fixes_most_confident_first():
     assert (seen[0] == MASK).all()
     assert (seen[1][0] != MASK).nonzero().flatten().tolist() == [1]
     assert (seen[2][0] != MASK).nonzero().flatten().tolist() == [1, 3]
+
+
+def test_annealed_order_draws_its_first_positions_at_random_and_its_last_by_confidence():
+    """MaskGIT's order: Gumbel noise on the confidence, scaled down to zero at the last step."""
+    def logits_fn(tokens_BN):
+        logits = torch.zeros(1, 4, 10)
+        logits[0, :, 3] = torch.tensor([1.0, 9.0, 2.0, 5.0])
+        return logits
+    def first_fixed(order, seed):
+        seen = []
+        maskgit_decode(lambda t: seen.append(t.clone()) or logits_fn(t), torch.full((1, 4), MASK), MASK,
+                       SamplingConfig(steps=4, temperature=0, order=order, schedule="linear"), gens(seed))
+        return (seen[1][0] != MASK).nonzero().flatten().tolist()
+    assert {tuple(first_fixed("confidence", s)) for s in range(20)} == {(1,)}
+    assert len({tuple(first_fixed("annealed", s)) for s in range(20)}) > 1
 
 
 def test_same_seed_same_tokens_and_rows_are_independent():

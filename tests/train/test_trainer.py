@@ -10,8 +10,8 @@ import torch
 from genie_robot.data import EpisodeWriter, StoreError
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.models import DynamicsConfig, LatentActionConfig, TokenizerConfig
-from genie_robot.models.checkpoint import load_model
-from genie_robot.train.trainer import TrainConfig, Trainer, lr_at
+from genie_robot.models.checkpoint import load_model, load_tensors
+from genie_robot.train.trainer import TrainConfig, Trainer, ema_decay_at, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,12 @@ def cfg(**kw):
     return TrainConfig(**{**base, **kw})
 
 
+def test_ema_decay_forgets_the_initialization_fast_then_holds():
+    c = TrainConfig(ema=0.999)
+    assert ema_decay_at(0, c) == pytest.approx(0.1) and ema_decay_at(90, c) == pytest.approx(0.91)
+    assert ema_decay_at(20_000, c) == 0.999
+
+
 def test_lr_schedule():
     c = TrainConfig(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1)
     assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
@@ -56,19 +62,41 @@ def test_all_three_stages_train_and_write_logs(store, tmp_path):
     assert load_model(tmp_path / "dynamics", "dynamics").config == tiny("dynamics")
 
 
-def test_resume_matches_uninterrupted_run(store, tmp_path):
-    Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "a", cfg(), progress=False).train()
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_matches_uninterrupted_run(store, tmp_path, ema):
+    Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "a", cfg(ema=ema), progress=False).train()
     # Interrupt after step 3: train a copy configured to stop there, then resume to 6.
-    first = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "c", cfg(), progress=False)
+    first = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "c", cfg(ema=ema), progress=False)
     first.cfg.steps = 3
     first.train()
-    resumed = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "c", cfg(), resume=True, progress=False)
+    resumed = Trainer("tokenizer", tiny("tokenizer"), [store], tmp_path / "c", cfg(ema=ema), resume=True, progress=False)
     assert resumed.step == 3
     resumed.train()
-    a = load_model(tmp_path / "a" / "tokenizer").state_dict()
-    c = load_model(tmp_path / "c" / "tokenizer").state_dict()
-    for key in a:
-        assert torch.equal(a[key], c[key]), key
+    files = ["model.safetensors"] + ["training_weights.safetensors"] * bool(ema)
+    for name in files:
+        a, c = (load_tensors(tmp_path / run / "tokenizer" / name) for run in "ac")
+        for key in a:
+            assert torch.equal(a[key], c[key]), (name, key)
+    assert (tmp_path / "a" / "tokenizer" / "training_weights.safetensors").exists() == bool(ema)
+
+
+def test_ema_checkpoint_holds_the_average_and_resume_must_agree_on_it(store, tmp_path):
+    config = cfg(ema=0.5, steps=4)
+    trainer = Trainer("lam", tiny("lam"), [store], tmp_path, config, progress=False)
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    trained = load_tensors(tmp_path / "lam" / "training_weights.safetensors")
+    average = load_model(tmp_path / "lam", "lam").state_dict()
+    key = next(k for k, v in start.items() if v.is_floating_point() and v.ndim == 2)
+    assert torch.equal(trained[key], trainer.model.state_dict()[key])
+    assert not torch.equal(average[key], trained[key]) and not torch.equal(average[key], start[key])
+    with pytest.raises(CheckpointError, match="saved with a weight average"):
+        Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=6), resume=True, progress=False)
+    Trainer("lam", tiny("lam"), [store], tmp_path / "plain", cfg(steps=2), progress=False).train()
+    with pytest.raises(CheckpointError, match="saved without a weight average"):
+        Trainer("lam", tiny("lam"), [store], tmp_path / "plain", cfg(steps=4, ema=0.9), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="ema must be in"):
+        cfg(ema=1.0)
 
 
 def test_resume_past_the_last_step_trains_nothing(store, tmp_path):
