@@ -204,10 +204,17 @@ class Trainer:
         return {name: run.require(name, f"training the {self.stage}") for name in model_cls.frozen_stages}
 
     def _ema_state(self) -> dict[str, torch.Tensor] | None:
-        """A copy of the model's weights to average into (with cfg.ema), else None."""
+        """A copy of the model's weights to average into (with cfg.ema), else None. The pairs
+        (average, live weight) are listed once: state_dict's tensors share the weights' storage,
+        which optimizer steps and load_state_dict update in place."""
         if not self.cfg.ema:
             return None
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        live = self.model.state_dict()
+        self._ema_floats = ([state[k] for k in state if state[k].is_floating_point()],
+                            [live[k] for k in state if state[k].is_floating_point()])
+        self._ema_others = [(state[k], live[k]) for k in state if not state[k].is_floating_point()]
+        return state
 
     def _load_training_weights(self) -> None:
         """Resuming: with EMA the checkpoint's model.safetensors is the average, and the weights
@@ -222,13 +229,9 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = ema_decay_at(self.step, self.cfg)
-        for name, value in self.model.state_dict().items():
-            average = self.ema_state[name]
-            if average.is_floating_point():
-                average.lerp_(value, 1.0 - decay)
-            else:
-                average.copy_(value)
+        torch._foreach_lerp_(*self._ema_floats, 1.0 - ema_decay_at(self.step, self.cfg))
+        for average, value in self._ema_others:
+            average.copy_(value)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "codebook" not in n]
