@@ -17,11 +17,13 @@ With --planning N, the planning benchmark on N push tasks and N reach tasks from
 With --order confidence, eval fixes the most confident tokens first instead of random ones (reports
 in x<budget>/report*_confidence; the row says so): a model that commits to its motions (x3) gains by it,
 one that hedges (x1) copies more (README).
+With --draw median, each MaskGIT step fixes per FSQ dimension the median level of the predicted
+distribution instead of a sample (reports in x<budget>/report*_median; README).
 With --heldout N, eval reads the first N episodes of the held-out seed instead of 8 (the first 8 are the
 protocol's): a steadier mean; each imagined row is also scored by the PSNR of the episodes' mean
 squared error, which an episode that copying gets exactly right (nothing moved) cannot dominate.
 
-Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality] [--heldout 32] [--order confidence] [--planning 12]
+Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality] [--heldout 32] [--order confidence] [--draw median] [--planning 12]
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
 The table is also written to OUT/quality.md and OUT/quality.json."""
 from __future__ import annotations
@@ -36,7 +38,7 @@ import time
 from pathlib import Path
 
 from genie_robot.io import atomic_path
-from genie_robot.sampling import ORDERS, SamplingConfig
+from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.train.recipe import recipe
 
 STAGES = ("tokenizer", "lam", "dynamics")
@@ -162,6 +164,14 @@ def planning(run: Path, store: Path, tasks: int) -> list[str]:
     return [line for i in headers for line in lines[i: i + 6]]
 
 
+SAMPLING_OPTIONS = ("order", "draw")  # eval's sampling settings a row may change
+
+
+def changed_sampling(sampling: dict) -> dict:
+    """The settings of `sampling` that differ from SamplingConfig's defaults."""
+    return {name: value for name, value in sampling.items() if value != getattr(SamplingConfig, name)}
+
+
 def table(rows: list[dict]) -> str:
     fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = ["| budget | minutes (tok / lam / dyn) | steps | tokenizer PSNR dB | token flicker | mask IoU recon (arm / cube / cyl / soft) "
@@ -174,7 +184,7 @@ def table(rows: list[dict]) -> str:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
         lines.append(" | ".join([
-            f"| x{r['scale']:g}" + ("" if r["order"] == SamplingConfig.order else f", {r['order']} order"),
+            f"| x{r['scale']:g}" + "".join(f", {value} {name}" for name, value in changed_sampling(r["sampling"]).items()),
             " / ".join(fmt(t[s]["minutes"], 1) for s in STAGES),
             " / ".join(str(t[s]["steps"]) for s in STAGES),
             fmt(f["tokenizer_psnr"], 1),
@@ -203,6 +213,7 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=PROTOCOL_EPISODES,
                         help=f"held-out episodes eval reads (the protocol: {PROTOCOL_EPISODES}; more for a steadier mean)")
     parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of eval")
+    parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="what eval's MaskGIT steps fix: a sample or the median")
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
     if args.planning < 0:
@@ -219,14 +230,16 @@ def main() -> None:
     for scale in budgets:
         run = out / f"x{scale:g}" / "run"
         report = out / f"x{scale:g}" / ("report" if args.heldout == PROTOCOL_EPISODES else f"report_{heldout_name(args.heldout)}")
-        if args.order != SamplingConfig.order:
-            report = report.with_name(f"{report.name}_{args.order}")
+        sampling = {name: getattr(args, name) for name in SAMPLING_OPTIONS}
+        for value in changed_sampling(sampling).values():
+            report = report.with_name(f"{report.name}_{value}")
         spent = train(run, data, preset, scale, args.quick)
         eval_args = (["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick
-                     else ["--episodes", str(args.heldout)]) + ["--order", args.order]
+                     else ["--episodes", str(args.heldout)]) + ["--order", args.order, "--draw", args.draw]
         if not report_is_current(run, report):
             cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
-        row = {"scale": scale, "order": args.order, "train": spent, "figures": figures(json.loads((report / "metrics.json").read_text()))}
+        row = {"scale": scale, "sampling": sampling, "train": spent,
+               "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
             row["planning"] = planning(run, planning_store(out / "data", args.planning, args.quick), args.planning)
         rows.append(row)

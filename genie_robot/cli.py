@@ -174,7 +174,8 @@ def _run_and_sampling(args):
 
     try:
         temperature = SamplingConfig.temperature if args.temperature is None else args.temperature
-        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order, args.guidance)
+        draw = SamplingConfig.draw if args.draw is None else args.draw
+        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order, args.guidance, draw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return Run.load(args.run, device=resolve_device(args.device)), sampling
@@ -326,6 +327,9 @@ def _add_sampling_args(parser) -> None:
     parser.add_argument("--temperature", type=bounded(float, 0), help="0 = greedy (default: SamplingConfig's, 0.5)")
     parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
     parser.add_argument("--order", default="random", help="random | confidence | annealed (unmasking order; annealed: MaskGIT's)")
+    parser.add_argument("--draw", help="auto | sample | median: what a MaskGIT step fixes, a draw from the softmax at the temperature "
+                        "or per FSQ dimension its median level (needs an FSQ tokenizer); auto: median for FSQ tokens "
+                        "(default: SamplingConfig's, auto)")
     parser.add_argument("--guidance", type=bounded(float, 0), default=1.0,
                         help="classifier-free guidance on the action (1 = none; needs a model trained with action dropout)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))

@@ -49,7 +49,7 @@ from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDi
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import CheckpointError, GenieRobotError, InputError
-from genie_robot.sampling import ORDERS, SamplingConfig
+from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import image_to_rgb, twist_to_command
 from ros_nodes.simulation import SimulationControl
@@ -63,6 +63,8 @@ PARAMETERS = [
     Param("unmask_order", SamplingConfig.order, "MaskGIT unmasking order: random, the most confident tokens "
           "first (better for long-trained runs, README), or annealed (MaskGIT's: random early, confident late)",
           choices=ORDERS),
+    Param("token_draw", SamplingConfig.draw, "what each MaskGIT step fixes: a sample at the temperature, or per FSQ "
+          "dimension the median level (steadier frames, README; needs an FSQ tokenizer); auto: median for FSQ tokens", choices=DRAWS),
     Param("history", 0, "frames the model sees, the new one included; 0 = the model's window", 0, 1024),
     Param("seed", 0, "sampling seed of each (re)started session", 0, 2**31 - 1),
     Param("prompt", "", "start frame: a PNG/JPEG path, or empty for the MuJoCo scene at scene_seed"),
@@ -135,7 +137,8 @@ class WorldModelNode(LifecycleNode):
             if p.default_action >= self.wm.num_actions:
                 raise InputError(f"default_action {p.default_action} out of range; this model has actions "
                                  f"0..{self.wm.num_actions - 1}")
-            self.sampling = SamplingConfig(steps=p.maskgit_steps, temperature=p.temperature, order=p.unmask_order)
+            self.sampling = SamplingConfig(steps=p.maskgit_steps, temperature=p.temperature, order=p.unmask_order,
+                                           draw=p.token_draw)
             self.plan_config = PlanConfig(p.plan_method, p.plan_horizon, p.plan_population, p.plan_iterations,
                                           p.plan_elites)
             self.memory = p.history or None

@@ -21,6 +21,7 @@ from genie_robot.errors import CheckpointError, InputError
 from genie_robot.media import to_uint8
 from genie_robot.models.checkpoint import check_compatible
 from genie_robot.models.inputs import as_video, check_actions
+from genie_robot.nn.quantizer import FiniteScalarQuantizer
 from genie_robot.sampling import SamplingConfig, guide, maskgit_decode
 
 
@@ -48,6 +49,8 @@ class WorldModel:
         self.image_size = tokenizer.config.image_size
         self.num_actions = dynamics.config.num_actions
         self.max_memory = min(tokenizer.config.max_frames, dynamics.config.max_frames)
+        # The levels behind the token ids, which a median draw reads; a learned codebook has no order.
+        self.fsq = tokenizer.quantizer if isinstance(tokenizer.quantizer, FiniteScalarQuantizer) else None
         self.precision = precision
 
     @property
@@ -142,6 +145,9 @@ class WorldModel:
         if sampling.guidance != 1.0 and not self.dynamics.config.action_dropout:
             raise InputError(f"guidance {sampling.guidance:g} needs a dynamics model trained with action dropout "
                              "(this one has action_dropout 0): sample with guidance 1, or train one with it")
+        if sampling.draw == "median" and self.fsq is None:
+            raise InputError("draw 'median' needs ordered tokens, from a tokenizer with an FSQ quantizer; this one has a "
+                             f"learned codebook ({self.tokenizer.config.quantizer}): use draw 'sample'")
         if not 2 <= memory <= self.max_memory:
             raise InputError(f"memory must be 2..{self.max_memory} frames (the models' window), got {memory}")
         T = len(frames_list[0])
@@ -270,7 +276,7 @@ class Session:
                 return guide(next_logits(tokens_BN, action_in_B1), next_logits(tokens_BN, no_action_B1), guidance)
 
         masked_BN = torch.full((B, h * h), c.mask_id, dtype=torch.long, device=wm.device)
-        new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators).view(B, 1, h, h)
+        new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators, wm.fsq).view(B, 1, h, h)
 
         if self.use_cache:
             wm.dynamics.remember(new_B1hw, action_in_B1, self.dynamics_cache)

@@ -6,6 +6,12 @@ Genie samples with 25 steps, temperature 2 (1 for CoinRun) and random unmasking 
 default temperature is 0.5: for the small CPU-trained model it kept imagined frames above the
 copy baseline where 1.0 broke the background up (chosen on validation episodes, README).
 
+What a step fixes at a position is a draw from the softmax (`draw="sample"`), or, for FSQ
+tokens, whose ids are tuples of ordered levels, the median level of each dimension's marginal
+(`draw="median"`; the default "auto" takes it for FSQ tokens): where the small model is unsure
+how far the arm moved, a draw picks one guess and often lands on a wrong code, while the median
+settles between the guesses (chosen on validation episodes, README).
+
 Randomness comes only from the generators passed in, one per batch row when a list is given,
 so a row of a batched decode equals the same decode run alone with that row's generator.
 """
@@ -16,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from genie_robot.nn.quantizer import FiniteScalarQuantizer
 
 SCHEDULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     # Fraction of tokens still masked after progress r in [0, 1] (a tensor: training draws
@@ -30,6 +38,10 @@ SCHEDULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 # plus Gumbel noise of scale CHOICE_TEMPERATURE * (1 - progress): random-like early, confident late.
 ORDERS = ("random", "confidence", "annealed")
 CHOICE_TEMPERATURE = 4.5
+# sample: a draw from the softmax; median: per FSQ dimension, the median level of the softmax's
+# marginal (a point estimate: it needs ordered codes, so an FSQ tokenizer's levels); auto: median
+# for FSQ tokens, a sample for a learned codebook's.
+DRAWS = ("auto", "sample", "median")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class SamplingConfig:
     schedule: str = "cosine"
     order: str = "random"
     guidance: float = 1.0  # classifier-free guidance weight on the action; 1 = none (models/dynamics.py)
+    draw: str = "auto"  # what each step fixes at a position: a sample, or the median levels (DRAWS)
 
     def __post_init__(self):
         if self.steps < 1:
@@ -49,6 +62,8 @@ class SamplingConfig:
             raise ValueError(f"unknown mask schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.order not in ORDERS:
             raise ValueError(f"unknown unmasking order {self.order!r}; choose from {', '.join(ORDERS)}")
+        if self.draw not in DRAWS:
+            raise ValueError(f"unknown token draw {self.draw!r}; choose from {', '.join(DRAWS)}")
         if not self.guidance >= 0:
             raise ValueError(f"guidance must be >= 0 (1 = none), got {self.guidance}")
 
@@ -94,19 +109,41 @@ def sample_tokens(logits_BNV: torch.Tensor, temperature: float, generators) -> t
     return torch.searchsorted(cdf_BNV, u_BN1, right=True)[..., 0].clamp_(max=logits_BNV.shape[-1] - 1)
 
 
+def median_tokens(logits_BNV: torch.Tensor, temperature: float, fsq: FiniteScalarQuantizer) -> torch.Tensor:
+    """Per position, the token whose level in each of `fsq`'s dimensions is the median of that
+    dimension's marginal under softmax(logits / temperature) (temperature 0: the argmax token).
+    Where the softmax hesitates between neighbouring levels it settles between them, where a
+    draw would pick one side at random: the L1-optimal choice per dimension."""
+    if temperature == 0:
+        return logits_BNV.argmax(-1)
+    digits_VD = fsq.digits(torch.arange(logits_BNV.shape[-1], device=logits_BNV.device))
+    probs_BNV = (logits_BNV.float() / temperature).softmax(-1)
+    median_BND = torch.stack([
+        # dimension d's marginal: probabilities summed by level; its median is the first level
+        # whose cumulative probability reaches one half.
+        (probs_BNV.new_zeros(*probs_BNV.shape[:2], size).index_add_(2, digits_VD[:, d], probs_BNV).cumsum(-1) < 0.5).sum(-1)
+        for d, size in enumerate(fsq.levels.tolist())], dim=-1)
+    return (torch.minimum(median_BND, fsq.levels - 1) * fsq.basis).sum(-1)
+
+
 def maskgit_decode(
     logits_fn: Callable[[torch.Tensor], torch.Tensor],
     tokens_BN: torch.Tensor,
     mask_id: int,
     config: SamplingConfig,
     generators: list[torch.Generator],
+    fsq: FiniteScalarQuantizer | None = None,
 ) -> torch.Tensor:
     """Fill every `mask_id` position of tokens [B, N] and return the completed tokens.
 
     logits_fn(tokens [B, N]) -> logits [B, N, V] is called once per step with the partly
-    decoded tokens. Every row must start with the same number of masked tokens (a new frame)."""
+    decoded tokens. Every row must start with the same number of masked tokens (a new frame).
+    `fsq`: the quantizer that made the tokens, which a median draw needs (and "auto" picks when given)."""
     if len(generators) != tokens_BN.shape[0]:
         raise ValueError(f"need one generator per batch row: {len(generators)} for {tokens_BN.shape[0]} rows")
+    if config.draw == "median" and fsq is None:
+        raise ValueError("draw 'median' needs ordered tokens: a tokenizer with an FSQ quantizer (draw 'sample' works with any)")
+    median = config.draw == "median" or (config.draw == "auto" and fsq is not None)
     masked_BN = tokens_BN == mask_id
     per_row = masked_BN.sum(1)
     if (per_row != per_row[0]).any():
@@ -116,11 +153,14 @@ def maskgit_decode(
         if not masked_BN.any():
             break
         logits_BNV = logits_fn(tokens_BN)
-        sampled_BN = sample_tokens(logits_BNV, config.temperature, generators)
+        if median:
+            proposed_BN = median_tokens(logits_BNV, config.temperature, fsq)
+        else:
+            proposed_BN = sample_tokens(logits_BNV, config.temperature, generators)
         if config.order == "random":
             score_BN = uniform(tokens_BN.shape[1:], generators, tokens_BN.device)
         else:
-            score_BN = logits_BNV.float().log_softmax(-1).gather(-1, sampled_BN[..., None])[..., 0]
+            score_BN = logits_BNV.float().log_softmax(-1).gather(-1, proposed_BN[..., None])[..., 0]
             if config.order == "annealed":
                 gumbel_BN = -torch.log(-torch.log(uniform(tokens_BN.shape[1:], generators, tokens_BN.device).clamp_min(1e-20)))
                 score_BN = score_BN + CHOICE_TEMPERATURE * (1 - (step + 1) / config.steps) * gumbel_BN
@@ -129,6 +169,6 @@ def maskgit_decode(
         to_fix = int(masked_BN[0].sum()) - remaining
         chosen_BK = score_BN.topk(to_fix, dim=1).indices
         fix_BN = torch.zeros_like(masked_BN).scatter_(1, chosen_BK, True)
-        tokens_BN = torch.where(fix_BN, sampled_BN, tokens_BN)
+        tokens_BN = torch.where(fix_BN, proposed_BN, tokens_BN)
         masked_BN = masked_BN & ~fix_BN
     return tokens_BN

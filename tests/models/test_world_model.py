@@ -9,7 +9,7 @@ from genie_robot.models.run import Run
 from genie_robot.sampling import SamplingConfig
 from tests.conftest import with_random_modulation
 
-FAST = SamplingConfig(steps=4, temperature=1.0)
+FAST = SamplingConfig(steps=4, temperature=1.0, draw="sample")  # draws, so that seeds matter
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,20 @@ def test_actions_move_the_prediction(wm):
     greedy = SamplingConfig(steps=2, temperature=0)
     out = {a: wm.start(frames(1), seed=0, sampling=greedy).step(a) for a in range(wm.num_actions)}
     assert len({o.tobytes() for o in out.values()}) > 1
+
+
+def test_median_draw_needs_fsq_tokens(wm, tiny_run):
+    from genie_robot.models import MODELS
+    from genie_robot.models.world_model import WorldModel
+
+    median = SamplingConfig(steps=4, temperature=1.0, draw="median")
+    assert wm.start(frames(1), seed=0, sampling=median).rollout([1, 2]).shape == (2, 16, 16, 3)
+    config_cls, model_cls = MODELS["tokenizer"]
+    learned_codebook = model_cls(config_cls.preset("tiny", quantizer="vq"))
+    with pytest.raises(InputError, match="draw 'median' needs ordered tokens"):
+        WorldModel(learned_codebook, wm.dynamics).start(frames(1), sampling=median)
+    # The default draw ("auto") samples a learned codebook's tokens.
+    assert WorldModel(learned_codebook, wm.dynamics).start(frames(1), sampling=FAST).step(0).shape == (16, 16, 3)
 
 
 def test_bad_input_is_refused_and_session_stays_usable(wm):

@@ -130,3 +130,48 @@ def test_bad_arguments():
         SamplingConfig(temperature=-1)
     with pytest.raises(ValueError, match="one generator per batch row"):
         maskgit_decode(counting_logits([]), torch.full((2, 4), MASK), MASK, SamplingConfig(), gens(0))
+
+
+def test_median_draw_takes_each_fsq_dimensions_median_level():
+    from genie_robot.nn.quantizer import FiniteScalarQuantizer
+    from genie_robot.sampling.maskgit import median_tokens
+
+    fsq = FiniteScalarQuantizer(64)  # levels (4, 4, 4); id = d0 + 4 d1 + 16 d2
+    token = lambda d0, d1, d2: d0 + 4 * d1 + 16 * d2  # noqa: E731
+    probs = torch.zeros(64)
+    # Dimension 0 split between levels 0 and 3 with a little on 2: the median is level 2,
+    # a token that holds only 20% of the mass; dimensions 1 and 2 sit at level 1 and 3.
+    probs[token(0, 1, 3)], probs[token(2, 1, 3)], probs[token(3, 1, 3)] = 0.4, 0.2, 0.4
+    logits = probs.clamp_min(1e-30).log().expand(1, 2, 64)
+    assert median_tokens(logits, 1.0, fsq).tolist() == [[token(2, 1, 3)] * 2]
+    # Against a direct count over random distributions, and temperature 0 = argmax.
+    logits = torch.randn(3, 50, 64) * 3
+    digits = fsq.digits(torch.arange(64))
+    probs = (logits / 0.7).softmax(-1)
+    expected = torch.zeros(3, 50, dtype=torch.long)
+    for d in range(3):
+        marginal = torch.stack([probs[..., digits[:, d] == level].sum(-1) for level in range(4)], -1)
+        expected += (marginal.cumsum(-1) < 0.5).sum(-1).clamp(max=3) * fsq.basis[d]
+    assert torch.equal(median_tokens(logits, 0.7, fsq), expected)
+    assert torch.equal(median_tokens(logits, 0.0, fsq), logits.argmax(-1))
+
+
+def test_median_draw_needs_the_quantizer_and_draws_are_checked():
+    config = SamplingConfig(steps=2, draw="median")
+    with pytest.raises(ValueError, match="FSQ quantizer"):
+        maskgit_decode(counting_logits([]), torch.full((1, 4), MASK), MASK, config, gens(0))
+    with pytest.raises(ValueError, match="unknown token draw 'mean'"):
+        SamplingConfig(draw="mean")
+
+
+def test_auto_draw_takes_the_median_of_fsq_tokens_and_samples_others():
+    from genie_robot.nn.quantizer import FiniteScalarQuantizer
+
+    fsq = FiniteScalarQuantizer(64)
+    logits = torch.randn(1, 12, 64) * 2
+    model = lambda tokens_BN: logits  # noqa: E731
+    decode = lambda draw, generator_seed, quantizer: maskgit_decode(  # noqa: E731
+        model, torch.full((1, 12), 64), 64, SamplingConfig(steps=3, temperature=1.0, draw=draw), gens(generator_seed), quantizer)
+    assert torch.equal(decode("auto", 0, fsq), decode("median", 0, fsq))
+    assert torch.equal(decode("auto", 0, None), decode("sample", 0, None))
+    assert not torch.equal(decode("median", 0, fsq), decode("sample", 0, fsq))
