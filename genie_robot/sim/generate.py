@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from tqdm import tqdm
 from genie_robot.data.convert import check_policy_run
 from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
-from genie_robot.errors import InputError
+from genie_robot.errors import GenieRobotError, InputError
 from genie_robot.sim.controllers import POLICIES
 from genie_robot.sim.world import COMMAND_NAMES, FRAME_DT, ArmWorld
 
@@ -125,6 +126,15 @@ def generate_dataset(
 
 
 
+def _episode_of(future: Future) -> dict:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        # A simulation process that dies (a crash in MuJoCo or the GL driver, or killed for memory) takes the pool with it.
+        raise GenieRobotError("a simulation worker process died; the episodes written before it are kept in the store: "
+                              "run the same command again to resume (with --workers 1 if it recurs)") from exc
+
+
 class _episode_runner:
     """Context manager giving run(args_of, indices) -> episodes in index order, computed here
     (workers == 1) or in a pool of spawned processes (EGL contexts do not survive a fork)."""
@@ -146,9 +156,9 @@ class _episode_runner:
         for index in indices:
             pending.append(self.pool.submit(_episode, *args_of(index)))
             if len(pending) >= 2 * self.workers:
-                yield pending.pop(0).result()
+                yield _episode_of(pending.pop(0))
         for future in pending:
-            yield future.result()
+            yield _episode_of(future)
 
     def __exit__(self, *exc):
         global _worker_world

@@ -1,10 +1,14 @@
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import pytest
 
 from genie_robot.data import ClipDataset, EpisodeStore
 from genie_robot.data.store import EpisodeWriter
-from genie_robot.errors import InputError
-from genie_robot.sim.generate import generate_dataset
+from genie_robot.errors import GenieRobotError, InputError
+from genie_robot.sim.generate import _episode_of, generate_dataset
 from genie_robot.sim.world import COMMAND_NAMES
 
 
@@ -51,3 +55,10 @@ def test_appending_to_a_store_of_another_frame_rate_is_refused(tmp_path):
         generate_dataset(path, episodes=2, steps=4, size=32, progress=False)
     assert len(EpisodeStore(path)) == 1  # untouched
     assert generate_dataset(path, episodes=1, steps=4, size=32, progress=False, overwrite=True)["written"] == 1
+
+
+def test_a_dead_simulation_worker_is_reported_with_the_resume_fix():
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        dying = pool.submit(os._exit, 1)  # a worker that dies as a crashing GL driver would take it
+        with pytest.raises(GenieRobotError, match="worker process died.*run the same command again to resume"):
+            _episode_of(dying)
