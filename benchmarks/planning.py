@@ -42,7 +42,7 @@ from genie_robot.data.store import EpisodeStore
 from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_positions, vocabulary_commands
 from genie_robot.plan.imagine import COSTS, Goal, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
-from genie_robot.sampling import DRAWS, SamplingConfig
+from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
 from genie_robot.sim.scene import OBJECTS
 from genie_robot.sim.world import ArmWorld
@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
     parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="MaskGIT token draw of imagination")
+    parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of imagination")
     parser.add_argument("--cost", default="embedding", choices=COSTS,
                         help="object: every object to where the goal frame has it")
     parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
@@ -238,7 +239,7 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
             read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
             "arm" if kind == "reach" else "all", wm)
         planner = None if wm is None else ImaginationPlanner(
-            wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps, draw=args.draw), adapter,
+            wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter,
             vocabulary_commands(args.vocabulary))
         for method in methods:
             final, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
