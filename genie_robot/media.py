@@ -67,7 +67,9 @@ def write_image(path: str | Path, image_HWC: np.ndarray) -> Path:
 
 
 def write_video(path: str | Path, frames_THWC: np.ndarray, fps: float = 10.0) -> Path:
-    """GIF (looping) or MP4 (H.264 through imageio-ffmpeg; sides padded to a multiple of 16)."""
+    """GIF (looping) or MP4 (H.264 through imageio-ffmpeg; sides padded to a multiple of 16).
+    The GIF writer merges identical neighbouring frames into one longer frame (playing time is
+    kept, the frame count is not); MP4 keeps every frame."""
     path = check_video_path(path)
     frames_THWC = np.asarray(frames_THWC, dtype=np.uint8)
     with atomic_path(path) as tmp:
