@@ -27,9 +27,16 @@ Success: the pushed object ends within --tolerance of its goal position (xy); re
 within --tolerance of its goal position (xyz). Reported: success rate, mean final distance of the
 pushed object (the hand), and wall time per planning step (one plan).
 
+--ranking N measures the planner's cost instead of planning: per task, N random sequences of its
+vocabulary are imagined and scored by each cost (embedding, pixel, object), simulated in MuJoCo and
+scored by the true distance; printed are each cost's rank correlation with the truth and the true
+distance of the sequence it picks, beside a random pick's and the best's. A search can only beat
+random actions where its cost picks better than the mean.
+
 Usage: python benchmarks/planning.py [--run out/demo/run] [--data out/demo/heldout.h5] [--tasks 4]
 The run comes from `make demo` (all four stages, the adapter included). `--quick` (CI): an
-untrained tiny run with a 2-step adapter on 2 generated episodes, one task, tiny populations."""
+untrained tiny run with a 2-step adapter on 2 generated episodes, one task, tiny populations,
+ranking 3 sequences, then planning."""
 import argparse
 import tempfile
 import time
@@ -40,7 +47,7 @@ import torch
 
 from genie_robot.data.store import EpisodeStore
 from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_positions, vocabulary_commands
-from genie_robot.plan.imagine import COSTS, Goal, ImaginationPlanner
+from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
@@ -93,6 +100,20 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_ki
     return soft + [t for t in found if t["object"] not in SOFT][: count - len(soft)]
 
 
+def simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind) -> np.ndarray:
+    """costs [P] of P action sequences simulated in `sim` from `world`'s current state: the summed
+    distance of every tracked object (the hand) to its goal position."""
+    start = world.snapshot()
+    costs = []
+    for sequence in actions_PH:
+        sim.restore(start)
+        for action in sequence:
+            sim.step(commands[action])
+        positions = tracked_positions(sim.state(), task_kind)
+        costs.append(sum(task_distance(positions[n], g, task_kind) for n, g in goal_positions.items()))
+    return np.array(costs)
+
+
 def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, task_kind="push"):
     """Execute one method on one task; returns (final distance of the pushed object or the hand, plan seconds)."""
     world.set_state(task["state"])
@@ -104,15 +125,7 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
         method, None if planner is None else planner.commands)
 
     def oracle_cost(actions_PH):
-        start = world.snapshot()
-        costs = []
-        for sequence in actions_PH:
-            sim.restore(start)
-            for action in sequence:
-                sim.step(commands[action])
-            positions = tracked_positions(sim.state(), task_kind)
-            costs.append(sum(task_distance(positions[n], g, task_kind) for n, g in goal_positions.items()))
-        return np.array(costs)
+        return simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind)
 
     def plan_fn(done):
         began = time.perf_counter()
@@ -179,10 +192,15 @@ def main() -> None:
     parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of imagination")
     parser.add_argument("--cost", default="embedding", choices=COSTS,
                         help="object: every object to where the goal frame has it")
+    parser.add_argument("--push-objects", default="all", choices=("all", "scene"),
+                        help="object cost of pushes: every movable object to its goal position, or those and the arm (scene)")
     parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
                         help="what the planner searches: latent actions or the arm's discrete behaviours")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--ranking", type=int, default=0, metavar="N",
+                        help="instead of planning: per task, how well each cost of N random imagined sequences "
+                        "ranks them as MuJoCo does")
     parser.add_argument("--quick", action="store_true", help="untrained tiny run, one task, tiny populations (CI)")
     args = parser.parse_args()
     chosen = args.methods.split(",")
@@ -192,7 +210,7 @@ def main() -> None:
         args.run, args.data = quick_run_and_data(Path(tempfile.mkdtemp(prefix="planning_quick_")))
         args.tasks, args.k, args.min_move, args.horizon, args.replan_every, args.task = 1, 4, 0.0, 2, 2, list(MIN_MOVE)
         args.population, args.iterations, args.elites, args.oracle_population, args.oracle_iterations = 2, 1, 1, 4, 1
-        args.maskgit_steps = 1
+        args.maskgit_steps, args.ranking = 1, 3
     from genie_robot.models.run import Run
 
     config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
@@ -201,6 +219,8 @@ def main() -> None:
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None
     wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
+    if wm is None and args.ranking:
+        parser.error(f"--ranking imagines plans: it needs a trained run with dynamics and adapter at {run} (make demo trains one)")
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
         methods, adapter = [m for m in chosen if m in ("oracle", "recorded")], None
@@ -230,6 +250,10 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
     print(f"\n{kind}: {len(tasks)} tasks from {args.data}: " + ", ".join(
         f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
     print(f"success = {'hand' if kind == 'reach' else 'pushed object'} within {args.tolerance * 100:.0f} cm")
+    if args.ranking:
+        ranking(kind, tasks, args, wm, adapter, config, world, sim)
+        if not args.quick:  # --quick measures both
+            return
     rows = {m: {"distance": [], "seconds": []} for m in methods}
     started = [task_distance(tracked_positions(t["state"], kind)[t["object"]],
                              tracked_positions(t["goal_state"], kind)[t["object"]], kind) for t in tasks]
@@ -237,7 +261,7 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
         goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else object_goal(
             read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
             read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
-            "arm" if kind == "reach" else "all", wm)
+            "arm" if kind == "reach" else args.push_objects, wm)
         planner = None if wm is None else ImaginationPlanner(
             wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter,
             vocabulary_commands(args.vocabulary))
@@ -252,6 +276,53 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
         d = np.array(row["distance"])
         seconds = f"{np.mean(row['seconds']):8.2f}" if method in ("planner", "perfect model", "oracle") else f"{'-':>8}"
         print(f"{method:>14} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties ranked in order of appearance); NaN when either is constant."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    rank_a, rank_b = (np.argsort(np.argsort(x, kind="stable"), kind="stable") for x in (a, b))
+    return float(np.corrcoef(rank_a, rank_b)[0, 1])
+
+
+def ranking(kind, tasks, args, wm, adapter, config, world, sim) -> None:
+    """Does imagination order plans as MuJoCo does? Per task, --ranking random sequences of the
+    planner's vocabulary (--horizon actions from the start) are imagined in one batch and scored
+    by every cost, and simulated in MuJoCo and scored by the true distance to the goal positions.
+    Printed per cost: the rank correlation with the true distance, and the true distance of the
+    sequence the cost picks, beside a random pick's (the mean) and the best's. A planner can only
+    beat random where its cost picks better than the mean."""
+    sampling = SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order)
+    picked = {cost: [] for cost in COSTS}
+    rho = {cost: [] for cost in COSTS}
+    mean, best = [], []
+    for i, task in enumerate(tasks):
+        costs = {cost: GoalCost(wm, Goal(image=task["goal_frame"]), cost) for cost in ("embedding", "pixel")}
+        costs["object"] = GoalCost(wm, object_goal(
+            read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
+            read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
+            "arm" if kind == "reach" else args.push_objects, wm), "object")
+        planner = ImaginationPlanner(wm, Goal(image=task["goal_frame"]), "pixel", config, sampling, adapter,
+                                     vocabulary_commands(args.vocabulary))
+        choices_PH = np.random.default_rng(args.seed + i).choice(np.flatnonzero(planner.allowed), (args.ranking, config.horizon))
+        world.set_state(task["state"])
+        true_P = simulated_costs(world, sim, planner.commands, choices_PH, tracked_positions(task["goal_state"], kind), kind)
+        imagination = wm.imagine(world.render(wm.image_size), planner.latent_of_choice[choices_PH], None, args.seed + i, sampling)
+        mean.append(true_P.mean())
+        best.append(true_P.min())
+        line = []
+        for name, cost in costs.items():
+            imagined_P = cost(imagination.frames[:, -1], imagination.last_tokens)
+            rho[name].append(rank_correlation(imagined_P, true_P))
+            picked[name].append(true_P[np.argmin(imagined_P)])
+            line.append(f"{name} rho {rho[name][-1]:+.2f} picks {picked[name][-1] * 100:.1f}")
+        print(f"  task {i}: true {best[-1] * 100:.1f}..{true_P.max() * 100:.1f} cm (mean {mean[-1] * 100:.1f}); "
+              + "; ".join(line), flush=True)
+    print(f"\n{'cost':>10} {'rank corr':>10} {'picked cm':>10}   ({kind}, {args.ranking} sequences of {config.horizon} "
+          f"{args.vocabulary} actions a task; random pick {np.mean(mean) * 100:.1f} cm, best {np.mean(best) * 100:.1f} cm)")
+    for name in COSTS:
+        print(f"{name:>10} {np.nanmean(rho[name]):+10.2f} {np.mean(picked[name]) * 100:10.1f}")
 
 
 if __name__ == "__main__":

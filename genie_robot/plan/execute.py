@@ -77,16 +77,19 @@ def stored_positions(state: dict) -> dict[str, np.ndarray]:
 
 
 def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
-    """Targets = the centroids of one object (`name`; `arm` to reach the arm's pose), or of every
-    movable object visible (`all`), in the goal frame's true mask; imagined frames are segmented by colours fit on
+    """Targets = the centroids of one object (`name`; `arm` to reach the arm's pose), of every
+    movable object visible (`all`), or of those and the arm (`scene`: a push's goal frame has the
+    hand where the push ended, which pulls the hand through the object before it moves), in the goal
+    frame's true mask; imagined frames are segmented by colours fit on
     both episodes and their tokenizer reconstructions (generated frames come from the same
     decoder, as in the evaluation report)."""
     ids = {o.name: o.mask_id for o in OBJECTS}
-    if name != "all" and name not in ids:
-        raise InputError(f"unknown object {name!r}; choose from all, {', '.join(ids)}")
+    groups = {"all": [o.name for o in MOVABLE_OBJECTS], "scene": [o.name for o in OBJECTS]}
+    if name not in groups and name not in ids:
+        raise InputError(f"unknown object {name!r}; choose from {', '.join(groups)}, {', '.join(ids)}")
     if goal.mask is None or start.episode_masks is None:
         raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
-    names = [o.name for o in MOVABLE_OBJECTS] if name == "all" else [name]
+    names = groups.get(name, [name])
     targets_rc = {ids[n]: tuple(centroids(goal.mask[None], ids[n])[0]) for n in names}
     targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}
     if not targets_rc:

@@ -29,7 +29,7 @@ def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store
     assert (out / "plan.gif").stat().st_size > 0
 
 
-@pytest.mark.parametrize("target", ["all", "arm"])
+@pytest.mark.parametrize("target", ["all", "scene", "arm"])
 def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys, target):
     out = tmp_path / "object"
     code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:9",
@@ -45,6 +45,21 @@ def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, ca
     assert result["latents"] == adapter.to_latent(executed).tolist()
 
 
+def test_object_goal_targets_name_their_objects(planning_run, mujoco_store):
+    """all = the movable objects, scene = those and the arm, at the goal mask's centroids."""
+    from genie_robot.eval.physics import centroids
+    from genie_robot.plan.execute import object_goal, read_stored_frame
+    from genie_robot.sim.scene import OBJECTS
+
+    wm = Run.load(planning_run).world_model()
+    start, goal = (read_stored_frame(str(mujoco_store), 0, step, wm.image_size) for step in (0, 9))
+    visible = {o.mask_id for o in OBJECTS if (goal.mask == o.mask_id).any()}
+    targets = {name: object_goal(start, goal, name, wm).targets_rc for name in ("all", "scene", "arm")}
+    arm = next(o.mask_id for o in OBJECTS if o.name == "arm")
+    assert set(targets["scene"]) == visible and set(targets["all"]) == visible - {arm} and set(targets["arm"]) == {arm}
+    assert targets["scene"][arm] == tuple(centroids(goal.mask[None], arm)[0])
+
+
 def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
     small = write_image(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint8))
     start = f"{mujoco_store}:0:0"
@@ -56,7 +71,7 @@ def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_sto
          "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--cost", "object", "--object", "table"],
-         "unknown object 'table'; choose from all, arm, red_cube, blue_cylinder, soft_cube"),
+         "unknown object 'table'; choose from all, scene, arm, red_cube, blue_cylinder, soft_cube"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
          "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
     ]
