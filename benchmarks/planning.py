@@ -7,7 +7,7 @@ k steps of the single-axis behaviours could reach (L1 distance <= 0.75 x k full-
 frame s + k (image for the planner, positions for scoring). The world is restored at s
 (`ArmWorld.set_state`) and each method acts for k steps, replanning every --replan-every steps:
 
-  planner   CEM in the world model toward the goal image over --vocabulary: `latent` actions
+  planner   CEM in the world model toward the goal frame (--cost) over --vocabulary: `latent` actions
             executed as the adapter's command for each, or the arm's 9 discrete
             `behaviours`, each imagined as the latent action the adapter maps it to
   random    uniformly random actions of the planner's vocabulary
@@ -181,17 +181,18 @@ def main() -> None:
                         help=f"metres the object (the hand) moved in the recording; default {MIN_MOVE}")
     parser.add_argument("--tolerance", type=float, default=0.03, help="success radius, metres")
     parser.add_argument("--horizon", type=int, default=6)
-    parser.add_argument("--replan-every", type=int, default=6)
-    parser.add_argument("--population", type=int, default=8)
-    parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--elites", type=int, default=2)
+    parser.add_argument("--replan-every", type=int, default=3)
+    parser.add_argument("--population", type=int, default=16)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--elites", type=int, default=4)
     parser.add_argument("--oracle-population", type=int, default=32)
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
     parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="MaskGIT token draw of imagination")
     parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of imagination")
-    parser.add_argument("--cost", default="embedding", choices=COSTS,
-                        help="object: every object to where the goal frame has it")
+    parser.add_argument("--cost", default="object", choices=COSTS,
+                        help="object (default): the movable objects (reach: the arm) to where the goal frame has them, "
+                        "segmented by colour in imagined frames; of the three it alone ranks plans as MuJoCo does (--ranking)")
     parser.add_argument("--push-objects", default="all", choices=("all", "scene"),
                         help="object cost of pushes: every movable object to its goal position, or those and the arm (scene)")
     parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
