@@ -314,7 +314,7 @@ def _cmd_plan(args) -> None:
     distance = result["final_distance"]
     print(f"wrote {args.out}/plan.gif (goal | imagined | MuJoCo) and plan.json; {result['plans']} plan(s), "
           f"{result['seconds_per_plan']:.1f} s each; latent actions {result['latents']}")
-    print(f"  {args.cost} distance to goal: start {distance['start']:.4f}, imagined {distance['imagined']:.4f}, "
+    print(f"  {result['cost']} distance to goal: start {distance['start']:.4f}, imagined {distance['imagined']:.4f}, "
           f"MuJoCo {distance['mujoco']:.4f}")
     for name, d in result.get("distance_m", {}).items():
         print(f"  {name}: {d['start'] * 100:.1f} cm from its goal position at the start, {d['final'] * 100:.1f} cm after")
@@ -525,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--goal", required=True, help="goal image (PNG/JPEG at the model's size) or FILE.h5:EPISODE:STEP")
     plan.add_argument("--out", required=True, help="folder for plan.gif and plan.json")
     plan.add_argument("--method", default="cem", help="cem | shooting (random shooting)")
-    plan.add_argument("--cost", default="embedding", help="embedding | pixel | object (needs a stored goal frame)")
+    plan.add_argument("--cost", default="auto", help="auto (object for a stored goal frame with masks, else embedding) | "
+                      "embedding | pixel | object (needs a stored goal frame)")
     plan.add_argument("--vocabulary", default="latent",
                       help="what the planner searches: latent (the model's latent actions, each executed as the adapter's "
                            "command for it) | behaviours (the arm's 9 discrete behaviours, each imagined as its latent action)")

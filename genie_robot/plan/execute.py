@@ -114,11 +114,12 @@ def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
     return float(cost(frame_HWC[None], wm.tokenize(frame_HWC))[0])
 
 
-def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "embedding",
+def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "auto",
                      sampling=None, steps: int | None = None, object_name: str = "all", seed: int = 0,
                      camera: str = "front", fps: float = 5.0, vocabulary: str = "latent") -> dict:
     """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds.
-    `vocabulary`: search the model's latent actions, or the arm's discrete `behaviours`."""
+    `cost` auto: object for a stored goal frame with masks, else embedding. `vocabulary`: search
+    the model's latent actions, or the arm's discrete `behaviours`."""
     from genie_robot.sim.world import ArmWorld
 
     size = wm.image_size
@@ -130,6 +131,8 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         raise InputError(f"{start_ref} has no recorded state; start from an episode of `genie-robot data mujoco`")
     goal_stored = read_stored_frame(*ref, size) if (ref := parse_frame_ref(goal_ref)) else None
     goal_image = goal_stored.frame if goal_stored else read_image(goal_ref)
+    if cost == "auto":  # whole-frame costs barely rank plans as MuJoCo does; the object cost does (planning.py --ranking)
+        cost = "object" if goal_stored and goal_stored.mask is not None else "embedding"
     goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
             else Goal(image=goal_image))
     planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter, vocabulary_commands(vocabulary))

@@ -14,19 +14,26 @@ from genie_robot.sim.controllers import behaviour_commands
 FAST = ["--maskgit-steps", "1", "--horizon", "3", "--population", "4", "--iterations", "2", "--elites", "2"]
 
 
-def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store, tmp_path, capsys):
+@pytest.mark.parametrize("goal_kind, cost", [("stored", "object"), ("image", "embedding")])
+def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store, tmp_path, capsys, goal_kind, cost):
+    """The default cost is the object cost toward a stored goal frame (it has masks), embedding toward an image."""
     out = tmp_path / "plan"
-    code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:2", "--goal", f"{mujoco_store}:1:8",
+    goal = f"{mujoco_store}:1:8"
+    if goal_kind == "image":
+        with EpisodeStore(mujoco_store) as store:
+            goal = str(write_image(tmp_path / "goal.png", store.episode(1).read_frames(8, 9)[0]))
+    code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:2", "--goal", goal,
                  "--out", str(out), "--replan-every", "2", "--steps", "3", *FAST])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    assert "embedding distance to goal" in printed and "red_cube" in printed
+    assert f"{cost} distance to goal" in printed and ("red_cube" in printed) == (goal_kind == "stored")
     assert "frames of 32x32 are centre-cropped and downscaled to the model's 16x16" in printed  # says what it did
     result = json.loads((out / "plan.json").read_text())
     assert result["plans"] == 2 and len(result["latents"]) == 3 and np.shape(result["commands"]) == (3, 4)
     assert set(result["final_distance"]) == {"start", "imagined", "mujoco"}
-    assert set(result["distance_m"]) == {"hand", "red_cube", "blue_cylinder", "soft_cube"}
-    assert (out / "plan.gif").stat().st_size > 0
+    assert result["cost"] == cost and (out / "plan.gif").stat().st_size > 0
+    if goal_kind == "stored":  # a goal image has no recorded positions
+        assert set(result["distance_m"]) == {"hand", "red_cube", "blue_cylinder", "soft_cube"}
 
 
 @pytest.mark.parametrize("target", ["all", "scene", "arm"])
