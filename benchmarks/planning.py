@@ -198,6 +198,8 @@ def main() -> None:
                         "segmented by colour in imagined frames; of the three it alone ranks plans as MuJoCo does (--ranking)")
     parser.add_argument("--push-objects", default="all", choices=("all", "scene"),
                         help="object cost of pushes: every movable object to its goal position, or those and the arm (scene)")
+    parser.add_argument("--reach-object", default="arm", choices=("arm", "hand"),
+                        help="object cost of reaches: the arm's centroid, or its far end from its mount (hand)")
     parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
                         help="what the planner searches: latent actions or the arm's discrete behaviours")
     parser.add_argument("--seed", type=int, default=0)
@@ -265,7 +267,7 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
         goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else object_goal(
             read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
             read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
-            "arm" if kind == "reach" else args.push_objects, wm)
+            args.reach_object if kind == "reach" else args.push_objects, wm)
         planner = None if wm is None else ImaginationPlanner(
             wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter,
             vocabulary_commands(args.vocabulary))
@@ -313,7 +315,7 @@ def ranking(kind, tasks, args, wm, adapter, config, world, sim) -> None:
         costs["object"] = GoalCost(wm, object_goal(
             read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
             read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
-            "arm" if kind == "reach" else args.push_objects, wm), "object")
+            args.reach_object if kind == "reach" else args.push_objects, wm), "object")
         planner = ImaginationPlanner(wm, Goal(image=task["goal_frame"]), "pixel", config, sampling, adapter,
                                      vocabulary_commands(args.vocabulary))
         choices_PH = np.random.default_rng(args.seed + i).choice(np.flatnonzero(planner.allowed), (args.ranking, config.horizon))

@@ -532,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "command for it) | behaviours (the arm's 9 discrete behaviours, each imagined as its latent action)")
     plan.add_argument("--object", default="all",
                       help="objects the object cost moves to where the goal frame has them: all (movable) | scene (all and the arm) | "
-                           "red_cube | blue_cylinder | soft_cube | arm (reach the arm's pose)")
+                           "red_cube | blue_cylinder | soft_cube | arm (the arm's centroid) | hand (the arm's far end from its mount)")
     plan.add_argument("--horizon", type=POSITIVE, default=8, help="latent actions per plan (at most the model memory - 1)")
     plan.add_argument("--population", type=POSITIVE, default=16, help="sequences imagined per iteration (one batch)")
     plan.add_argument("--iterations", type=POSITIVE, default=3)

@@ -83,6 +83,18 @@ def centroids(masks_THW: np.ndarray, mask_id: int) -> np.ndarray:
         return np.stack([(hit * rows).sum((-2, -1)) / area, (hit * cols).sum((-2, -1)) / area], -1)
 
 
+def far_ends(masks_THW: np.ndarray, mask_id: int, base_rc, share: float = 0.1) -> np.ndarray:
+    """[T, 2] (row, col) mean of the `share` of one object's pixels farthest from `base_rc`: the
+    hand of an arm mounted at `base_rc`; NaN where the object is not visible."""
+    out = np.full((len(masks_THW), 2), np.nan)
+    for t, mask_HW in enumerate(masks_THW):
+        points_N2 = np.argwhere(mask_HW == mask_id).astype(np.float64)
+        if len(points_N2):
+            distance_N = np.linalg.norm(points_N2 - np.asarray(base_rc, np.float64), axis=-1)
+            out[t] = points_N2[distance_N >= np.quantile(distance_N, 1 - share)].mean(0)
+    return out
+
+
 def shape_change(masks_THW: np.ndarray, mask_id: int) -> np.ndarray:
     """1 - IoU of each frame's object mask with the first frame's, centroids aligned: zero
     for pure translation, growing as the silhouette changes shape."""

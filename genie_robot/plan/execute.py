@@ -17,10 +17,10 @@ import numpy as np
 from genie_robot.data.store import EpisodeStore
 from genie_robot.data.transforms import resize_masks, resize_video
 from genie_robot.errors import InputError
-from genie_robot.eval.physics import ColourSegmenter, centroids
+from genie_robot.eval.physics import ColourSegmenter
 from genie_robot.io import atomic_path
 from genie_robot.media import labelled_columns, read_image, write_video
-from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, object_points
 from genie_robot.plan.search import PlanConfig, receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
 from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
@@ -79,18 +79,26 @@ def stored_positions(state: dict) -> dict[str, np.ndarray]:
 def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     """Targets = the centroids of one object (`name`; `arm` to reach the arm's pose), of every
     movable object visible (`all`), or of those and the arm (`scene`: a push's goal frame has the
-    hand where the push ended, which pulls the hand through the object before it moves), in the goal
-    frame's true mask; imagined frames are segmented by colours fit on
+    hand where the push ended, which pulls the hand through the object before it moves), or the
+    arm's far end from its mount (`hand`: where the hand is, which the arm's centroid only loosely
+    follows), in the goal frame's true mask; imagined frames are segmented by colours fit on
     both episodes and their tokenizer reconstructions (generated frames come from the same
     decoder, as in the evaluation report)."""
     ids = {o.name: o.mask_id for o in OBJECTS}
-    groups = {"all": [o.name for o in MOVABLE_OBJECTS], "scene": [o.name for o in OBJECTS]}
+    groups = {"all": [o.name for o in MOVABLE_OBJECTS], "scene": [o.name for o in OBJECTS], "hand": ["arm"]}
     if name not in groups and name not in ids:
         raise InputError(f"unknown object {name!r}; choose from {', '.join(groups)}, {', '.join(ids)}")
     if goal.mask is None or start.episode_masks is None:
         raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
     names = groups.get(name, [name])
-    targets_rc = {ids[n]: tuple(centroids(goal.mask[None], ids[n])[0]) for n in names}
+    far_end_from = {}
+    if name == "hand":  # the arm's mount: its pixels in every frame of the episode
+        mount_N2 = np.argwhere((start.episode_masks == ids["arm"]).all(0))
+        if not len(mount_N2):
+            raise InputError("no arm pixel stays put through the start's episode to locate the arm's mount; "
+                             "reach the arm's pose with --object arm")
+        far_end_from = {ids["arm"]: tuple(mount_N2.mean(0))}
+    targets_rc = {ids[n]: tuple(object_points(goal.mask[None], ids[n], far_end_from)[0]) for n in names}
     targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}
     if not targets_rc:
         raise InputError(f"{name} is not visible in the goal frame; pick another --object or goal")
@@ -99,7 +107,7 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     masks = [e.episode_masks for e in episodes]
     segmenter = ColourSegmenter.fit(np.concatenate(frames + [wm.reconstruct(f) for f in frames]),
                                     np.concatenate(masks + masks))
-    return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter)
+    return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter, far_end_from=far_end_from)
 
 
 def vocabulary_commands(vocabulary: str) -> np.ndarray | None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from genie_robot.errors import InputError
-from genie_robot.eval.physics import ColourSegmenter, centroids
+from genie_robot.eval.physics import ColourSegmenter, centroids, far_ends
 from genie_robot.models.adapter import ActionAdapter
 from genie_robot.models.inputs import as_video, check_actions
 from genie_robot.models.world_model import WorldModel
@@ -44,6 +44,8 @@ class Goal:
     image: np.ndarray | None = None
     targets_rc: dict[int, tuple[float, float]] | None = None
     segmenter: ColourSegmenter | None = None
+    # object id -> (row, col) of its mount: the object's point is its far end from there (the arm's hand), not its centroid
+    far_end_from: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 class GoalCost:
@@ -77,8 +79,17 @@ class GoalCost:
             return (difference**2).mean((1, 2, 3))
         masks_PHW = self.goal.segmenter(frames_PHWC)
         missing = float(np.hypot(*frames_PHWC.shape[1:3]))
-        return sum(np.nan_to_num(np.linalg.norm(centroids(masks_PHW, object_id) - np.asarray(target_rc), axis=-1), nan=missing)
+        return sum(np.nan_to_num(np.linalg.norm(object_points(masks_PHW, object_id, self.goal.far_end_from) - np.asarray(target_rc),
+                                                axis=-1), nan=missing)
                    for object_id, target_rc in self.goal.targets_rc.items())
+
+
+def object_points(masks_PHW: np.ndarray, object_id: int, far_end_from: dict) -> np.ndarray:
+    """[P, 2] where each mask has the object: its far end from its mount where `far_end_from`
+    names one (the arm's hand), else its centroid."""
+    if object_id in far_end_from:
+        return far_ends(masks_PHW, object_id, far_end_from[object_id])
+    return centroids(masks_PHW, object_id)
 
 
 @dataclass

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genie_robot.errors import InputError
-from genie_robot.eval.physics import ColourSegmenter, centroids, compare_rollout, mask_iou, motion_followed, shape_change
+from genie_robot.eval.physics import ColourSegmenter, centroids, compare_rollout, far_ends, mask_iou, motion_followed, shape_change
 from genie_robot.sim.scene import OBJECTS
 
 COLOURS = {0: (120, 110, 95), **{o.mask_id: tuple(int(255 * c) for c in o.rgba[:3]) for o in OBJECTS}}
@@ -52,6 +52,16 @@ def test_iou_centroid_and_shape_change_known_values():
     squashed[-1][squashed[-1] == 4] = 0
     squashed[-1, 22:25, 18:28] = 4  # flattened: same place, another shape
     assert shape_change(squashed, 4)[-1] > 0.4
+
+
+def test_far_ends_find_the_hand_of_an_arm_from_its_mount():
+    """An L-shaped arm mounted at the top-left corner: its far end is the tip of the L, not its centroid."""
+    masks_THW = np.zeros((2, 20, 20), np.uint8)
+    masks_THW[0, 0:10, 0] = 1    # down from the mount ...
+    masks_THW[0, 9, 0:10] = 1    # ... then right, ending at (9, 9)
+    ends = far_ends(masks_THW, 1, base_rc=(0, 0), share=0.05)
+    assert np.allclose(ends[0], (9, 9)) and np.isnan(ends[1]).all()  # the second frame has no arm
+    assert not np.allclose(centroids(masks_THW, 1)[0], ends[0])
 
 
 def test_compare_rollout_of_the_truth_itself_is_perfect():

@@ -53,7 +53,7 @@ def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, ca
 
 
 def test_object_goal_targets_name_their_objects(planning_run, mujoco_store):
-    """all = the movable objects, scene = those and the arm, at the goal mask's centroids."""
+    """all = the movable objects, scene = those and the arm, at the goal mask's centroids; hand = the arm's far end."""
     from genie_robot.eval.physics import centroids
     from genie_robot.plan.execute import object_goal, read_stored_frame
     from genie_robot.sim.scene import OBJECTS
@@ -61,10 +61,15 @@ def test_object_goal_targets_name_their_objects(planning_run, mujoco_store):
     wm = Run.load(planning_run).world_model()
     start, goal = (read_stored_frame(str(mujoco_store), 0, step, wm.image_size) for step in (0, 9))
     visible = {o.mask_id for o in OBJECTS if (goal.mask == o.mask_id).any()}
-    targets = {name: object_goal(start, goal, name, wm).targets_rc for name in ("all", "scene", "arm")}
+    goals = {name: object_goal(start, goal, name, wm) for name in ("all", "scene", "arm", "hand")}
+    targets = {name: g.targets_rc for name, g in goals.items()}
     arm = next(o.mask_id for o in OBJECTS if o.name == "arm")
     assert set(targets["scene"]) == visible and set(targets["all"]) == visible - {arm} and set(targets["arm"]) == {arm}
     assert targets["scene"][arm] == tuple(centroids(goal.mask[None], arm)[0])
+    # hand: the arm's far end from its mount (arm pixels that never move), farther from the mount than the centroid
+    mount = np.array(goals["hand"].far_end_from[arm])
+    assert (start.episode_masks[:, int(mount[0] + 0.5), int(mount[1] + 0.5)] == arm).mean() > 0.5
+    assert np.linalg.norm(np.subtract(targets["hand"][arm], mount)) > np.linalg.norm(np.subtract(targets["arm"][arm], mount))
 
 
 def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
@@ -78,7 +83,7 @@ def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_sto
          "longer than the model's memory"),
         (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--cost", "object", "--object", "table"],
-         "unknown object 'table'; choose from all, scene, arm, red_cube, blue_cylinder, soft_cube"),
+         "unknown object 'table'; choose from all, scene, hand, arm, red_cube, blue_cylinder, soft_cube"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
          "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
     ]
