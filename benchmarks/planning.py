@@ -225,6 +225,8 @@ def main() -> None:
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None
     wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
+    if args.ranking < 0 or args.ranking == 1:  # one sequence has no order
+        parser.error(f"--ranking N scores N >= 2 random sequences a task; got {args.ranking}")
     if wm is None and args.ranking:
         parser.error(f"--ranking imagines plans: it needs a trained run with dynamics and adapter at {run} (make demo trains one)")
     if wm is None:
@@ -264,10 +266,7 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
     started = [task_distance(tracked_positions(t["state"], kind)[t["object"]],
                              tracked_positions(t["goal_state"], kind)[t["object"]], kind) for t in tasks]
     for i, task in enumerate(tasks):
-        goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else object_goal(
-            read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
-            read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
-            args.reach_object if kind == "reach" else args.push_objects, wm)
+        goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else task_object_goal(task, kind, args, wm)
         planner = None if wm is None else ImaginationPlanner(
             wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter,
             vocabulary_commands(args.vocabulary))
@@ -282,6 +281,12 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
         d = np.array(row["distance"])
         seconds = f"{np.mean(row['seconds']):8.2f}" if method in ("planner", "perfect model", "oracle") else f"{'-':>8}"
         print(f"{method:>14} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
+
+
+def task_object_goal(task, kind, args, wm) -> Goal:
+    """The object cost's goal of a task: the goal frame's object positions (--reach-object, --push-objects)."""
+    start, goal = (read_stored_frame(args.data, task["episode"], step, wm.image_size) for step in (task["start"], task["start"] + args.k))
+    return object_goal(start, goal, args.reach_object if kind == "reach" else args.push_objects, wm)
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -312,10 +317,7 @@ def ranking(kind, tasks, args, wm, adapter, config, world, sim) -> None:
     mean, best = [], []
     for i, task in enumerate(tasks):
         costs = {cost: GoalCost(wm, Goal(image=task["goal_frame"]), cost) for cost in ("embedding", "pixel")}
-        costs["object"] = GoalCost(wm, object_goal(
-            read_stored_frame(args.data, task["episode"], task["start"], wm.image_size),
-            read_stored_frame(args.data, task["episode"], task["start"] + args.k, wm.image_size),
-            args.reach_object if kind == "reach" else args.push_objects, wm), "object")
+        costs["object"] = GoalCost(wm, task_object_goal(task, kind, args, wm), "object")
         planner = ImaginationPlanner(wm, Goal(image=task["goal_frame"]), "pixel", config, sampling, adapter,
                                      vocabulary_commands(args.vocabulary))
         choices_PH = np.random.default_rng(args.seed + i).choice(np.flatnonzero(planner.allowed), (args.ranking, config.horizon))
