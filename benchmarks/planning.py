@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genie_robot.data.store import EpisodeStore
-from genie_robot.plan.execute import VOCABULARIES, object_goal, read_stored_frame, stored_positions, vocabulary_commands
+from genie_robot.data.store import EpisodeStore, state_positions
+from genie_robot.plan.execute import VOCABULARIES, choose_cost, object_goal, read_stored_frame, state_goal, vocabulary_commands
 from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
@@ -63,7 +63,7 @@ REACHABLE = 0.75  # share of k full-speed single-axis steps a reach goal may be 
 def tracked_positions(state: dict, task_kind: str) -> dict[str, np.ndarray]:
     """What a task kind scores, from a state dict (stored, or `ArmWorld.state()` live): every
     object's centre for pushes, the hand's position for reaching."""
-    positions = stored_positions(state)
+    positions = state_positions(state)
     return {"hand": positions["hand"]} if task_kind == "reach" else {n: p for n, p in positions.items() if n != "hand"}
 
 
@@ -154,7 +154,7 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
 
 
 def quick_run_and_data(folder: Path) -> tuple[Path, Path]:
-    """An untrained tiny run (its adapter trained 2 steps) and 2 MuJoCo episodes at 16 px."""
+    """An untrained tiny run (its adapter and state probe trained 2 steps) and 2 MuJoCo episodes at 16 px."""
     from genie_robot.models import MODELS
     from genie_robot.models.checkpoint import save_model
     from genie_robot.sim.generate import generate_dataset
@@ -167,7 +167,8 @@ def quick_run_and_data(folder: Path) -> tuple[Path, Path]:
         config_cls, model_cls = MODELS[kind]
         save_model(model_cls(config_cls.preset("tiny")), run / kind)
     config = TrainConfig(steps=2, batch_size=2, clip_len=4, warmup=1, lr=3e-3, sample_every=0)
-    Trainer("adapter", MODELS["adapter"][0].preset("tiny"), [data], run, config, progress=False).train()
+    for stage in ("adapter", "probe"):
+        Trainer(stage, MODELS[stage][0].preset("tiny"), [data], run, config, progress=False).train()
     return run, data
 
 
@@ -193,9 +194,10 @@ def main() -> None:
     parser.add_argument("--maskgit-steps", type=int, default=2)
     parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="MaskGIT token draw of imagination")
     parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of imagination")
-    parser.add_argument("--cost", default="object", choices=COSTS,
-                        help="object (default): the movable objects (reach: the arm) to where the goal frame has them, "
-                        "segmented by colour in imagined frames; of the three it alone ranks plans as MuJoCo does (--ranking)")
+    parser.add_argument("--cost", default="auto", choices=("auto", *COSTS),
+                        help="auto (default): state for reaches where the run has a state probe (it ranks them best), else "
+                        "object: the movable objects (reach: the arm) to where the goal frame has them, segmented by colour "
+                        "in imagined frames; of embedding, pixel and object it alone ranks plans as MuJoCo does (--ranking)")
     parser.add_argument("--push-objects", default="all", choices=("all", "scene"),
                         help="object cost of pushes: every movable object to its goal position, or those and the arm (scene)")
     parser.add_argument("--reach-object", default="arm", choices=("arm", "hand"),
@@ -231,10 +233,13 @@ def main() -> None:
         parser.error(f"--ranking imagines plans: it needs a trained run with dynamics and adapter at {run} (make demo trains one)")
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
-        methods, adapter = [m for m in chosen if m in ("oracle", "recorded")], None
+        methods, adapter, probe = [m for m in chosen if m in ("oracle", "recorded")], None, None
     else:
-        adapter = trained.require("adapter", "the planning benchmark")
+        adapter, probe = trained.require("adapter", "the planning benchmark"), trained.probe
         methods = chosen
+        if args.cost == "state" and probe is None:
+            parser.error(f"--cost state reads positions with a state probe, which {run} lacks; train it with "
+                         f"`genie-robot train probe --data STORE_WITH_STATE.h5 --out {run}`")
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"CEM: horizon {config.horizon}, replan every {config.execute_per_plan}, population {config.population}, "
@@ -244,32 +249,33 @@ def main() -> None:
     world, sim = ArmWorld(), ArmWorld()
     try:
         for kind in args.task:
-            benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, sim)
+            benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, world, sim)
     finally:
         world.close()
         sim.close()
 
 
-def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, sim) -> None:
+def benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, world, sim) -> None:
     """Every method on the tasks of one kind; prints each task and then the summary table."""
     min_move = MIN_MOVE[kind] if args.min_move is None else args.min_move
     with EpisodeStore(args.data) as store:
         tasks = find_tasks(store, args.k, min_move, args.tasks, kind, world.max_speed * world.frame_dt)
     print(f"\n{kind}: {len(tasks)} tasks from {args.data}: " + ", ".join(
         f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
-    print(f"success = {'hand' if kind == 'reach' else 'pushed object'} within {args.tolerance * 100:.0f} cm")
+    cost = choose_cost(args.cost, task_targets(kind, args), probe, goal_has_masks=True)
+    print(f"success = {'hand' if kind == 'reach' else 'pushed object'} within {args.tolerance * 100:.0f} cm; "
+          f"planner's cost {cost} ({task_targets(kind, args)})")
     if args.ranking:
-        ranking(kind, tasks, args, wm, adapter, config, world, sim)
+        ranking(kind, tasks, args, wm, adapter, probe, config, world, sim)
         if not args.quick:  # --quick measures both
             return
     rows = {m: {"distance": [], "seconds": []} for m in methods}
     started = [task_distance(tracked_positions(t["state"], kind)[t["object"]],
                              tracked_positions(t["goal_state"], kind)[t["object"]], kind) for t in tasks]
     for i, task in enumerate(tasks):
-        goal = Goal(image=task["goal_frame"]) if args.cost != "object" or wm is None else task_object_goal(task, kind, args, wm)
         planner = None if wm is None else ImaginationPlanner(
-            wm, goal, args.cost, config, SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter,
-            vocabulary_commands(args.vocabulary))
+            wm, task_goal(task, kind, cost, args, wm, probe), cost, config,
+            SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter, vocabulary_commands(args.vocabulary))
         for method in methods:
             final, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
                                       args.seed + i, planner, kind)
@@ -283,10 +289,20 @@ def benchmark(kind, args, methods, wm, adapter, config, oracle_config, world, si
         print(f"{method:>14} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
 
 
-def task_object_goal(task, kind, args, wm) -> Goal:
-    """The object cost's goal of a task: the goal frame's object positions (--reach-object, --push-objects)."""
+def task_targets(kind, args) -> str:
+    """What the object and state costs move: --reach-object or --push-objects."""
+    return args.reach_object if kind == "reach" else args.push_objects
+
+
+def task_goal(task, kind, cost, args, wm, probe) -> Goal:
+    """A task's goal for `cost`: the goal frame, and for the object and state costs the positions
+    of its targets in it (object: from its stored masks; state: as the run's probe reads them)."""
+    if cost == "state":
+        return state_goal(task["goal_frame"], task_targets(kind, args), probe)
+    if cost != "object":
+        return Goal(image=task["goal_frame"])
     start, goal = (read_stored_frame(args.data, task["episode"], step, wm.image_size) for step in (task["start"], task["start"] + args.k))
-    return object_goal(start, goal, args.reach_object if kind == "reach" else args.push_objects, wm)
+    return object_goal(start, goal, task_targets(kind, args), wm)
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -303,7 +319,7 @@ def defined_mean(values: list[float]) -> float:
     return float(defined.mean()) if defined.size else float("nan")
 
 
-def ranking(kind, tasks, args, wm, adapter, config, world, sim) -> None:
+def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
     """Does imagination order plans as MuJoCo does? Per task, --ranking random sequences of the
     planner's vocabulary (--horizon actions from the start) are imagined in one batch and scored
     by every cost, and simulated in MuJoCo and scored by the true distance to the goal positions.
@@ -311,13 +327,16 @@ def ranking(kind, tasks, args, wm, adapter, config, world, sim) -> None:
     sequence the cost picks, beside a random pick's (the mean) and the best's. A planner can only
     beat random where its cost picks better than the mean."""
     sampling = SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order)
-    picked = {cost: [] for cost in COSTS}
-    rho = {cost: [] for cost in COSTS}
-    rho_mujoco = {cost: [] for cost in COSTS}
-    mean, best = [], []
+    ranked = [cost for cost in COSTS if cost != "state" or probe is not None]
+    picked = {cost: [] for cost in ranked}
+    rho = {cost: [] for cost in ranked}
+    rho_mujoco = {cost: [] for cost in ranked}
+    mean, best, probe_error = [], [], []
     for i, task in enumerate(tasks):
-        costs = {cost: GoalCost(wm, Goal(image=task["goal_frame"]), cost) for cost in ("embedding", "pixel")}
-        costs["object"] = GoalCost(wm, task_object_goal(task, kind, args, wm), "object")
+        costs = {cost: GoalCost(wm, task_goal(task, kind, cost, args, wm, probe), cost) for cost in ranked}
+        if "state" in costs:  # how far the probe reads the goal frame's targets from where they were recorded
+            recorded = state_positions(task["goal_state"])
+            probe_error += [np.linalg.norm(p - recorded[n]) for n, p in costs["state"].goal.positions.items()]
         planner = ImaginationPlanner(wm, Goal(image=task["goal_frame"]), "pixel", config, sampling, adapter,
                                      vocabulary_commands(args.vocabulary))
         choices_PH = np.random.default_rng(args.seed + i).choice(np.flatnonzero(planner.allowed), (args.ranking, config.horizon))
@@ -340,8 +359,11 @@ def ranking(kind, tasks, args, wm, adapter, config, world, sim) -> None:
               + "; ".join(line), flush=True)
     print(f"\n{'cost':>10} {'rank corr':>10} {'on MuJoCo':>10} {'picked cm':>10}   ({kind}, {args.ranking} sequences of {config.horizon} "
           f"{args.vocabulary} actions a task; random pick {np.mean(mean) * 100:.1f} cm, best {np.mean(best) * 100:.1f} cm)")
-    for name in COSTS:
+    for name in ranked:
         print(f"{name:>10} {defined_mean(rho[name]):+10.2f} {defined_mean(rho_mujoco[name]):+10.2f} {np.mean(picked[name]) * 100:10.1f}")
+    if probe_error:
+        print(f"state probe: the goal frames' {task_targets(kind, args)} positions read {np.mean(probe_error) * 100:.1f} cm "
+              f"(median {np.median(probe_error) * 100:.1f}) from the recorded ones")
 
 
 if __name__ == "__main__":

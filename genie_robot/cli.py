@@ -162,7 +162,7 @@ def _cmd_train(args) -> None:
         return
     final = trainer.train()
     shown = {k: round(v, 4) for k, v in final.items()
-             if k in ("loss", "psnr", "perplexity", "codes_used", "token_accuracy", "accuracy")}
+             if k in ("loss", "psnr", "perplexity", "codes_used", "token_accuracy", "accuracy", "error_cm")}
     print(f"{args.stage}: step {trainer.step} in {args.out}/{args.stage}: {shown}")
 
 
@@ -308,7 +308,8 @@ def _cmd_plan(args) -> None:
     run, sampling = _run_and_sampling(args)
     adapter = run.require("adapter", "planning arm commands")
     result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
-                              args.steps, args.object, args.seed, args.camera, vocabulary=args.vocabulary)
+                              args.steps, args.object, args.seed, args.camera, vocabulary=args.vocabulary,
+                              probe=run.probe)
     for note in result["notes"]:
         _note(note)
     distance = result["final_distance"]
@@ -437,8 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     game.set_defaults(func=_cmd_data_platformer)
 
     train = commands.add_parser("train", help="train one stage of a run on a mixture of episode stores")
-    train.add_argument("stage", choices=["tokenizer", "lam", "dynamics", "adapter"],
-                       help="in this order; the adapter (arm command <-> latent action) needs stores with arm commands")
+    train.add_argument("stage", choices=["tokenizer", "lam", "dynamics", "adapter", "probe"],
+                       help="in this order; the adapter (arm command <-> latent action) needs stores with arm commands, "
+                       "the probe (frame -> hand and object positions, for planning) stores with recorded state")
     train.add_argument("--data", nargs="+", required=True, help="FILE.h5[:WEIGHT] ...")
     train.add_argument("--preset", default="small", help="tiny | small | base | coinrun | paper")
     train.add_argument("--steps", type=POSITIVE, help="optimizer steps (default: the preset's recipe, genie_robot/train/recipe.py)")
@@ -525,13 +527,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--goal", required=True, help="goal image (PNG/JPEG at the model's size) or FILE.h5:EPISODE:STEP")
     plan.add_argument("--out", required=True, help="folder for plan.gif and plan.json")
     plan.add_argument("--method", default="cem", help="cem | shooting (random shooting)")
-    plan.add_argument("--cost", default="auto", help="auto (object for a stored goal frame with masks, else embedding) | "
-                      "embedding | pixel | object (needs a stored goal frame)")
+    plan.add_argument("--cost", default="auto", help="auto (state to reach the hand where the run has a state probe, else object "
+                      "for a stored goal frame with masks, else embedding) | embedding | pixel | object (needs a stored goal "
+                      "frame) | state (needs RUN/probe: `genie-robot train probe`)")
     plan.add_argument("--vocabulary", default="latent",
                       help="what the planner searches: latent (the model's latent actions, each executed as the adapter's "
                            "command for it) | behaviours (the arm's 9 discrete behaviours, each imagined as its latent action)")
     plan.add_argument("--object", default="all",
-                      help="objects the object cost moves to where the goal frame has them: all (movable) | scene (all and the arm) | "
+                      help="objects the object and state costs move to where the goal frame has them: all (movable) | "
+                           "scene (all and the arm) | "
                            "red_cube | blue_cylinder | soft_cube | arm (the arm's centroid) | hand (the arm's far end from its mount)")
     plan.add_argument("--horizon", type=POSITIVE, default=8, help="latent actions per plan (at most the model memory - 1)")
     plan.add_argument("--population", type=POSITIVE, default=16, help="sequences imagined per iteration (one batch)")

@@ -43,7 +43,8 @@ class Source:
 
 class ClipDataset(Dataset):
     """`ds[i]` -> {"video": uint8 [T, H, W, 3], "actions": float32 [T-1, A] (when the mixture
-    has actions), "source", "episode", "start"}.
+    has actions), "positions": float32 [T, Q, 3] (with_positions: the recorded positions of
+    `position_names`, metres), "source", "episode", "start"}.
 
     With frame_skip k the clip keeps every k-th frame, and actions[t] is the mean of the k
     raw actions between kept frames t and t+1."""
@@ -58,6 +59,7 @@ class ClipDataset(Dataset):
         length: int = 1_000_000,
         with_actions: bool | None = None,
         allow_upscale: bool = False,
+        with_positions: bool = False,
     ):
         if clip_len < 1:
             raise InputError(f"clip_len must be >= 1, got {clip_len}")
@@ -89,6 +91,8 @@ class ClipDataset(Dataset):
         weights = np.array([s.weight for s in self.sources], dtype=np.float64)
         self.weights = weights / weights.sum()
         self.action_names = self._mixture_actions(with_actions)
+        self.position_names = self._mixture_positions() if with_positions else None
+        self._position_cache = {}
 
     def _mixture_actions(self, with_actions: bool | None) -> list[str] | None:
         if with_actions is False:
@@ -106,6 +110,22 @@ class ClipDataset(Dataset):
                 f"one action vector: {detail}. Train without actions or convert the stores to one action layout"
             )
         return None
+
+    def _mixture_positions(self) -> list[str]:
+        names = {str(source.path): {tuple(e.position_names) for e in store} for source, store in zip(self.sources, self.stores)}
+        flat = {n for per_store in names.values() for n in per_store}
+        if len(flat) != 1 or not next(iter(flat)):
+            detail = "; ".join(f"{p}: {sorted(map(list, v))}" for p, v in names.items())
+            raise StoreError(f"recorded positions differ across the mixture (or some episodes have none), so clips "
+                             f"cannot carry one position layout: {detail}. Train on stores of `genie-robot data mujoco`")
+        return list(next(iter(flat)))
+
+    def _positions(self, store_idx: int, episode_idx: int) -> np.ndarray:
+        """An episode's positions [T, Q, 3], read once: a few small arrays, where clips are many."""
+        key = (store_idx, episode_idx)
+        if key not in self._position_cache:
+            self._position_cache[key] = self.stores[store_idx][episode_idx].read_positions()
+        return self._position_cache[key]
 
     def mixture_summary(self, clips: int) -> str:
         """Each store's share of `clips` drawn clips and how often, on average, a clip window of
@@ -147,4 +167,6 @@ class ClipDataset(Dataset):
             if self.frame_skip > 1:
                 raw = raw.reshape(self.clip_len - 1, self.frame_skip, -1).mean(axis=1)
             item["actions"] = torch.from_numpy(raw.astype(np.float32, copy=False))
+        if self.position_names is not None:
+            item["positions"] = torch.from_numpy(self._positions(store_idx, episode_idx)[start : start + self.span : self.frame_skip])
         return item

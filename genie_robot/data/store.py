@@ -121,12 +121,50 @@ class Episode:
             raise StoreError(f"episode {self.key} has no state/{key}; it has {self.state_keys}")
         return self._group()["state"][key][()]
 
+    @property
+    def position_names(self) -> list[str]:
+        """Names of the positions its recorded state holds (`state_positions`)."""
+        return position_names(self.state_keys)
+
+    def read_positions(self) -> np.ndarray:
+        """float32 [T, Q, 3]: every frame's positions, in `position_names` order."""
+        by_name = state_positions({key: self.read_state(key) for key in self.state_keys if position_name(key)})
+        return np.stack([by_name[name] for name in self.position_names], axis=1).astype(np.float32)
+
     def __getattr__(self, name: str) -> Any:
         # source, robot, fps, language, split read as attributes.
         attrs = self.__dict__.get("attrs", {})
         if name in attrs:
             return attrs[name]
         raise AttributeError(name)
+
+
+def position_name(state_key: str) -> str | None:
+    """The position a state key records: the hand's (ee_pos), a rigid body's (<name>_pose: xyz
+    then quaternion), a soft body's (<name>_vertices: its nodes' mean); None for other keys."""
+    if state_key == "ee_pos":
+        return "hand"
+    for suffix in ("_pose", "_vertices"):
+        if state_key.endswith(suffix):
+            return state_key[: -len(suffix)]
+    return None
+
+
+def position_names(state_keys) -> list[str]:
+    """The hand first, then the objects by name."""
+    names = {position_name(key) for key in state_keys} - {None}
+    return sorted(names, key=lambda name: (name != "hand", name))
+
+
+def state_positions(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Positions (metres, float64 [..., 3]) by name from recorded state (one frame's, every
+    frame's, or `ArmWorld.state()` live): what a task scores and a state probe learns."""
+    out = {}
+    for key, value in state.items():
+        name, value = position_name(key), np.asarray(value, np.float64)
+        if name is not None:
+            out[name] = value.mean(-2) if key.endswith("_vertices") else value[..., :3]
+    return {name: out[name] for name in position_names(state)}
 
 
 class EpisodeStore:

@@ -69,12 +69,12 @@ class ActionAdapter(nn.Module, Stage):
         self.register_buffer("latent_counts", torch.zeros(c.num_actions))
 
     @classmethod
-    def config_for_run(cls, config: AdapterConfig, frozen: dict, action_names: list[str] | None) -> AdapterConfig:
-        if not action_names:
+    def config_for_run(cls, config: AdapterConfig, frozen: dict, dataset) -> AdapterConfig:
+        if not dataset.action_names:
             raise InputError("the adapter learns from recorded arm commands, but the training stores have none "
                              "(or their action layouts differ); use episodes of `genie-robot data mujoco`, or a "
                              "store converted with its actions")
-        return dataclasses.replace(config, num_actions=frozen["lam"].config.num_actions, command_names=list(action_names))
+        return dataclasses.replace(config, num_actions=frozen["lam"].config.num_actions, command_names=list(dataset.action_names))
 
     @classmethod
     def clip_size(cls, config, frozen: dict) -> int:

@@ -14,6 +14,7 @@ from genie_robot.io import atomic_path
 from genie_robot.models.adapter import ActionAdapter, AdapterConfig
 from genie_robot.models.dynamics import DynamicsConfig, DynamicsModel
 from genie_robot.models.latent_action import LatentActionConfig, LatentActionModel
+from genie_robot.models.state_probe import ProbeConfig, StateProbe
 from genie_robot.models.tokenizer import TokenizerConfig, VideoTokenizer
 
 MODELS = {
@@ -21,6 +22,7 @@ MODELS = {
     "lam": (LatentActionConfig, LatentActionModel),
     "dynamics": (DynamicsConfig, DynamicsModel),
     "adapter": (AdapterConfig, ActionAdapter),
+    "probe": (ProbeConfig, StateProbe),
 }
 
 
@@ -91,7 +93,8 @@ def load_model(folder: str | Path, kind: str | None = None, expect_config=None, 
 # each other's outputs, so these hold for every pair that is present.
 _AGREE = (("dynamics", "tokenizer", "grid"), ("dynamics", "tokenizer", "codebook_size"),
           ("dynamics", "lam", "num_actions"), ("lam", "tokenizer", "image_size"),
-          ("adapter", "lam", "num_actions"), ("adapter", "dynamics", "num_actions"))
+          ("adapter", "lam", "num_actions"), ("adapter", "dynamics", "num_actions"),
+          ("probe", "tokenizer", "image_size"))
 
 
 def check_compatible(configs: dict) -> None:

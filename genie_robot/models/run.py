@@ -1,6 +1,6 @@
 """A run directory as one object: the stages trained into it, checked against each other.
 
-Layout: RUN/tokenizer/, RUN/lam/, RUN/dynamics/, RUN/adapter/ (each config.json +
+Layout: RUN/tokenizer/, RUN/lam/, RUN/dynamics/, RUN/adapter/, RUN/probe/ (each config.json +
 model.safetensors, written by `genie-robot train <stage> --out RUN`), RUN/logs/. Training
 writes stages; everything else (eval, plan, play, serve, benchmarks) reads a run through
 `Run.load` and never writes into it."""
@@ -15,7 +15,7 @@ from genie_robot.errors import CheckpointError, ConfigError
 from genie_robot.models.checkpoint import check_compatible, load_model
 from genie_robot.models.world_model import WorldModel
 
-STAGES = ("tokenizer", "lam", "dynamics", "adapter")  # in training order
+STAGES = ("tokenizer", "lam", "dynamics", "adapter", "probe")  # in training order; the probe needs none of the others
 
 
 def resolve_device(choice: str, rank: int = 0) -> torch.device:
@@ -61,7 +61,7 @@ class Run:
     def require(self, stage: str, purpose: str):
         """The stage's model, or an error naming the command that trains it."""
         if stage not in self.models:
-            data = "STORE_WITH_ARM_COMMANDS.h5" if stage == "adapter" else "STORE.h5"
+            data = {"adapter": "STORE_WITH_ARM_COMMANDS.h5", "probe": "STORE_WITH_STATE.h5"}.get(stage, "STORE.h5")
             raise CheckpointError(f"{purpose} needs a trained {stage} in {self.path / stage}; train it with "
                                   f"`genie-robot train {stage} --data {data} --out {self.path}`")
         return self.models[stage]
@@ -81,6 +81,10 @@ class Run:
     @property
     def adapter(self):
         return self.models.get("adapter")
+
+    @property
+    def probe(self):
+        return self.models.get("probe")
 
     def world_model(self) -> WorldModel:
         """Tokenizer + dynamics (+ the LAM when trained): the interactive simulator."""

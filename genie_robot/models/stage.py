@@ -21,14 +21,16 @@ class StepOutput:
 
 
 class Stage:
-    """Mixin of the model classes the trainer trains (tokenizer, lam, dynamics, adapter)."""
+    """Mixin of the model classes the trainer trains (tokenizer, lam, dynamics, adapter, probe)."""
 
     frozen_stages: ClassVar[tuple[str, ...]] = ()  # stages of the run this one trains on, frozen
     needs_actions: ClassVar[bool] = False           # clips must carry the store's recorded actions
+    needs_positions: ClassVar[bool] = False         # clips must carry the recorded positions (state probe)
 
     @classmethod
-    def config_for_run(cls, config, frozen: dict, action_names: list[str] | None):
-        """The config to train, given the run's frozen models and the data's action names."""
+    def config_for_run(cls, config, frozen: dict, dataset):
+        """The config to train, given the run's frozen models and the training data (a
+        `ClipDataset`: its action_names and position_names)."""
         return config
 
     @classmethod
@@ -37,6 +39,6 @@ class Stage:
         return config.image_size
 
     def training_inputs(self, batch: dict, frozen: dict) -> dict:
-        """A clip batch {"video", "actions"?, "tokens"?, "latents"? (the last two cached
+        """A clip batch {"video", "actions"?, "positions"?, "tokens"?, "latents"? (the last two cached
         outputs of the frozen models)} -> what `forward` takes."""
         return batch

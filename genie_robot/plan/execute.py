@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from genie_robot.data.store import EpisodeStore
+from genie_robot.data.store import EpisodeStore, state_positions
 from genie_robot.data.transforms import resize_masks, resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter
 from genie_robot.io import atomic_path
 from genie_robot.media import labelled_columns, read_image, write_video
+from genie_robot.models.inputs import as_video
 from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, object_points
 from genie_robot.plan.search import PlanConfig, receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
@@ -64,18 +65,6 @@ def read_stored_frame(path: str, episode: int, step: int, size: int) -> StoredFr
     return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note, (str(path), episode))
 
 
-def stored_positions(state: dict) -> dict[str, np.ndarray]:
-    """Object centres from recorded state (or `ArmWorld.state()` live), and the hand's position
-    as "hand"."""
-    out = {"hand": np.asarray(state["ee_pos"], np.float64)} if "ee_pos" in state else {}
-    for obj in MOVABLE_OBJECTS:
-        if f"{obj.name}_pose" in state:
-            out[obj.name] = np.asarray(state[f"{obj.name}_pose"][:3], np.float64)
-        elif f"{obj.name}_vertices" in state:
-            out[obj.name] = np.asarray(state[f"{obj.name}_vertices"], np.float64).mean(0)
-    return out
-
-
 def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     """Targets = the centroids of one object (`name`; `arm` to reach the arm's pose), of every
     movable object visible (`all`), or of those and the arm (`scene`: a push's goal frame has the
@@ -110,6 +99,30 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter, far_end_from=far_end_from)
 
 
+def state_goal(goal_image: np.ndarray, name: str, probe) -> Goal:
+    """Targets = the positions the run's state probe reads from the goal image: the hand's (`hand`
+    or `arm`), one object's (`name`), every object's (`all`), or those and the hand's (`scene`)."""
+    objects = [n for n in probe.config.position_names if n != "hand"]
+    groups = {"all": objects, "scene": list(probe.config.position_names), "hand": ["hand"], "arm": ["hand"]}
+    if name not in groups and name not in objects:
+        raise InputError(f"the run's state probe reads no {name!r}; choose from {', '.join([*groups, *objects])}")
+    goal_image = as_video(goal_image, probe.config.image_size, "goal image")[-1]
+    read = probe.predict(goal_image)
+    return Goal(image=goal_image, positions={n: read[n][0] for n in groups.get(name, [name])}, probe=probe)
+
+
+def choose_cost(cost: str, object_name: str, probe, goal_has_masks: bool) -> str:
+    """`auto`: the state cost to reach the hand where the run has a state probe (ranks imagined
+    reaches best: +0.68 against the arm centroid's +0.62, README "Planning in imagination"),
+    else the object cost toward a stored goal frame with masks, else embedding (whole-frame
+    costs barely rank plans as MuJoCo does: planning.py --ranking)."""
+    if cost != "auto":
+        return cost
+    if probe is not None and object_name in ("hand", "arm"):
+        return "state"
+    return "object" if goal_has_masks else "embedding"
+
+
 def vocabulary_commands(vocabulary: str) -> np.ndarray | None:
     """The arm commands a planner searches over (`ImaginationPlanner(commands=...)`): none for
     the model's latent actions, the 9 discrete behaviours of the MuJoCo arm's controllers."""
@@ -124,10 +137,10 @@ def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
 
 def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "auto",
                      sampling=None, steps: int | None = None, object_name: str = "all", seed: int = 0,
-                     camera: str = "front", fps: float = 5.0, vocabulary: str = "latent") -> dict:
+                     camera: str = "front", fps: float = 5.0, vocabulary: str = "latent", probe=None) -> dict:
     """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds.
-    `cost` auto: object for a stored goal frame with masks, else embedding. `vocabulary`: search
-    the model's latent actions, or the arm's discrete `behaviours`."""
+    `cost` auto: see `choose_cost`; `probe`: the run's state probe (cost state). `vocabulary`:
+    search the model's latent actions, or the arm's discrete `behaviours`."""
     from genie_robot.sim.world import ArmWorld
 
     size = wm.image_size
@@ -139,10 +152,12 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         raise InputError(f"{start_ref} has no recorded state; start from an episode of `genie-robot data mujoco`")
     goal_stored = read_stored_frame(*ref, size) if (ref := parse_frame_ref(goal_ref)) else None
     goal_image = goal_stored.frame if goal_stored else read_image(goal_ref)
-    if cost == "auto":  # whole-frame costs barely rank plans as MuJoCo does; the object cost does (planning.py --ranking)
-        cost = "object" if goal_stored and goal_stored.mask is not None else "embedding"
+    cost = choose_cost(cost, object_name, probe, goal_stored is not None and goal_stored.mask is not None)
+    if cost == "state" and probe is None:
+        raise InputError("the state cost reads positions with the run's state probe, which this run lacks; train it with "
+                         "`genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`, or choose another --cost")
     goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
-            else Goal(image=goal_image))
+            else state_goal(goal_image, object_name, probe) if cost == "state" else Goal(image=goal_image))
     planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter, vocabulary_commands(vocabulary))
     steps = steps or config.horizon
 
@@ -164,7 +179,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
             executed.append(world.render(size, camera=camera))
 
         receding_horizon(plan_fn, execute_fn, steps, config)
-        final_positions = stored_positions(world.state())
+        final_positions = state_positions(world.state())
     finally:
         world.close()
 
@@ -181,8 +196,8 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         "notes": sorted({f.resolution_note for f in (start, goal_stored) if f and f.resolution_note}),
     }
     if goal_stored and goal_stored.state:
-        goal_positions = stored_positions(goal_stored.state)
-        start_positions = stored_positions(start.state)
+        goal_positions = state_positions(goal_stored.state)
+        start_positions = state_positions(start.state)
         result["distance_m"] = {name: {"start": float(np.linalg.norm(start_positions[name] - target)),
                                        "final": float(np.linalg.norm(final_positions[name] - target))}
                                 for name, target in goal_positions.items()}

@@ -16,6 +16,9 @@ Costs compare the final imagined frame with the goal:
              that rewards moving the objects rather than matching the whole goal frame, which
              the arm's pose dominates: with MuJoCo itself as the model, the embedding and pixel
              costs planned no push of 12 toward a goal frame 12 steps ahead, this one 3.
+  state:     summed distance in metres between the positions the run's state probe reads from
+             the imagined frame and from the goal frame (the hand's, or objects'): the hand
+             where the arm's colour centroid only loosely follows it.
 """
 from __future__ import annotations
 
@@ -29,21 +32,25 @@ from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter, centroids, far_ends
 from genie_robot.models.adapter import ActionAdapter
 from genie_robot.models.inputs import as_video, check_actions
+from genie_robot.models.state_probe import StateProbe
 from genie_robot.models.world_model import WorldModel
 from genie_robot.plan.search import PlanConfig, search
 from genie_robot.sampling import SamplingConfig
 
-COSTS = ("embedding", "pixel", "object")
+COSTS = ("embedding", "pixel", "object", "state")
 
 
 @dataclass
 class Goal:
-    """A goal image uint8 [S, S, 3] (costs embedding and pixel), or target positions (row, col)
-    in pixels by object mask id (cost object, through `segmenter`)."""
+    """A goal image uint8 [S, S, 3] (costs embedding and pixel), target positions (row, col)
+    in pixels by object mask id (cost object, through `segmenter`), or target positions in
+    metres by name (cost state, read through `probe`)."""
 
     image: np.ndarray | None = None
     targets_rc: dict[int, tuple[float, float]] | None = None
     segmenter: ColourSegmenter | None = None
+    positions: dict[str, np.ndarray] | None = None
+    probe: StateProbe | None = None
     # object id -> (row, col) of its mount: the object's point is its far end from there (the arm's hand), not its centroid
     far_end_from: dict[int, tuple[float, float]] = field(default_factory=dict)
 
@@ -59,6 +66,11 @@ class GoalCost:
             if not goal.targets_rc or goal.segmenter is None:
                 raise InputError("the object cost needs target (row, col) positions by object id and a segmenter; "
                                  "take the goal from a stored MuJoCo frame (FILE.h5:EPISODE:STEP, it has masks)")
+            return
+        if kind == "state":
+            if not goal.positions or goal.probe is None:
+                raise InputError("the state cost needs target positions by name and the run's state probe; "
+                                 "train one with `genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`")
             return
         if goal.image is None:
             raise InputError(f"the {kind} cost needs a goal image")
@@ -77,6 +89,9 @@ class GoalCost:
         if self.kind == "pixel":
             difference = frames_PHWC.astype(np.float32) / 255 - self.goal.image.astype(np.float32) / 255
             return (difference**2).mean((1, 2, 3))
+        if self.kind == "state":
+            read = self.goal.probe.predict(frames_PHWC)
+            return sum(np.linalg.norm(read[name] - target, axis=-1) for name, target in self.goal.positions.items())
         masks_PHW = self.goal.segmenter(frames_PHWC)
         missing = float(np.hypot(*frames_PHWC.shape[1:3]))
         return sum(np.nan_to_num(np.linalg.norm(object_points(masks_PHW, object_id, self.goal.far_end_from) - np.asarray(target_rc),

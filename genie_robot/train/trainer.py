@@ -1,4 +1,4 @@
-"""One trainer for the four stages of a run (tokenizer, lam, dynamics, adapter).
+"""One trainer for the stages of a run (tokenizer, lam, dynamics, adapter, probe).
 
 What differs between stages lives in the model classes (`genie_robot.models.stage.Stage`):
 which frozen models of the run a stage trains on, what it makes of a clip batch, its loss.
@@ -169,8 +169,9 @@ class Trainer:
         self.frozen = self._frozen_models(model_cls)
         self.dataset = ClipDataset(data_sources, clip_len=cfg.clip_len, frame_skip=cfg.frame_skip,
                                    size=model_cls.clip_size(model_config, self.frozen), seed=cfg.seed,
-                                   with_actions=None if model_cls.needs_actions else False)
-        model_config = model_cls.config_for_run(model_config, self.frozen, self.dataset.action_names)
+                                   with_actions=None if model_cls.needs_actions else False,
+                                   with_positions=model_cls.needs_positions)
+        model_config = model_cls.config_for_run(model_config, self.frozen, self.dataset)
         check_compatible({stage: model_config, **{name: model.config for name, model in self.frozen.items()}})
         self._recover_interrupted_swap()
         self.step = 0

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from genie_robot.data import ClipDataset, Source, StoreError
+from genie_robot.data import ClipDataset, EpisodeStore, Source, StoreError
 from genie_robot.data.transforms import center_crop_box, resize_video
 
 
@@ -94,3 +94,18 @@ def test_clear_errors(make_store):
     wide = make_store("wide.h5", action_dim=3)
     with pytest.raises(StoreError, match="actions differ"):
         ClipDataset([short, wide], clip_len=4, with_actions=True)
+
+
+def test_clips_carry_recorded_positions_on_request(mujoco_store, make_store):
+    ds = ClipDataset(mujoco_store, clip_len=3, frame_skip=2, seed=0, with_positions=True)
+    assert ds.position_names == ["hand", "blue_cylinder", "red_cube", "soft_cube"]
+    for index in range(4):
+        item, (_, episode, start) = ds[index], ds.locate(index)
+        with EpisodeStore(mujoco_store) as store:
+            expected = store[episode].read_positions()[start : start + 5 : 2]
+        assert item["positions"].shape == (3, 4, 3)
+        np.testing.assert_array_equal(item["positions"].numpy(), expected)
+    assert "positions" not in ClipDataset(mujoco_store, clip_len=3)[0]
+    stateless = make_store("stateless.h5", lengths=(10,), size=32)
+    with pytest.raises(StoreError, match="recorded positions differ across the mixture.*genie-robot data mujoco"):
+        ClipDataset([str(mujoco_store), str(stateless)], clip_len=2, with_positions=True)

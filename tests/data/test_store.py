@@ -166,3 +166,27 @@ def test_store_survives_pickling_for_dataloader_workers(make_store):
     clone = pickle.loads(pickle.dumps(store))
     np.testing.assert_array_equal(clone[1].frames, store[1].frames)
     assert os.getpid() == clone._pid
+
+
+def test_recorded_state_gives_named_positions(mujoco_store):
+    """The hand (ee_pos), rigid bodies (pose xyz) and the soft cube (its nodes' mean), in metres:
+    what planning tasks score and the state probe learns."""
+    from genie_robot.data.store import state_positions
+    from genie_robot.sim.world import ArmWorld
+
+    with EpisodeStore(mujoco_store) as store:
+        episode = store[0]
+        assert episode.position_names == ["hand", "blue_cylinder", "red_cube", "soft_cube"]
+        positions = episode.read_positions()
+        assert positions.shape == (episode.num_frames, 4, 3) and positions.dtype == np.float32
+        np.testing.assert_allclose(positions[:, 0], episode.read_state("ee_pos"))
+        np.testing.assert_allclose(positions[:, 2], episode.read_state("red_cube_pose")[:, :3])
+        np.testing.assert_allclose(positions[:, 3], episode.read_state("soft_cube_vertices").mean(1), rtol=1e-6)
+        one_frame = state_positions({key: value[4] for key, value in episode.state.items()})
+    assert list(one_frame) == episode.position_names
+    np.testing.assert_allclose(np.stack(list(one_frame.values())), positions[4], rtol=1e-6)
+    world = ArmWorld()
+    try:
+        assert list(state_positions(world.state())) == episode.position_names  # live state reads the same
+    finally:
+        world.close()

@@ -91,6 +91,26 @@ def test_costs_rank_the_goal_itself_best(wm):
     assert costs.tolist() == pytest.approx([3.0, 13.0])
 
 
+def test_state_cost_is_the_distance_between_probed_positions(wm):
+    """The state cost: metres between the positions the probe reads from each frame and the targets."""
+    from genie_robot.models import ProbeConfig, StateProbe
+
+    probe = StateProbe(ProbeConfig.preset("tiny", position_names=["hand", "red_cube"])).eval()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    read = probe.predict(frames)
+    assert set(read) == {"hand", "red_cube"} and read["hand"].shape == (3, 3)
+    goal = Goal(positions={"hand": read["hand"][0]}, probe=probe)
+    costs = GoalCost(wm, goal, "state")(frames, None)
+    assert costs.tolist() == pytest.approx(np.linalg.norm(read["hand"] - read["hand"][0], axis=-1).tolist())
+    assert costs[0] == pytest.approx(0, abs=1e-6) and (costs[1:] > 0).all()
+    both = GoalCost(wm, Goal(positions={"hand": read["hand"][0], "red_cube": read["red_cube"][1]}, probe=probe), "state")
+    assert both(frames, None)[:2].tolist() == pytest.approx(
+        [np.linalg.norm(read["red_cube"][0] - read["red_cube"][1]), np.linalg.norm(read["hand"][1] - read["hand"][0])], abs=1e-6)
+    with pytest.raises(InputError, match="state cost needs.*genie-robot train probe"):
+        GoalCost(wm, Goal(image=frame(1)), "state")
+
+
 def test_bad_input_says_what_to_fix(wm, tiny_run):
     with pytest.raises(InputError, match="memory of 16 frames.*--horizon <= 15"):
         ImaginationPlanner(wm, Goal(image=frame(1)), "pixel", PlanConfig(horizon=16), SAMPLING).plan(frame(0))

@@ -115,3 +115,26 @@ def test_the_world_restores_a_stored_instant(mujoco_store):
         assert all(np.array_equal(after[0][k], v) for k, v in world.object_positions().items())
     finally:
         world.close()
+
+
+def test_reaching_plans_with_the_state_probe_where_the_run_has_one(planning_run, mujoco_store, tmp_path, capsys):
+    """--cost auto: the state cost to reach the hand once the run has a probe; without one, --cost state names the fix."""
+    from genie_robot.models import ProbeConfig
+    from genie_robot.train.trainer import TrainConfig, Trainer
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for kind in ("tokenizer", "lam", "dynamics", "adapter"):
+        (run / kind).symlink_to(planning_run / kind)
+    start = ["plan", "--start", f"{mujoco_store}:0:2", "--goal", f"{mujoco_store}:0:8", "--steps", "2", *FAST]
+    assert main([*start, "--run", str(run), "--out", str(tmp_path / "none"), "--cost", "state", "--object", "arm"]) == 2
+    assert "state cost reads positions with the run's state probe" in capsys.readouterr().err
+    config = TrainConfig(steps=4, batch_size=4, clip_len=1, warmup=1, ckpt_every=4, sample_every=0)
+    Trainer("probe", ProbeConfig.preset("tiny"), [mujoco_store], run, config, progress=False).train()
+    for target, cost in (("arm", "state"), ("hand", "state"), ("all", "object")):
+        out = tmp_path / target
+        assert main([*start, "--run", str(run), "--out", str(out), "--object", target]) == 0, capsys.readouterr().err
+        assert json.loads((out / "plan.json").read_text())["cost"] == cost
+    assert "state distance to goal" in capsys.readouterr().out
+    assert main([*start, "--run", str(run), "--out", str(tmp_path / "x"), "--cost", "state", "--object", "table"]) == 2
+    assert "the run's state probe reads no 'table'" in capsys.readouterr().err

@@ -251,3 +251,35 @@ def test_adapter_is_the_fourth_stage_with_metrics_and_resume(tiny_run, mujoco_st
     (tmp_path / "r2" / "lam").symlink_to(tiny_run / "lam")
     assert main(["train", "adapter", "--data", str(silent), "--preset", "tiny", "--out", str(tmp_path / "r2")]) == 2
     assert "recorded arm commands" in capsys.readouterr().err
+
+
+def test_probe_is_a_stage_trained_on_recorded_positions(tiny_run, mujoco_store, make_store, tmp_path, capsys):
+    """`genie-robot train probe`: frames at the run's resolution against their recorded positions;
+    it needs no other stage, resumes, and refuses stores without state."""
+    from genie_robot.cli import main
+    from genie_robot.models.run import Run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tokenizer").symlink_to(tiny_run / "tokenizer")
+    args = ["train", "probe", "--data", str(mujoco_store), "--preset", "tiny", "--out", str(run), "--batch-size", "4",
+            "--ckpt-every", "2"]
+    assert main(args + ["--steps", "4"]) == 0
+    assert "probe: step 4" in capsys.readouterr().out
+    header = (run / "logs" / "probe" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "error_cm", "lr", "grad_norm"} <= set(header)
+    assert main(args + ["--steps", "6", "--resume"]) == 0
+    probe = Run.load(run).probe
+    assert probe.config.position_names == ["hand", "blue_cylinder", "red_cube", "soft_cube"]
+    read = probe.predict(np.zeros((2, 32, 32, 3), np.uint8))  # the store's 32 px, resized to the run's 16
+    assert list(read) == probe.config.position_names and read["hand"].shape == (2, 3)
+    stateless = make_store("stateless.h5", lengths=(10,), size=16)
+    assert main(["train", "probe", "--data", str(stateless), "--preset", "tiny", "--out", str(tmp_path / "r2")]) == 2
+    assert "recorded positions differ" in capsys.readouterr().err
+    # A probe at another resolution than the run's tokenizer does not load with it.
+    from genie_robot.models import ProbeConfig, StateProbe
+    from genie_robot.models.checkpoint import save_model
+
+    save_model(StateProbe(ProbeConfig.preset("tiny", image_size=32, position_names=["hand"])), run / "probe")
+    with pytest.raises(ConfigError, match="probe image_size is 32 but the run's tokenizer has 16"):
+        Run.load(run)
