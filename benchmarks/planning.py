@@ -46,8 +46,8 @@ import numpy as np
 import torch
 
 from genie_robot.data.store import EpisodeStore, state_positions
-from genie_robot.plan.execute import VOCABULARIES, choose_cost, object_goal, read_stored_frame, state_goal, vocabulary_commands
-from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner
+from genie_robot.plan.execute import VOCABULARIES, choose_cost, object_goal, read_stored_frame, vocabulary_commands
+from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner, state_goal
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
@@ -117,8 +117,9 @@ def simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind,
     return (np.array(costs), np.stack(frames)) if render_size else np.array(costs)
 
 
-def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, task_kind="push"):
-    """Execute one method on one task; returns (final distance of the pushed object or the hand, plan seconds)."""
+def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, task_kind="push", to_goal=True):
+    """Execute one method on one task; returns (final distance of the pushed object or the hand, plan seconds).
+    `to_goal`: plans look no further than the goal's time (k)."""
     world.set_state(task["state"])
     goal_positions = tracked_positions(task["goal_state"], task_kind)
     rng = np.random.default_rng(seed)
@@ -132,12 +133,13 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
 
     def plan_fn(done):
         began = time.perf_counter()
+        searched = oracle_config.within(k - done) if to_goal else oracle_config
         if method == "planner":
-            actions = planner.plan(world.render(size), seed=seed + done).choices
+            actions = planner.plan(world.render(size), seed=seed + done, steps_left=k - done if to_goal else None).choices
         elif method == "oracle":
-            actions = search(oracle_cost, len(BEHAVIOURS), oracle_config, rng).actions
+            actions = search(oracle_cost, len(BEHAVIOURS), searched, rng).actions
         elif method == "perfect model":
-            actions = search(oracle_cost, len(commands), oracle_config, rng, planner.allowed).actions
+            actions = search(oracle_cost, len(commands), searched, rng, planner.allowed).actions
         elif method == "random":
             actions = rng.choice(np.flatnonzero(planner.allowed), config.horizon)
         else:  # recorded
@@ -186,6 +188,9 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.03, help="success radius, metres")
     parser.add_argument("--horizon", type=int, default=6)
     parser.add_argument("--replan-every", type=int, default=3)
+    parser.add_argument("--horizon-to-goal", action=argparse.BooleanOptionalAction, default=True,
+                        help="plans look no further than the goal's time (k): the last plans are shorter (the planner's, "
+                        "the oracle's and the perfect model's); --no-horizon-to-goal scores every plan after --horizon actions")
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--elites", type=int, default=4)
@@ -242,7 +247,8 @@ def main() -> None:
                          f"`genie-robot train probe --data STORE_WITH_STATE.h5 --out {run}`")
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
-    print(f"CEM: horizon {config.horizon}, replan every {config.execute_per_plan}, population {config.population}, "
+    print(f"CEM: horizon {config.horizon}{' (at most the steps left to the goal)' if args.horizon_to_goal else ''}, "
+          f"replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
           f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads")
@@ -278,7 +284,7 @@ def benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, wo
             SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter, vocabulary_commands(args.vocabulary))
         for method in methods:
             final, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
-                                      args.seed + i, planner, kind)
+                                      args.seed + i, planner, kind, args.horizon_to_goal)
             rows[method]["distance"].append(final)
             rows[method]["seconds"].extend(seconds)
             print(f"  task {i} {method:>14}: {task['object']} {started[i] * 100:.1f} -> {final * 100:.1f} cm", flush=True)
@@ -362,7 +368,8 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
     for name in ranked:
         print(f"{name:>10} {defined_mean(rho[name]):+10.2f} {defined_mean(rho_mujoco[name]):+10.2f} {np.mean(picked[name]) * 100:10.1f}")
     if probe_error:
-        print(f"state probe: the goal frames' {task_targets(kind, args)} positions read {np.mean(probe_error) * 100:.1f} cm "
+        targets = ", ".join(costs["state"].goal.positions)
+        print(f"state probe: the goal frames' {targets} positions read {np.mean(probe_error) * 100:.1f} cm "
               f"(median {np.median(probe_error) * 100:.1f}) from the recorded ones")
 
 

@@ -78,7 +78,11 @@ PARAMETERS = [
     Param("frame_id", "camera", "header.frame_id of published images"),
     Param("autostart", True, "configure and activate on start-up"),
     Param("plan_method", "cem", "planner for ~/goal", choices=("cem", "shooting")),
-    Param("plan_cost", "embedding", "distance of the imagined final frame to the goal", choices=("embedding", "pixel")),
+    Param("plan_cost", "embedding", "distance of the imagined final frame to the goal image; state: of plan_target's "
+          "positions as the run's state probe reads them (needs RUN/probe: genie-robot train probe)",
+          choices=("embedding", "pixel", "state")),
+    Param("plan_target", "hand", "what the state cost moves to where the goal image has it: hand, all (the objects), "
+          "scene (both) or an object's name"),
     Param("plan_horizon", 8, "latent actions per plan (at most history - 1)", 1, 1023),
     Param("plan_population", 16, "sequences imagined per iteration (one batched rollout)", 1, 4096),
     Param("plan_iterations", 3, "CEM iterations", 1, 100),
@@ -102,7 +106,7 @@ class WorldModelNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("world_model", **kwargs)
         declare_parameters(self, PARAMETERS)
-        self.wm = self.adapter = self.session = None
+        self.wm = self.adapter = self.probe = self.session = None
         self.active = False
         self._wake = threading.Condition()  # guards everything the worker and callbacks share
         self._actions: deque[int] = deque()
@@ -129,7 +133,10 @@ class WorldModelNode(LifecycleNode):
             if not p.checkpoint:
                 raise CheckpointError("parameter checkpoint is empty; set it to a run directory (checkpoint:=RUN)")
             run = Run.load(p.checkpoint, device=resolve_device(p.device))
-            self.wm, self.adapter = run.world_model(), run.adapter
+            self.wm, self.adapter, self.probe = run.world_model(), run.adapter, run.probe
+            if p.plan_cost == "state" and self.probe is None:
+                raise InputError(f"plan_cost state reads positions with a state probe, which {run.path} lacks; train one "
+                                 f"(genie-robot train probe --data STORE_WITH_STATE.h5 --out {run.path}) or set plan_cost")
             if self.adapter is None:
                 self.get_logger().warning(f"no action adapter in {run.path / 'adapter'}: ~/arm_command messages will be "
                                           f"dropped; train one (genie-robot train adapter --out {run.path}) or send "
@@ -146,7 +153,7 @@ class WorldModelNode(LifecycleNode):
             self.session = self._start(self.start_frame)  # checks history and warms up
         except (GenieRobotError, ValueError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
-            self.wm = self.adapter = None
+            self.wm = self.adapter = self.probe = None
             return TransitionCallbackReturn.FAILURE
 
         qos = qos_profile(p.qos)
@@ -215,7 +222,7 @@ class WorldModelNode(LifecycleNode):
             self.destroy_lifecycle_publisher(publisher)
         if self._tick_timer is not None:
             self.destroy_timer(self._tick_timer)
-        self._worker = self.wm = self.adapter = self.session = None
+        self._worker = self.wm = self.adapter = self.probe = self.session = None
 
     def _read_prompt(self, p) -> np.ndarray:
         if p.prompt:
@@ -409,11 +416,11 @@ class WorldModelNode(LifecycleNode):
 
     def _plan(self, goal: np.ndarray) -> None:
         """Plan from the newest frame toward `goal`; publish latent actions (and commands)."""
-        from genie_robot.plan.imagine import Goal, ImaginationPlanner
+        from genie_robot.plan.imagine import Goal, ImaginationPlanner, state_goal
 
         try:
-            planner = ImaginationPlanner(self.wm, Goal(image=goal), self.p.plan_cost, self.plan_config, self.sampling,
-                                         self.adapter)
+            goal = state_goal(goal, self.p.plan_target, self.probe) if self.p.plan_cost == "state" else Goal(image=goal)
+            planner = ImaginationPlanner(self.wm, goal, self.p.plan_cost, self.plan_config, self.sampling, self.adapter)
             plan = planner.plan(self.frame, seed=self.p.seed)
         except GenieRobotError as exc:
             self.get_logger().error(f"planning failed: {exc}")

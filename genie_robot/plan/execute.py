@@ -20,8 +20,7 @@ from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter
 from genie_robot.io import atomic_path
 from genie_robot.media import labelled_columns, read_image, write_video
-from genie_robot.models.inputs import as_video
-from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, object_points
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, object_points, state_goal
 from genie_robot.plan.search import PlanConfig, receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
 from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
@@ -99,18 +98,6 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter, far_end_from=far_end_from)
 
 
-def state_goal(goal_image: np.ndarray, name: str, probe) -> Goal:
-    """Targets = the positions the run's state probe reads from the goal image: the hand's (`hand`
-    or `arm`), one object's (`name`), every object's (`all`), or those and the hand's (`scene`)."""
-    objects = [n for n in probe.config.position_names if n != "hand"]
-    groups = {"all": objects, "scene": list(probe.config.position_names), "hand": ["hand"], "arm": ["hand"]}
-    if name not in groups and name not in objects:
-        raise InputError(f"the run's state probe reads no {name!r}; choose from {', '.join([*groups, *objects])}")
-    goal_image = as_video(goal_image, probe.config.image_size, "goal image")[-1]
-    read = probe.predict(goal_image)
-    return Goal(image=goal_image, positions={n: read[n][0] for n in groups.get(name, [name])}, probe=probe)
-
-
 def choose_cost(cost: str, object_name: str, probe, goal_has_masks: bool) -> str:
     """`auto`: the state cost to reach the hand where the run has a state probe (ranks imagined
     reaches best: +0.68 against the arm centroid's +0.62, README "Planning in imagination"),
@@ -167,7 +154,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         executed, imagined, plans, latents, commands = [world.render(size, camera=camera)], [], [], [], []
 
         def plan_fn(done: int) -> np.ndarray:
-            plan = planner.plan(executed[-1], seed=seed + done)
+            plan = planner.plan(executed[-1], seed=seed + done, steps_left=steps - done)
             plans.append(plan)
             imagined.extend(plan.imagined[: min(config.execute_per_plan, steps - done)])
             return plan.choices

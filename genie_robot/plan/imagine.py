@@ -99,6 +99,18 @@ class GoalCost:
                    for object_id, target_rc in self.goal.targets_rc.items())
 
 
+def state_goal(goal_image: np.ndarray, name: str, probe) -> Goal:
+    """Targets = the positions the run's state probe reads from the goal image: the hand's (`hand`
+    or `arm`), one object's (`name`), every object's (`all`), or those and the hand's (`scene`)."""
+    objects = [n for n in probe.config.position_names if n != "hand"]
+    groups = {"all": objects, "scene": list(probe.config.position_names), "hand": ["hand"], "arm": ["hand"]}
+    if name not in groups and name not in objects:
+        raise InputError(f"the run's state probe reads no {name!r}; choose from {', '.join([*groups, *objects])}")
+    goal_image = as_video(goal_image, probe.config.image_size, "goal image")[-1]
+    read = probe.predict(goal_image)
+    return Goal(image=goal_image, positions={n: read[n][0] for n in groups.get(name, [name])}, probe=probe)
+
+
 def object_points(masks_PHW: np.ndarray, object_id: int, far_end_from: dict) -> np.ndarray:
     """[P, 2] where each mask has the object: its far end from its mount where `far_end_from`
     names one (the arm's hand), else its centroid."""
@@ -148,16 +160,18 @@ class ImaginationPlanner:
         imagination = self.wm.imagine(prompt, actions_PH, prompt_actions, seed, self.sampling)
         return imagination.frames, imagination.last_tokens
 
-    def plan(self, prompt, prompt_actions=None, seed: int = 0) -> Plan:
-        """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3])."""
+    def plan(self, prompt, prompt_actions=None, seed: int = 0, steps_left: int | None = None) -> Plan:
+        """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3]); with
+        `steps_left` (actions until the goal is due), no further than that (`PlanConfig.within`)."""
         began = time.perf_counter()
+        config = self.config if steps_left is None else self.config.within(steps_left)
         prompt = as_video(prompt, self.wm.image_size)
         if len(prompt) > 1 and prompt_actions is None:
             prompt_actions = self.wm.infer_actions(prompt)  # once, not in every iteration's session
         prompt_actions = np.zeros(0, np.int64) if prompt_actions is None else check_actions(prompt_actions, self.wm.num_actions)
         kept = min(len(prompt), self.wm.max_memory - 1)
-        if kept + self.config.horizon > self.wm.max_memory:
-            raise InputError(f"a horizon of {self.config.horizon} after {kept} prompt frame(s) is longer than the model's "
+        if kept + config.horizon > self.wm.max_memory:
+            raise InputError(f"a horizon of {config.horizon} after {kept} prompt frame(s) is longer than the model's "
                              f"memory of {self.wm.max_memory} frames; use --horizon <= {self.wm.max_memory - kept} "
                              "and replan (--replan-every) to go further")
         imagined = []
@@ -168,7 +182,7 @@ class ImaginationPlanner:
             imagined.append(frames_PHSSC)
             return self.cost(frames_PHSSC[:, -1], tokens_Phw)
 
-        result = search(cost_fn, len(self.latent_of_choice), self.config, np.random.default_rng(seed), self.allowed)
+        result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row
         commands = None if self.commands is None else self.commands[result.actions]
         return Plan(result.actions, self.latent_of_choice[result.actions], commands, imagined[iteration][row],

@@ -14,7 +14,7 @@ cost_fn(actions [P, H] int64) -> costs [P] scores a population of candidate sequ
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -50,6 +50,12 @@ class PlanConfig:
     @property
     def execute_per_plan(self) -> int:
         return self.replan_every or self.horizon
+
+    def within(self, steps_left: int) -> PlanConfig:
+        """The same search looking no further than `steps_left` actions: a goal due sooner than the
+        horizon is scored at its own time, not after actions that will never be executed."""
+        horizon = max(1, min(self.horizon, steps_left))
+        return replace(self, horizon=horizon, replan_every=min(self.replan_every, horizon))
 
 
 @dataclass

@@ -43,6 +43,10 @@ def test_plan_gives_latents_commands_and_what_it_imagined(wm, planning_run):
     assert len(plan.iteration_costs) == 2 and plan.cost == min(c["best"] for c in plan.iteration_costs)
     # The reported cost is the chosen sequence's own imagined outcome.
     assert GoalCost(wm, Goal(image=frame(120)), "pixel")(plan.imagined[-1:], None)[0] == pytest.approx(plan.cost)
+    # A goal due in 2 actions: a 2-action plan, scored on its second imagined frame.
+    near = ImaginationPlanner(wm, Goal(image=frame(120)), "pixel", config, SAMPLING, adapter).plan(frame(30), seed=3, steps_left=2)
+    assert near.latents.shape == (2,) and near.imagined.shape == (2, 16, 16, 3)
+    assert GoalCost(wm, Goal(image=frame(120)), "pixel")(near.imagined[-1:], None)[0] == pytest.approx(near.cost)
     # Without an adapter the plan is latent actions only.
     assert ImaginationPlanner(wm, Goal(image=frame(120)), "embedding", config, SAMPLING).plan(frame(30)).commands is None
 

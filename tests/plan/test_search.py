@@ -64,6 +64,14 @@ def test_receding_horizon_replans_from_where_the_world_is():
     assert executed == [0, 0, 2, 2, 4]
 
 
+def test_a_goal_due_sooner_than_the_horizon_shortens_the_plan():
+    config = PlanConfig(horizon=6, replan_every=3, population=8)
+    assert config.within(10) == config and config.within(6) == config
+    assert (config.within(4).horizon, config.within(4).replan_every) == (4, 3)
+    assert (config.within(2).horizon, config.within(2).replan_every) == (2, 2) and config.within(2).population == 8
+    assert PlanConfig(horizon=6).within(2).replan_every == 0  # "the whole horizon" stays so
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(method="mppi"), "unknown planner"), (dict(horizon=0), "horizon"), (dict(elites=20, population=8), "elites"),
     (dict(smoothing=1.0), "smoothing"), (dict(replan_every=9, horizon=8), "replan_every"),

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def run_with_adapter(tiny_run, tmp_path_factory):
-    """tiny_run's models (linked) plus an action adapter fit on random pairs."""
+    """tiny_run's models (linked) plus an action adapter fit on random pairs and an untrained state probe."""
     from genie_robot.models.adapter import fit_adapter
     from genie_robot.models.checkpoint import save_model
     from genie_robot.sim.world import COMMAND_NAMES
@@ -31,13 +31,16 @@ def run_with_adapter(tiny_run, tmp_path_factory):
     rng = np.random.default_rng(0)
     adapter = fit_adapter(rng.uniform(-1, 1, (64, 4)), rng.integers(0, 8, 64), list(COMMAND_NAMES), 8, steps=5)
     save_model(adapter, run / "adapter")
+    from genie_robot.models import ProbeConfig, StateProbe
+
+    save_model(StateProbe(ProbeConfig.preset("tiny", position_names=["hand", "red_cube"])), run / "probe")
     return run
 
 
 @pytest.fixture(scope="module")
 def graph(ros_graph, run_with_adapter, tmp_path_factory):
     params = tmp_path_factory.mktemp("params") / "test.yaml"
-    values = {"checkpoint": f'"{run_with_adapter}"', **TEST_PARAMS}
+    values = {"checkpoint": f'"{run_with_adapter}"', "plan_cost": "state", **TEST_PARAMS}
     params.write_text("/**/world_model:\n  ros__parameters:\n" + "".join(f"    {k}: {v}\n" for k, v in values.items()))
     ros_graph.start("world_model", "ros_nodes.world_model_node",
                     "--params-file", CONFIG / "compare.yaml", "--params-file", params)  # the later file wins
@@ -161,6 +164,7 @@ def test_a_goal_image_comes_back_as_a_plan(graph):
     assert plan is not None, "no plan came back"
     assert len(plan["latents"]) == 8 and all(0 <= a < 8 for a in plan["latents"])  # plan_horizon default
     assert plan["dims"] == [["step", 8], ["command", 4]] and len(plan["commands"]) == 32
+    assert "state distance as imagined" in graph.log("world_model")  # the hand as the run's probe reads it
 
 
 # simulation_interfaces constants (SimulationState, Result, SetSimulationState, ResetSimulation)
