@@ -5,9 +5,11 @@ soft cube) is pushed at least --min-move metres within the next --k frames; with
 the frame s where the hand travels furthest within k frames (at least --min-move) to a point that
 k steps of the single-axis behaviours could reach (L1 distance <= 0.75 x k full-speed steps, 4 cm each at 5 Hz). The goal is
 frame s + k (image for the planner, positions for scoring). The world is restored at s
-(`ArmWorld.set_state`) and each method acts for k steps, replanning every --replan-every steps:
+(`ArmWorld.set_state`) and each method acts for k steps, replanning every --replan-every steps,
+each plan looking no further than the goal's time (--horizon-to-goal):
 
-  planner   CEM in the world model toward the goal frame (--cost) over --vocabulary: `latent` actions
+  planner   CEM in the world model toward the goal frame (--cost; auto: the state probe's hand position
+            for reaches where the run has a probe, else the object cost) over --vocabulary: `latent` actions
             executed as the adapter's command for each, or the arm's 9 discrete
             `behaviours`, each imagined as the latent action the adapter maps it to
   random    uniformly random actions of the planner's vocabulary
@@ -28,14 +30,15 @@ within --tolerance of its goal position (xyz). Reported: success rate, mean fina
 pushed object (the hand), and wall time per planning step (one plan).
 
 --ranking N measures the planner's cost instead of planning: per task, N random sequences of its
-vocabulary are imagined and scored by each cost (embedding, pixel, object), simulated in MuJoCo and
+vocabulary are imagined and scored by each cost (embedding, pixel, object; state where the run has a
+state probe, with how far it reads the goal frames' positions from the recorded ones), simulated in MuJoCo and
 scored by the true distance; printed are each cost's rank correlation with the truth and the true
 distance of the sequence it picks, beside a random pick's and the best's. A search can only beat
 random actions where its cost picks better than the mean.
 
 Usage: python benchmarks/planning.py [--run out/demo/run] [--data out/demo/heldout.h5] [--tasks 4]
-The run comes from `make demo` (all four stages, the adapter included). `--quick` (CI): an
-untrained tiny run with a 2-step adapter on 2 generated episodes, one task, tiny populations,
+The run comes from `make demo` (all four stages, the adapter included; `genie-robot train probe` adds
+the state probe). `--quick` (CI): an untrained tiny run with a 2-step adapter and probe on 2 generated episodes, one task, tiny populations,
 ranking 3 sequences, then planning."""
 import argparse
 import tempfile

@@ -99,8 +99,8 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
 
 
 def choose_cost(cost: str, object_name: str, probe, goal_has_masks: bool) -> str:
-    """`auto`: the state cost to reach the hand where the run has a state probe (ranks imagined
-    reaches best: +0.68 against the arm centroid's +0.62, README "Planning in imagination"),
+    """`auto`: the state cost to reach the hand where the run has a state probe (it ranks imagined
+    reaches best: +0.82 against the arm centroid's +0.62, README "The state probe"),
     else the object cost toward a stored goal frame with masks, else embedding (whole-frame
     costs barely rank plans as MuJoCo does: planning.py --ranking)."""
     if cost != "auto":
