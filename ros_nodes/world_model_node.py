@@ -133,10 +133,8 @@ class WorldModelNode(LifecycleNode):
             if not p.checkpoint:
                 raise CheckpointError("parameter checkpoint is empty; set it to a run directory (checkpoint:=RUN)")
             run = Run.load(p.checkpoint, device=resolve_device(p.device))
-            self.wm, self.adapter, self.probe = run.world_model(), run.adapter, run.probe
-            if p.plan_cost == "state" and self.probe is None:
-                raise InputError(f"plan_cost state reads positions with a state probe, which {run.path} lacks; train one "
-                                 f"(genie-robot train probe --data STORE_WITH_STATE.h5 --out {run.path}) or set plan_cost")
+            self.wm, self.adapter = run.world_model(), run.adapter
+            self.probe = run.require("probe", "plan_cost state") if p.plan_cost == "state" else None
             if self.adapter is None:
                 self.get_logger().warning(f"no action adapter in {run.path / 'adapter'}: ~/arm_command messages will be "
                                           f"dropped; train one (genie-robot train adapter --out {run.path}) or send "

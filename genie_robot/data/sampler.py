@@ -94,17 +94,20 @@ class ClipDataset(Dataset):
         self.position_names = self._mixture_positions() if with_positions else None
         self._position_cache = {}
 
+    def _layouts(self, layout_of) -> tuple[set, str]:
+        """Every episode layout of the mixture (`layout_of(episode)`, a tuple of names or None), and
+        each store's layouts for an error message."""
+        per_store = {str(source.path): {layout_of(e) for e in store} for source, store in zip(self.sources, self.stores)}
+        detail = "; ".join(f"{p}: {sorted(map(str, layouts))}" for p, layouts in per_store.items())
+        return {layout for layouts in per_store.values() for layout in layouts}, detail
+
     def _mixture_actions(self, with_actions: bool | None) -> list[str] | None:
         if with_actions is False:
             return None
-        names = {}
-        for source, store in zip(self.sources, self.stores):
-            names[str(source.path)] = {tuple(e.action_names) if e.action_names else None for e in store}
-        flat = {n for per_store in names.values() for n in per_store}
+        flat, detail = self._layouts(lambda e: tuple(e.action_names) if e.action_names else None)
         if len(flat) == 1 and None not in flat:
             return list(next(iter(flat)))
         if with_actions:
-            detail = "; ".join(f"{p}: {sorted(map(str, v))}" for p, v in names.items())
             raise StoreError(
                 f"actions differ across the mixture (or some episodes have none), so clips cannot carry "
                 f"one action vector: {detail}. Train without actions or convert the stores to one action layout"
@@ -112,10 +115,8 @@ class ClipDataset(Dataset):
         return None
 
     def _mixture_positions(self) -> list[str]:
-        names = {str(source.path): {tuple(e.position_names) for e in store} for source, store in zip(self.sources, self.stores)}
-        flat = {n for per_store in names.values() for n in per_store}
-        if len(flat) != 1 or not next(iter(flat)):
-            detail = "; ".join(f"{p}: {sorted(map(list, v))}" for p, v in names.items())
+        flat, detail = self._layouts(lambda e: tuple(e.position_names) or None)
+        if len(flat) != 1 or None in flat:
             raise StoreError(f"recorded positions differ across the mixture (or some episodes have none), so clips "
                              f"cannot carry one position layout: {detail}. Train on stores of `genie-robot data mujoco`")
         return list(next(iter(flat)))

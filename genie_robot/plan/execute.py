@@ -140,9 +140,6 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
     goal_stored = read_stored_frame(*ref, size) if (ref := parse_frame_ref(goal_ref)) else None
     goal_image = goal_stored.frame if goal_stored else read_image(goal_ref)
     cost = choose_cost(cost, object_name, probe, goal_stored is not None and goal_stored.mask is not None)
-    if cost == "state" and probe is None:
-        raise InputError("the state cost reads positions with the run's state probe, which this run lacks; train it with "
-                         "`genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`, or choose another --cost")
     goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
             else state_goal(goal_image, object_name, probe) if cost == "state" else Goal(image=goal_image))
     planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter, vocabulary_commands(vocabulary))

@@ -102,6 +102,9 @@ class GoalCost:
 def state_goal(goal_image: np.ndarray, name: str, probe) -> Goal:
     """Targets = the positions the run's state probe reads from the goal image: the hand's (`hand`
     or `arm`), one object's (`name`), every object's (`all`), or those and the hand's (`scene`)."""
+    if probe is None:
+        raise InputError("the state cost reads positions with the run's state probe, which this run lacks; train it with "
+                         "`genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`, or choose another --cost")
     objects = [n for n in probe.config.position_names if n != "hand"]
     groups = {"all": objects, "scene": list(probe.config.position_names), "hand": ["hand"], "arm": ["hand"]}
     if name not in groups and name not in objects:
