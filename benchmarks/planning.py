@@ -134,16 +134,15 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
     def oracle_cost(actions_PH):
         return simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind)
 
-    def plan_fn(done, warm_start):
+    def plan_fn(done):
         began = time.perf_counter()
         searched = oracle_config.within(k - done) if to_goal else oracle_config
         if method == "planner":
-            actions = planner.plan(world.render(size), seed=seed + done, steps_left=k - done if to_goal else None,
-                                   initial=warm_start).choices
+            actions = planner.plan(world.render(size), seed=seed + done, steps_left=k - done if to_goal else None).choices
         elif method == "oracle":
-            actions = search(oracle_cost, len(BEHAVIOURS), searched, rng, initial=warm_start).actions
+            actions = search(oracle_cost, len(BEHAVIOURS), searched, rng).actions
         elif method == "perfect model":
-            actions = search(oracle_cost, len(commands), searched, rng, planner.allowed, warm_start).actions
+            actions = search(oracle_cost, len(commands), searched, rng, planner.allowed).actions
         elif method == "random":
             actions = rng.choice(np.flatnonzero(planner.allowed), config.horizon)
         else:  # recorded
@@ -195,9 +194,6 @@ def main() -> None:
     parser.add_argument("--horizon-to-goal", action=argparse.BooleanOptionalAction, default=True,
                         help="plans look no further than the goal's time (k): the last plans are shorter (the planner's, "
                         "the oracle's and the perfect model's); --no-horizon-to-goal scores every plan after --horizon actions")
-    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
-                        help="each replan's search (planner, oracle, perfect model) first scores the last plan's actions "
-                        "not yet executed; --no-warm-start: every search starts afresh (the protocol before)")
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--elites", type=int, default=4)
@@ -233,11 +229,9 @@ def main() -> None:
         args.maskgit_steps, args.ranking = 1, 3
     from genie_robot.models.run import Run
 
-    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every,
-                        warm_start=args.warm_start)
+    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
     oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
-                               max(args.elites, args.oracle_population // 8), replan_every=args.replan_every,
-                               warm_start=args.warm_start)
+                               max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None
     wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
@@ -257,7 +251,7 @@ def main() -> None:
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"CEM: horizon {config.horizon}{' (at most the steps left to the goal)' if args.horizon_to_goal else ''}, "
-          f"replan every {config.execute_per_plan}{' (warm start)' if config.warm_start else ''}, population {config.population}, "
+          f"replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
           f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads")

@@ -150,8 +150,8 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         world.set_state(start.state)
         executed, imagined, plans, latents, commands = [world.render(size, camera=camera)], [], [], [], []
 
-        def plan_fn(done: int, warm_start: np.ndarray | None) -> np.ndarray:
-            plan = planner.plan(executed[-1], seed=seed + done, steps_left=steps - done, initial=warm_start)
+        def plan_fn(done: int) -> np.ndarray:
+            plan = planner.plan(executed[-1], seed=seed + done, steps_left=steps - done)
             plans.append(plan)
             imagined.extend(plan.imagined[: min(config.execute_per_plan, steps - done)])
             return plan.choices

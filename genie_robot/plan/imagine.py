@@ -163,11 +163,9 @@ class ImaginationPlanner:
         imagination = self.wm.imagine(prompt, actions_PH, prompt_actions, seed, self.sampling)
         return imagination.frames, imagination.last_tokens
 
-    def plan(self, prompt, prompt_actions=None, seed: int = 0, steps_left: int | None = None,
-             initial: np.ndarray | None = None) -> Plan:
+    def plan(self, prompt, prompt_actions=None, seed: int = 0, steps_left: int | None = None) -> Plan:
         """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3]); with
-        `steps_left` (actions until the goal is due), no further than that (`PlanConfig.within`);
-        `initial`: choices the search scores first (the last plan's rest: a warm start)."""
+        `steps_left` (actions until the goal is due), no further than that (`PlanConfig.within`)."""
         began = time.perf_counter()
         config = self.config if steps_left is None else self.config.within(steps_left)
         prompt = as_video(prompt, self.wm.image_size)
@@ -187,7 +185,7 @@ class ImaginationPlanner:
             imagined.append(frames_PHSSC)
             return self.cost(frames_PHSSC[:, -1], tokens_Phw)
 
-        result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed, initial)
+        result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row
         commands = None if self.commands is None else self.commands[result.actions]
         return Plan(result.actions, self.latent_of_choice[result.actions], commands, imagined[iteration][row],

@@ -8,10 +8,7 @@ cost_fn(actions [P, H] int64) -> costs [P] scores a population of candidate sequ
              the distribution to their action frequencies, blended with the old one
              (`smoothing` of the old) so one lucky draw cannot zero out an action for good.
              The best sequence so far is re-entered each iteration (it may be re-scored
-             differently: imagined rollouts are stochastic); the first iteration re-enters
-             `initial` when given: under model-predictive control, the last plan's actions not
-             yet executed (warm start), so a replan keeps what the last search found unless it
-             finds better.
+             differently: imagined rollouts are stochastic).
   shooting:  the same budget of uniform random sequences, the cheapest kept (the baseline).
 """
 from __future__ import annotations
@@ -35,7 +32,6 @@ class PlanConfig:
     elites: int = 4
     smoothing: float = 0.2   # weight of the previous distribution in the CEM refit
     replan_every: int = 0    # actions executed before planning again; 0 = the whole horizon
-    warm_start: bool = True  # each replan's search starts from the last plan's actions not yet executed
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -78,33 +74,20 @@ def sample_sequences(probs_HA: np.ndarray, count: int, rng: np.random.Generator)
     return (u_PH1 >= cdf_HA[None]).sum(-1).clip(max=probs_HA.shape[1] - 1).astype(np.int64)
 
 
-def fit_to_horizon(actions: np.ndarray, horizon: int) -> np.ndarray:
-    """`actions` cut to `horizon`, or continued by repeating its last action."""
-    actions = np.asarray(actions, np.int64)
-    return np.concatenate([actions, np.repeat(actions[-1:], max(0, horizon - len(actions)))])[:horizon]
-
-
 def search(cost_fn: Callable[[np.ndarray], np.ndarray], num_actions: int, config: PlanConfig,
-           rng: np.random.Generator, allowed: np.ndarray | None = None, initial: np.ndarray | None = None) -> SearchResult:
-    """The cheapest sequence found by `config.method`; `allowed` (bool [A]) limits the actions;
-    CEM scores `initial` (any length, fitted to the horizon) in its first iteration."""
+           rng: np.random.Generator, allowed: np.ndarray | None = None) -> SearchResult:
+    """The cheapest sequence found by `config.method`; `allowed` (bool [A]) limits the actions."""
     allowed = np.ones(num_actions, bool) if allowed is None else np.asarray(allowed, bool)
     if allowed.shape != (num_actions,) or not allowed.any():
         raise InputError(f"allowed actions must be a bool mask of {num_actions} with at least one True")
     H, P = config.horizon, config.population
-    if initial is not None and len(initial):
-        initial = fit_to_horizon(initial, H)
-        if initial.min() < 0 or initial.max() >= num_actions or not allowed[initial].all():
-            raise InputError(f"the initial sequence {initial.tolist()} holds actions outside the {int(allowed.sum())} allowed")
-    else:
-        initial = None
     probs_HA = np.broadcast_to(allowed / allowed.sum(), (H, num_actions)).copy()
     best: SearchResult | None = None
     history = []
     for iteration in range(config.iterations):
         actions_PH = sample_sequences(probs_HA, P, rng)
-        if config.method == "cem" and (kept := initial if best is None else best.actions) is not None:
-            actions_PH[0] = kept
+        if config.method == "cem" and best is not None:
+            actions_PH[0] = best.actions
         costs_P = np.asarray(cost_fn(actions_PH), dtype=np.float64)
         if costs_P.shape != (P,):
             raise ValueError(f"cost_fn must return one cost per sequence ({P}), got shape {costs_P.shape}")
@@ -121,21 +104,17 @@ def search(cost_fn: Callable[[np.ndarray], np.ndarray], num_actions: int, config
     return best
 
 
-def receding_horizon(plan_fn: Callable[[int, np.ndarray | None], np.ndarray], execute_fn: Callable[[int], None],
-                     steps: int, config: PlanConfig) -> list[np.ndarray]:
+def receding_horizon(plan_fn: Callable[[int], np.ndarray], execute_fn: Callable[[int], None], steps: int,
+                     config: PlanConfig) -> list[np.ndarray]:
     """Model-predictive control: plan `horizon` actions, execute the first `replan_every`,
     plan again from where the world is, until `steps` actions are executed.
 
-    plan_fn(step, warm_start) -> actions [H] planned from the world's state at `step`, where
-    warm_start is the last plan's actions not executed (None for the first plan, when the last
-    plan was executed whole, or without `config.warm_start`); execute_fn(action) advances the
-    world. Returns the plans made."""
-    plans, done, warm_start = [], 0, None
+    plan_fn(step) -> actions [H] planned from the world's state at `step`; execute_fn(action)
+    advances the world. Returns the plans made."""
+    plans, done = [], 0
     while done < steps:
-        plans.append(plan := np.asarray(plan_fn(done, warm_start)))
-        executed = min(config.execute_per_plan, steps - done)
-        for action in plan[:executed]:
+        plans.append(plan := np.asarray(plan_fn(done)))
+        for action in plan[: min(config.execute_per_plan, steps - done)]:
             execute_fn(int(action))
             done += 1
-        warm_start = plan[executed:] if config.warm_start and executed < len(plan) else None
     return plans

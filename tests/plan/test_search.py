@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genie_robot.errors import InputError
-from genie_robot.plan.search import PlanConfig, fit_to_horizon, receding_horizon, sample_sequences, search
+from genie_robot.plan.search import PlanConfig, receding_horizon, sample_sequences, search
 
 TARGET = np.array([3, 1, 4, 1, 5, 2])
 
@@ -51,7 +51,7 @@ def test_sampling_follows_the_per_step_distribution():
 def test_receding_horizon_replans_from_where_the_world_is():
     position, planned_at, executed = [0], [], []
 
-    def plan_fn(step, warm_start):
+    def plan_fn(step):
         planned_at.append((step, position[0]))
         return np.full(4, step)  # the plan remembers when it was made
 
@@ -62,38 +62,6 @@ def test_receding_horizon_replans_from_where_the_world_is():
     plans = receding_horizon(plan_fn, execute_fn, steps=5, config=PlanConfig(horizon=4, replan_every=2))
     assert planned_at == [(0, 0), (2, 2), (4, 4)] and len(plans) == 3
     assert executed == [0, 0, 2, 2, 4]
-
-
-def test_each_replan_starts_from_the_last_plans_rest():
-    warm_starts = []
-
-    def plan_fn(step, warm_start):
-        warm_starts.append(None if warm_start is None else warm_start.tolist())
-        return np.arange(step, step + 4)
-
-    receding_horizon(plan_fn, lambda action: None, steps=5, config=PlanConfig(horizon=4, replan_every=2))
-    assert warm_starts == [None, [2, 3], [4, 5]]
-    warm_starts.clear()
-    receding_horizon(plan_fn, lambda action: None, steps=5, config=PlanConfig(horizon=4, replan_every=2, warm_start=False))
-    assert warm_starts == [None, None, None]
-    warm_starts.clear()
-    receding_horizon(plan_fn, lambda action: None, steps=8, config=PlanConfig(horizon=4))  # plans executed whole
-    assert warm_starts == [None, None]
-
-
-def test_the_warm_start_is_scored_first_and_kept_unless_beaten():
-    scored = []
-
-    def cost(actions_PH):
-        scored.append(actions_PH.copy())
-        return (actions_PH != np.array([3, 1, 1, 1])).sum(1).astype(float)  # the warm start below is the optimum
-
-    result = search(cost, 4, PlanConfig(horizon=4, population=8, iterations=2, elites=2), np.random.default_rng(0),
-                    initial=np.array([3, 1]))
-    assert scored[0][0].tolist() == [3, 1, 1, 1] and result.actions.tolist() == [3, 1, 1, 1] and result.cost == 0
-    assert fit_to_horizon(np.array([2, 0, 1]), 2).tolist() == [2, 0]
-    with pytest.raises(InputError, match="outside the 2 allowed"):
-        search(cost, 4, PlanConfig(horizon=4), np.random.default_rng(0), np.array([1, 1, 0, 0], bool), np.array([3]))
 
 
 def test_a_goal_due_sooner_than_the_horizon_shortens_the_plan():
