@@ -106,9 +106,9 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_ki
 def simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind, render_size=None):
     """costs [P] of P action sequences simulated in `sim` from `world`'s current state: the summed
     distance of every tracked object (the hand) to its goal position; with `render_size`, also
-    each sequence's final frame [P, S, S, 3]."""
+    each sequence's final frame [P, S, S, 3] and final tracked positions (name -> [P, 3])."""
     start = world.snapshot()
-    costs, frames = [], []
+    costs, frames, finals = [], [], []
     for sequence in actions_PH:
         sim.restore(start)
         for action in sequence:
@@ -117,7 +117,10 @@ def simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind,
         costs.append(sum(task_distance(positions[n], g, task_kind) for n, g in goal_positions.items()))
         if render_size:
             frames.append(sim.render(render_size))
-    return (np.array(costs), np.stack(frames)) if render_size else np.array(costs)
+            finals.append(positions)
+    if not render_size:
+        return np.array(costs)
+    return np.array(costs), np.stack(frames), {n: np.stack([f[n] for f in finals]) for n in finals[0]}
 
 
 def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, task_kind="push", to_goal=True):
@@ -340,7 +343,7 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
     picked = {cost: [] for cost in ranked}
     rho = {cost: [] for cost in ranked}
     rho_mujoco = {cost: [] for cost in ranked}
-    mean, best, probe_error = [], [], []
+    mean, best, probe_error, imagined_error, simulated_error = [], [], [], [], []
     for i, task in enumerate(tasks):
         costs = {cost: GoalCost(wm, task_goal(task, kind, cost, args, wm, probe), cost) for cost in ranked}
         if "state" in costs:  # how far the probe reads the goal frame's targets from where they were recorded
@@ -350,9 +353,13 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
                                      vocabulary_commands(args.vocabulary))
         choices_PH = np.random.default_rng(args.seed + i).choice(np.flatnonzero(planner.allowed), (args.ranking, config.horizon))
         world.set_state(task["state"])
-        true_P, simulated_PSSC = simulated_costs(world, sim, planner.commands, choices_PH,
-                                                 tracked_positions(task["goal_state"], kind), kind, wm.image_size)
+        true_P, simulated_PSSC, final_positions = simulated_costs(world, sim, planner.commands, choices_PH,
+                                                                  tracked_positions(task["goal_state"], kind), kind, wm.image_size)
         imagination = wm.imagine(world.render(wm.image_size), planner.latent_of_choice[choices_PH], None, args.seed + i, sampling)
+        if probe is not None:  # how far from where MuJoCo put them the probe reads the tracked positions, per sequence
+            for frames, errors in ((imagination.frames[:, -1], imagined_error), (simulated_PSSC, simulated_error)):
+                read = probe.predict(frames)
+                errors += [task_distance(read[n][p], final_positions[n][p], kind) for n in final_positions for p in range(len(true_P))]
         mean.append(true_P.mean())
         best.append(true_P.min())
         line = []
@@ -374,6 +381,11 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
         targets = ", ".join(costs["state"].goal.positions)
         print(f"state probe: the goal frames' {targets} positions read {np.mean(probe_error) * 100:.1f} cm "
               f"(median {np.median(probe_error) * 100:.1f}) from the recorded ones")
+        # The world model's share of the state cost's error: where the imagined final frame puts the
+        # tracked positions against where MuJoCo put them under the same actions.
+        print(f"state probe after {config.horizon} actions: imagined final frames read {np.mean(imagined_error) * 100:.1f} cm "
+              f"(median {np.median(imagined_error) * 100:.1f}) from where MuJoCo put the {', '.join(final_positions)}, "
+              f"MuJoCo's own frames {np.mean(simulated_error) * 100:.1f} cm (median {np.median(simulated_error) * 100:.1f})")
 
 
 if __name__ == "__main__":

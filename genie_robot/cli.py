@@ -253,6 +253,14 @@ def _cmd_rollout(args) -> None:
               else f"{args.store} already holds this rollout ({origin}); nothing appended")
 
 
+def _cmd_imagine(args) -> None:
+    from genie_robot.play import imagine_stores
+
+    run, sampling = _run_and_sampling(args)
+    count = imagine_stores(run.world_model(), str(run.path), args.data, args.out, args.frames, sampling, args.seed, args.rows)
+    print(f"appended {count} imagined clips to {args.out}" if count else f"{args.out} already holds every clip; nothing appended")
+
+
 def _cmd_eval(args) -> None:
     from genie_robot.eval.report import EvalConfig, evaluate
 
@@ -498,6 +506,17 @@ def build_parser() -> argparse.ArgumentParser:
                                          "e.g. to export it with `data export-lerobot`")
     rollout.add_argument("--out", required=True, help="FILE.gif or FILE.mp4")
     rollout.set_defaults(func=_cmd_rollout)
+
+    imagine = commands.add_parser("imagine", help="an episode store of imagined clips (LAM actions) beside the recorded state, "
+                                  "e.g. to train the state probe on imagined frames too")
+    _add_sampling_args(imagine)
+    imagine.set_defaults(maskgit_steps=2)
+    imagine.add_argument("--data", nargs="+", required=True, help="stores FILE.h5 whose clips are imagined (training stores, "
+                         "never held-out ones)")
+    imagine.add_argument("--out", required=True, help="episode store FILE.h5 appended to (an interrupted call resumes)")
+    imagine.add_argument("--frames", type=FRAMES, default=16, help="frames per clip: the first is the prompt")
+    imagine.add_argument("--rows", type=POSITIVE, default=16, help="clips imagined together in one batch")
+    imagine.set_defaults(func=_cmd_imagine)
 
     ev = commands.add_parser("eval", help="report: PSNR/SSIM vs horizon, Delta_t PSNR, FVD, latent actions vs arm, physics")
     _add_sampling_args(ev)

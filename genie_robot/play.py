@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from genie_robot.data.store import EpisodeStore, EpisodeWriter
+from genie_robot.data.store import Episode, EpisodeStore, EpisodeWriter
 from genie_robot.data.transforms import resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import psnr
@@ -62,24 +64,66 @@ def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1
     return labelled_columns(columns, ["truth", "recon", "LAM acts", "random"]), figures, imagined["inferred"]
 
 
+def imagined_episode(source: Episode, start: int, frames: np.ndarray, latents: np.ndarray, num_actions: int) -> dict:
+    """`EpisodeWriter.append`'s arguments for an imagined rollout of `source`'s frames [start,
+    start + len(frames)). Its actions are the source's own (e.g. the arm commands whose transitions
+    the LAM read) when it recorded them, else the latent actions one-hot (`latent_0..`); its state
+    is what the source recorded at the same frames, so an imagined frame comes with where things
+    really were (what a state probe reading imagined frames learns from)."""
+    stop = start + len(frames)
+    attrs = {k: source.attrs[k] for k in ("fps", "language", "robot") if k in source.attrs}
+    if source.action_names is not None:
+        actions, names = source.read_actions(start, stop - 1), source.action_names
+    else:
+        actions, names = np.eye(num_actions, dtype=np.float32)[latents], [f"latent_{i}" for i in range(num_actions)]
+    state = {key: source.read_state(key)[start:stop] for key in source.state_keys}
+    return dict(frames=frames, actions=actions, action_names=names, state=state, source="imagined", split="imagined", **attrs)
+
+
 def save_imagined(out: str | Path, frames: np.ndarray, latents: np.ndarray, num_actions: int, data: str | Path,
                   episode: int, start: int, origin: str) -> int | None:
-    """Append an imagined rollout to the store at `out` as an episode, so that it can be
-    exported (`data export-lerobot`) or trained on. Its actions are the source episode's own
-    (e.g. the arm commands whose transitions the LAM read) when it recorded them, else the
-    latent actions one-hot (`latent_0..`). Returns the new episode's index, or None when the
-    store already holds a rollout of this origin (the same run, episode, start and seed)."""
+    """Append an imagined rollout to the store at `out` as an episode (`imagined_episode`), so
+    that it can be exported (`data export-lerobot`) or trained on. Returns the new episode's
+    index, or None when the store already holds a rollout of this origin (the same run, episode,
+    start and seed)."""
     with EpisodeStore(data) as store:
-        source = store.episode(episode)
-        attrs = {k: source.attrs[k] for k in ("fps", "language", "robot") if k in source.attrs}
-        if source.action_names is not None:
-            actions, names = source.read_actions(start, start + len(frames) - 1), source.action_names
-        else:
-            actions, names = np.eye(num_actions, dtype=np.float32)[latents], [f"latent_{i}" for i in range(num_actions)]
+        episode_args = imagined_episode(store.episode(episode), start, frames, latents, num_actions)
     with EpisodeWriter(out) as writer:
         if origin in writer.origins():
             return None
-        return writer.append(frames, actions, names, source="imagined", split="imagined", origin=origin, **attrs)
+        return writer.append(**episode_args, origin=origin)
+
+
+def imagine_stores(wm: WorldModel, run_name: str, stores, out: str | Path, frames: int = 16, sampling=None, seed: int = 0,
+                   rows: int = 16, progress: bool = True) -> int:
+    """Imagine every whole `frames`-long clip (starting at multiples of `frames`) of every episode of
+    `stores` from its first frame with the latent actions the LAM reads from the clip, and append
+    each to the store at `out` (`imagined_episode`): the world model's imagination beside what
+    happened, e.g. to train the state probe on imagined frames too (README, "The state probe").
+    `rows` clips are imagined together. Clips already in `out` (by origin: run, store, episode,
+    start, seed) are skipped, so an interrupted call resumes. Returns the number appended."""
+    if not 2 <= frames <= wm.max_memory:
+        raise InputError(f"imagined clips need 2..{wm.max_memory} frames (the model's window), got {frames}")
+    with ExitStack() as stack:
+        sources = {str(data): stack.enter_context(EpisodeStore(data)) for data in stores}
+        writer = stack.enter_context(EpisodeWriter(out))
+        done = writer.origins()
+        todo = [(data, e, start, origin) for data, store in sources.items() for e, episode in enumerate(store)
+                for start in range(0, episode.num_frames - frames + 1, frames)
+                if (origin := f"{run_name}:{data}:{e}:{start}:seed{seed}") not in done]
+        bar = stack.enter_context(tqdm(total=len(todo), desc="imagine clips", unit="clip", disable=not progress))
+        for first in range(0, len(todo), rows):
+            batch = todo[first:first + rows]
+            videos = [resize_video(sources[data].episode(e).read_frames(start, start + frames), wm.image_size)
+                      for data, e, start, _ in batch]
+            latents_BN = np.stack([wm.infer_actions(video) for video in videos])
+            session = wm.start_rows([video[:1] for video in videos], seed=seed + first, sampling=sampling or SamplingConfig())
+            imagined_BTHWC = np.concatenate([session.row_prompt_frames, session.rollout(latents_BN)], axis=1)
+            for (data, e, start, origin), imagined_THWC, latents in zip(batch, imagined_BTHWC, latents_BN):
+                writer.append(**imagined_episode(sources[data].episode(e), start, imagined_THWC, latents, wm.num_actions),
+                              origin=origin)
+            bar.update(len(batch))
+    return len(todo)
 
 
 def play_headless(session: Session, actions: list[int]) -> np.ndarray:

@@ -68,6 +68,28 @@ def test_an_imagined_rollout_is_stored_and_exports_as_lerobot(tiny_run, store32,
     assert main(["data", "export-lerobot", "--data", str(imagined), "--out", str(tmp_path / "lerobot"), "--fps", "10"]) == 0
 
 
+def test_imagined_clips_keep_the_recorded_state_and_train_a_probe(tiny_run, mujoco_store, tmp_path, capsys):
+    """`genie-robot imagine`: every whole 4-frame clip of the store (10-frame episodes: 2 each),
+    imagined and stored with the source's commands and state for the same frames; a second call
+    resumes with nothing to do; the state probe trains on the imagined store beside the real one."""
+    imagined = tmp_path / "imagined.h5"
+    argv = ["imagine", "--run", str(tiny_run), "--data", str(mujoco_store), "--out", str(imagined), "--frames", "4",
+            "--rows", "3", "--maskgit-steps", "1"]
+    assert main(argv) == 0 and "appended 4 imagined clips" in capsys.readouterr().out
+    assert main(argv) == 0 and "nothing appended" in capsys.readouterr().out
+    with EpisodeStore(mujoco_store) as source, EpisodeStore(imagined) as store:
+        assert len(store) == 4
+        episode, recorded = store[3], source[1]  # the second episode's clip at frames 4..7
+        assert episode.frames.shape == (4, 16, 16, 3) and episode.source == "imagined"
+        assert episode.origin.endswith(f"{mujoco_store}:1:4:seed0")
+        np.testing.assert_array_equal(episode.read_actions(), recorded.read_actions(4, 7))
+        assert episode.state_keys == recorded.state_keys
+        np.testing.assert_array_equal(episode.read_state("ee_pos"), recorded.read_state("ee_pos")[4:8])
+    assert main(["train", "probe", "--data", str(mujoco_store), str(imagined), "--preset", "tiny", "--steps", "2",
+                 "--batch-size", "2", "--clip-len", "2", "--out", str(tmp_path / "run")]) == 0
+    assert main(argv[:-4] + ["--frames", "17"]) == 2 and "2..16 frames" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--headless", "--actions", "0,9", "--out", "x.gif"], "out of range"),
     (["--headless", "--actions", "0,a", "--out", "x.gif"], "comma-separated"),
