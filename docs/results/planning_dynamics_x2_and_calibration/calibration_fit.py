@@ -1,48 +1,29 @@
 # Exploratory record (README: "Where the imagined hand goes"), not part of the package;
-# run from the repository root with MUJOCO_GL=egl.
+# run from the repository root with MUJOCO_GL=egl and PYTHONPATH=docs/results/planning_dynamics_x2_and_calibration.
 # Calibrated commands per latent code from TRAINING starts (mujoco.h5): the command whose MuJoCo
 # hand displacement over 3 steps matches the code's imagined one (linear gains from full-strength moves).
 import json
 import sys
 
 import numpy as np
+from action_effects import SAMPLING, S, load, starts
 
-from genie_robot.data import EpisodeStore
-from genie_robot.models.run import Run
-from genie_robot.sampling import SamplingConfig
-from genie_robot.sim.world import ArmWorld
-
-run = Run.load(sys.argv[1])
-wm = run.world_model()
-ad = run.require('adapter', 'x')
-probe = run.probe
-sampling = SamplingConfig(steps=2, draw='median', order='confidence')
+wm, ad, probe, world, sim = load(sys.argv[1])
 codes = np.arange(8)
 cmds = ad.to_commands(codes)
-S = 3
-world, sim = ArmWorld(), ArmWorld()
 unit = np.concatenate([np.eye(3), -np.eye(3)])
 unit_cmds = np.concatenate([unit, np.zeros((6, 1))], 1).astype(np.float32)
 im_d, gain_d = [], []
-with EpisodeStore('/work/main/out/quality/data/mujoco.h5') as store:
-    for e in range(0, 48, 4):
-        ep = store[e]
-        st = {k: ep.read_state(k) for k in ep.state_keys}
-        for t in (2, 10, 18):
-            world.set_state({k: v[t] for k, v in st.items()})
-            frame = world.render(wm.image_size)
-            start = world.snapshot()
-            p0 = probe.predict(frame)['hand'][0]
-            true0 = world.state()['ee_pos'][:3].copy()
-            im = wm.imagine(frame, np.repeat(codes[:, None], S, 1), None, 0, sampling)
-            im_d.append(probe.predict(im.frames[:, -1])['hand'] - p0)
-            g = []
-            for c in unit_cmds:
-                sim.restore(start)
-                for _s in range(S):
-                    sim.step(c)
-                g.append(sim.state()['ee_pos'][:3] - true0)
-            gain_d.append(np.stack(g))
+for frame, start, p0, true0 in starts('out/quality/data/mujoco.h5', range(0, 48, 4), world, wm, probe):
+    im = wm.imagine(frame, np.repeat(codes[:, None], S, 1), None, 0, SAMPLING)
+    im_d.append(probe.predict(im.frames[:, -1])['hand'] - p0)
+    g = []
+    for c in unit_cmds:
+        sim.restore(start)
+        for _s in range(S):
+            sim.step(c)
+        g.append(sim.state()['ee_pos'][:3] - true0)
+    gain_d.append(np.stack(g))
 im_d = np.mean(im_d, 0)
 gain = np.mean(gain_d, 0)  # [8,3], [6,3]
 pos, neg = np.diag(gain[:3]), -np.diag(gain[3:])

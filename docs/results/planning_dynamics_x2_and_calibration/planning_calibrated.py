@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, '/work/main/benchmarks')
+sys.path.insert(0, 'benchmarks')
 from genie_robot.models.adapter import ActionAdapter
 
 table = np.array(json.load(open(sys.argv[1])), np.float32)
