@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.set_defaults(func=_cmd_rollout)
 
     imagine = commands.add_parser("imagine", help="an episode store of imagined clips (LAM actions) beside the recorded state, "
-                                  "e.g. to train the state probe on imagined frames too")
+                                  "for training or export")
     _add_sampling_args(imagine)
     imagine.set_defaults(maskgit_steps=2)
     imagine.add_argument("--data", nargs="+", required=True, help="stores FILE.h5 whose clips are imagined (training stores, "

@@ -69,7 +69,7 @@ def imagined_episode(source: Episode, start: int, frames: np.ndarray, latents: n
     start + len(frames)). Its actions are the source's own (e.g. the arm commands whose transitions
     the LAM read) when it recorded them, else the latent actions one-hot (`latent_0..`); its state
     is what the source recorded at the same frames, so an imagined frame comes with where things
-    really were (what a state probe reading imagined frames learns from)."""
+    really were."""
     stop = start + len(frames)
     attrs = {k: source.attrs[k] for k in ("fps", "language", "robot") if k in source.attrs}
     if source.action_names is not None:
@@ -99,27 +99,32 @@ def imagine_stores(wm: WorldModel, run_name: str, stores, out: str | Path, frame
     """Imagine every whole `frames`-long clip (starting at multiples of `frames`) of every episode of
     `stores` from its first frame with the latent actions the LAM reads from the clip, and append
     each to the store at `out` (`imagined_episode`): the world model's imagination beside what
-    happened, e.g. to train the state probe on imagined frames too (README, "The state probe").
-    `rows` clips are imagined together. Clips already in `out` (by origin: run, store, episode,
-    start, seed) are skipped, so an interrupted call resumes. Returns the number appended."""
+    happened, for training or export (README, "Where the imagined hand goes"). `rows` clips are
+    imagined together; clip number i of the whole list samples with seed + i, so an interrupted
+    call, which skips the clips already in `out` (by origin: run, store, episode, start, seed),
+    resumes to the same store. Returns the number appended."""
     if not 2 <= frames <= wm.max_memory:
         raise InputError(f"imagined clips need 2..{wm.max_memory} frames (the model's window), got {frames}")
+    if any(Path(data).resolve() == Path(out).resolve() for data in stores):
+        raise InputError(f"--out {out} is also one of the stores being imagined; write the imagined clips to another file")
     with ExitStack() as stack:
         sources = {str(data): stack.enter_context(EpisodeStore(data)) for data in stores}
         writer = stack.enter_context(EpisodeWriter(out))
         done = writer.origins()
-        todo = [(data, e, start, origin) for data, store in sources.items() for e, episode in enumerate(store)
-                for start in range(0, episode.num_frames - frames + 1, frames)
+        clips = [(data, e, start) for data, store in sources.items() for e, episode in enumerate(store)
+                 for start in range(0, episode.num_frames - frames + 1, frames)]
+        todo = [(index, data, e, start, origin) for index, (data, e, start) in enumerate(clips)
                 if (origin := f"{run_name}:{data}:{e}:{start}:seed{seed}") not in done]
         bar = stack.enter_context(tqdm(total=len(todo), desc="imagine clips", unit="clip", disable=not progress))
         for first in range(0, len(todo), rows):
             batch = todo[first:first + rows]
             videos = [resize_video(sources[data].episode(e).read_frames(start, start + frames), wm.image_size)
-                      for data, e, start, _ in batch]
+                      for _, data, e, start, _ in batch]
             latents_BN = np.stack([wm.infer_actions(video) for video in videos])
-            session = wm.start_rows([video[:1] for video in videos], seed=seed + first, sampling=sampling or SamplingConfig())
+            session = wm.start_rows([video[:1] for video in videos], seed=[seed + clip[0] for clip in batch],
+                                    sampling=sampling or SamplingConfig())
             imagined_BTHWC = np.concatenate([session.row_prompt_frames, session.rollout(latents_BN)], axis=1)
-            for (data, e, start, origin), imagined_THWC, latents in zip(batch, imagined_BTHWC, latents_BN):
+            for (_, data, e, start, origin), imagined_THWC, latents in zip(batch, imagined_BTHWC, latents_BN):
                 writer.append(**imagined_episode(sources[data].episode(e), start, imagined_THWC, latents, wm.num_actions),
                               origin=origin)
             bar.update(len(batch))

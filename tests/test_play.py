@@ -88,6 +88,7 @@ def test_imagined_clips_keep_the_recorded_state_and_train_a_probe(tiny_run, mujo
     assert main(["train", "probe", "--data", str(mujoco_store), str(imagined), "--preset", "tiny", "--steps", "2",
                  "--batch-size", "2", "--clip-len", "2", "--out", str(tmp_path / "run")]) == 0
     assert main(argv[:-4] + ["--frames", "17"]) == 2 and "2..16 frames" in capsys.readouterr().err
+    assert main(argv[:6] + [str(mujoco_store)] + argv[7:]) == 2 and "also one of the stores" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
