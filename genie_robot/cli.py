@@ -139,12 +139,18 @@ def _cmd_data_platformer(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    from genie_robot.errors import InputError
     from genie_robot.models import MODELS
     from genie_robot.train.recipe import recipe
     from genie_robot.train.trainer import TrainConfig, Trainer
 
     config_cls = MODELS[args.stage][0]
     overrides = {"max_frames": args.max_frames} if args.max_frames else {}
+    if args.num_actions:
+        if args.stage != "lam":
+            raise InputError(f"--num-actions sets the LAM's latent actions; the {args.stage} takes its count from the "
+                             "run's LAM, so train that with `genie-robot train lam --num-actions N` instead")
+        overrides["num_actions"] = args.num_actions
     model_config = config_cls.preset(args.preset, **overrides)
     schedule = {k: v if (v := getattr(args, k)) is not None else default
                 for k, default in recipe(args.preset, args.stage).items()}
@@ -458,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--clip-len", type=POSITIVE, help="frames per clip (default: the recipe)")
     train.add_argument("--frame-skip", type=POSITIVE, default=1)
     train.add_argument("--max-frames", type=FRAMES, default=None, help="model temporal window (default: preset)")
+    train.add_argument("--num-actions", type=FRAMES, default=None,
+                       help="LAM only: latent actions it learns (default: the preset's 8); dynamics and adapter take the run's LAM's")
     train.add_argument("--lr", type=RATE, default=None, help="peak learning rate (default: the recipe)")
     train.add_argument("--warmup", type=COUNT, help="learning-rate warmup steps (default: the recipe)")
     train.add_argument("--accum", type=POSITIVE, default=1, help="gradient accumulation micro-batches")

@@ -29,6 +29,7 @@ Ho & Salimans 2022): logits = uncond + w * (cond - uncond), the `guidance` weigh
 SamplingConfig, so that a model that under-uses its actions follows them more."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -114,6 +115,12 @@ class DynamicsConfig(ModelConfig):
 
 class DynamicsModel(nn.Module, Stage):
     frozen_stages = ("tokenizer", "lam")
+
+    @classmethod
+    def config_for_run(cls, config: DynamicsConfig, frozen: dict, dataset) -> DynamicsConfig:
+        """One action embedding per latent action of the run's LAM (`train lam --num-actions`)."""
+        return dataclasses.replace(config, num_actions=frozen["lam"].config.num_actions)
+
     def __init__(self, config: DynamicsConfig):
         super().__init__()
         self.config = c = config

@@ -176,6 +176,20 @@ def test_dynamics_needs_matching_tokenizer_and_lam(store, tmp_path):
         Trainer("dynamics", DynamicsConfig.preset("tiny", codebook_size=32), [store], tmp_path, cfg())
 
 
+def test_lam_num_actions_from_the_cli_and_the_dynamics_follows_it(store, tmp_path, capsys):
+    from genie_robot.cli import main
+
+    def train(stage, *extra):
+        return main(["train", stage, "--data", str(store), "--preset", "tiny", "--out", str(tmp_path), "--steps", "1",
+                     "--batch-size", "2", "--clip-len", "4", "--sample-every", "0", "--no-compile", *extra])
+
+    assert train("tokenizer") == 0 and train("lam", "--num-actions", "16") == 0
+    assert train("dynamics", "--num-actions", "16") == 2
+    assert "the dynamics takes its count from the run's LAM" in capsys.readouterr().err
+    assert train("dynamics") == 0
+    assert DynamicsConfig.load(tmp_path / "dynamics" / "config.json").num_actions == 16
+
+
 def test_frames_smaller_than_model_are_refused(store, tmp_path):
     with pytest.raises(StoreError, match="smaller than the model.s 64x64"):
         Trainer("tokenizer", TokenizerConfig.preset("small"), [store], tmp_path, cfg())
