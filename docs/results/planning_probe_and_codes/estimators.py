@@ -15,6 +15,27 @@ MEDIAN = SamplingConfig(steps=2, draw='median', order='confidence')
 SAMPLE = SamplingConfig(steps=2, draw='sample', order='confidence')
 
 
+def hand_paths(sim, start, cmds):
+    """[9, S, 3] where MuJoCo puts the hand over S steps of each behaviour from the snapshot `start`."""
+    paths = []
+    for c in cmds:
+        sim.restore(start)
+        path = []
+        for _ in range(S):
+            sim.step(c)
+            path.append(sim.state()['ee_pos'][:3].copy())
+        paths.append(path)
+    return np.array(paths)
+
+
+def picks_within(estimates, trues, radius=0.03):
+    """[N, S, 9]: with the goal where MuJoCo put the hand after behaviour g, does the behaviour whose estimate
+    is nearest it end within `radius` of it in MuJoCo?"""
+    ok = [[[np.linalg.norm(trues[n, np.argmin(np.linalg.norm(estimates[n, :, s] - trues[n, g, s], axis=-1)), s] - trues[n, g, s]) < radius
+            for g in range(trues.shape[1])] for s in range(S)] for n in range(len(estimates))]
+    return np.array(ok)
+
+
 def main():
     wm, ad, probe, world, sim = load(sys.argv[1])
     cmds = vocabulary_commands('behaviours')
@@ -31,27 +52,12 @@ def main():
         for name, r in (('median', med), (f'mean of {K} samples', smp)):
             est[name].append(r)
             est[name + ' anchored'].append(r - r[0:1] + p0)  # row 0 is "stay": the shift imagination puts in the reading
-        tr = []
-        for c in cmds:
-            sim.restore(start)
-            t = []
-            for _ in range(S):
-                sim.step(c)
-                t.append(sim.state()['ee_pos'][:3].copy())
-            tr.append(t)
-        trues.append(np.array(tr))
+        trues.append(hand_paths(sim, start, cmds))
     trues = np.stack(trues)  # [N, 9, S, 3]
     for name, e in est.items():
         e = np.stack(e)
         err = np.linalg.norm(e - trues, axis=-1) * 100  # [N, 9, S]
-        # choice: goal = where MuJoCo puts the hand after behaviour g; does the estimate pick g (or one ending within 3 cm)?
-        ok = []
-        for n in range(len(e)):
-            for s in range(S):
-                for g in range(9):
-                    pick = np.argmin(np.linalg.norm(e[n, :, s] - trues[n, g, s], axis=-1))
-                    ok.append(np.linalg.norm(trues[n, pick, s] - trues[n, g, s]) < 0.03)
-        ok = np.array(ok).reshape(len(e), S, 9)
+        ok = picks_within(e, trues)
         print(f'{name:>28}: hand error after 1/2/3 actions {np.round(err.mean((0, 1)), 2)} cm; '
               f'picks a behaviour ending within 3 cm of the goal 1/2/3: {np.round(ok.mean((0, 2)), 2)}')
 

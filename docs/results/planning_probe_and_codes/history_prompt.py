@@ -5,13 +5,14 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, 'docs/results/planning_dynamics_x2_and_calibration')
+sys.path[:0] = ['docs/results/planning_dynamics_x2_and_calibration', 'docs/results/planning_probe_and_codes']
 from action_effects import load, starts  # noqa: E402
+from estimators import S, hand_paths, picks_within  # noqa: E402
 
 from genie_robot.plan.execute import vocabulary_commands  # noqa: E402
 from genie_robot.sampling import SamplingConfig  # noqa: E402
 
-S, HISTORY = 3, 3
+HISTORY = 3
 MEDIAN = SamplingConfig(steps=2, draw='median', order='confidence')
 
 
@@ -35,22 +36,13 @@ def main():
             im = wm.imagine(np.stack(frames[-n:]), acts, None, 0, MEDIAN)
             reads = np.stack([probe.predict(im.frames[:, s])['hand'] for s in range(S)], 1)
             est[name].append((reads, reads - reads[0:1] + p0))
-        tr = []
-        for c in cmds:
-            sim.restore(mid)
-            t = []
-            for _ in range(S):
-                sim.step(c)
-                t.append(sim.state()['ee_pos'][:3].copy())
-            tr.append(t)
-        trues.append(np.array(tr))
+        trues.append(hand_paths(sim, mid, cmds))
     trues = np.stack(trues)
     for name in prompts:
         for k, label in ((0, ''), (1, ' anchored')):
             e = np.stack([x[k] for x in est[name]])
             err = np.linalg.norm(e - trues, axis=-1) * 100
-            ok = [[[np.linalg.norm(trues[n, np.argmin(np.linalg.norm(e[n, :, s] - trues[n, g, s], axis=-1)), s] - trues[n, g, s]) < 0.03
-                    for g in range(9)] for s in range(S)] for n in range(len(e))]
+            ok = picks_within(e, trues)
             print(f'{name + label:>26}: hand error after 1/2/3 actions {np.round(err.mean((0, 1)), 2)} cm; '
                   f'picks within 3 cm 1/2/3: {np.round(np.mean(ok, axis=(0, 2)), 2)}', flush=True)
 
