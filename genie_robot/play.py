@@ -136,7 +136,8 @@ def play_headless(session: Session, actions: list[int]) -> np.ndarray:
     return np.concatenate([session.prompt_frames, session.rollout(actions)])
 
 
-KEYS_HELP = "keys: 0-9 = latent action, space = repeat last, r = restart, q/Esc = quit"
+ACTION_KEYS = "0123456789abcdef"  # key of latent action i: up to 16 (`train lam --num-actions`); more only with --actions
+KEYS_HELP = "keys: 0-9, a-f = latent action 0-15, space = repeat last, r = restart, q/Esc = quit"
 
 
 def play_window(start_session, num_actions: int, scale: int = 6, max_frames: int | None = None,
@@ -171,12 +172,12 @@ def play_window(start_session, num_actions: int, scale: int = 6, max_frames: int
                     shown.append(frame)
                 elif event.key == pygame.K_SPACE and last_action is not None:
                     action = last_action
-                elif pygame.K_0 <= event.key <= pygame.K_9:
-                    digit = event.key - pygame.K_0
-                    if digit < num_actions:
-                        action = digit
+                elif 0 <= event.key < 128 and chr(event.key) in ACTION_KEYS:  # pygame's key codes of ASCII keys are their codes
+                    index = ACTION_KEYS.index(chr(event.key))
+                    if index < num_actions:
+                        action = index
                     else:
-                        status = f"action {digit} out of range: this model has actions 0..{num_actions - 1}"
+                        status = f"action {index} out of range: this model has actions 0..{num_actions - 1}"
             if action is not None:
                 began = time.perf_counter()
                 frame = session.step(action)

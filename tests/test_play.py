@@ -115,12 +115,13 @@ def test_play_window_with_scripted_keys(tiny_run, monkeypatch):
 
     wm = Run.load(tiny_run).world_model()
     prompt = np.zeros((16, 16, 3), np.uint8)
-    script = [[pygame.event.Event(pygame.KEYDOWN, key=k)] for k in (pygame.K_3, pygame.K_SPACE, pygame.K_9, pygame.K_r, pygame.K_1)]
+    keys = (pygame.K_3, pygame.K_SPACE, pygame.K_9, pygame.K_a, pygame.K_r, pygame.K_1)
+    script = [[pygame.event.Event(pygame.KEYDOWN, key=k)] for k in keys]
     script.append([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q)])
     feed = iter(script)
     shown = play_window(lambda: wm.start(prompt, sampling=SamplingConfig(steps=1)), wm.num_actions, scale=2,
                         events=lambda: next(feed))
-    # prompt, action 3, repeat, (9 refused: 8 actions), restart shows the prompt, action 1
+    # prompt, action 3, repeat, (9 and a = action 10 refused: 8 actions), restart shows the prompt, action 1
     assert len(shown) == 5 and all(f.shape == (16, 16, 3) for f in shown)
 
 

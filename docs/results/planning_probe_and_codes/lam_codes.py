@@ -4,6 +4,7 @@ import sys
 import types
 
 import numpy as np
+import torch
 
 from genie_robot.data import EpisodeStore
 from genie_robot.eval.actions import collect_transitions, confusion, displacement_explained, normalized_mutual_information
@@ -13,8 +14,8 @@ run = Run.load(sys.argv[1], stages=('lam',))
 lam = run.require('lam', 'reading codes')
 n = lam.config.num_actions
 reader = types.SimpleNamespace(infer_actions=lambda video: lam.infer_actions_windows(
-    __import__('torch').from_numpy(np.ascontiguousarray(video))[None])[0].cpu().numpy())
-with __import__("torch").no_grad(), EpisodeStore('out/quality/data/val32.h5') as store:
+    torch.from_numpy(np.ascontiguousarray(video))[None])[0].cpu().numpy())  # what collect_transitions asks of a world model
+with torch.no_grad(), EpisodeStore('out/quality/data/val32.h5') as store:
     t = collect_transitions(reader, [store[e] for e in range(len(store))])
 print(f'{sys.argv[1]}: {n} codes, NMI {normalized_mutual_information(confusion(t.latents, t.labels, n)):.2f}, '
       f'hand motion explained x/y/z {np.round(displacement_explained(t, n), 2)}')
