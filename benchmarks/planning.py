@@ -51,7 +51,7 @@ import torch
 from genie_robot.data.store import EpisodeStore, state_positions
 from genie_robot.plan.execute import VOCABULARIES, choose_cost, object_goal, read_stored_frame, vocabulary_commands
 from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner, state_goal
-from genie_robot.plan.search import PlanConfig, receding_horizon, search
+from genie_robot.plan.search import SCORES, PlanConfig, receding_horizon, search
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
 from genie_robot.sim.scene import OBJECTS
@@ -124,7 +124,8 @@ def simulated_costs(world, sim, commands, actions_PH, goal_positions, task_kind,
 
 
 def run_task(task, method, world, sim, config, oracle_config, k, size, seed, planner=None, task_kind="push", to_goal=True):
-    """Execute one method on one task; returns (final distance of the pushed object or the hand, plan seconds).
+    """Execute one method on one task; returns (distances of the pushed object or the hand to its goal after
+    each action, plan seconds).
     `to_goal`: plans look no further than the goal's time (k)."""
     world.set_state(task["state"])
     goal_positions = tracked_positions(task["goal_state"], task_kind)
@@ -153,12 +154,17 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
         plan_seconds.append(time.perf_counter() - began)
         return actions
 
+    def distance_now():
+        return task_distance(tracked_positions(world.state(), task_kind)[task["object"]], goal_positions[task["object"]], task_kind)
+
+    distances = []
+
     def execute_fn(action):
         world.step(commands[action])
+        distances.append(distance_now())
 
     receding_horizon(plan_fn, execute_fn, k, config)
-    final = tracked_positions(world.state(), task_kind)[task["object"]]
-    return task_distance(final, goal_positions[task["object"]], task_kind), plan_seconds
+    return distances, plan_seconds
 
 
 def quick_run_and_data(folder: Path) -> tuple[Path, Path]:
@@ -200,6 +206,8 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--elites", type=int, default=4)
+    parser.add_argument("--score", default="final", choices=SCORES,
+                        help="a plan's cost: its last imagined frame's, or the mean over every frame of its path")
     parser.add_argument("--oracle-population", type=int, default=32)
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
@@ -232,7 +240,8 @@ def main() -> None:
         args.maskgit_steps, args.ranking = 1, 3
     from genie_robot.models.run import Run
 
-    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
+    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every,
+                        score=args.score)
     oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
                                max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
@@ -255,7 +264,7 @@ def main() -> None:
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"CEM: horizon {config.horizon}{' (at most the steps left to the goal)' if args.horizon_to_goal else ''}, "
           f"replan every {config.execute_per_plan}, population {config.population}, "
-          f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
+          f"{config.iterations} iterations, {config.elites} elites, score {config.score}; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
           f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads")
     world, sim = ArmWorld(), ArmWorld()
@@ -289,11 +298,13 @@ def benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, wo
             wm, task_goal(task, kind, cost, args, wm, probe), cost, config,
             SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter, vocabulary_commands(args.vocabulary))
         for method in methods:
-            final, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
+            distances, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
                                       args.seed + i, planner, kind, args.horizon_to_goal)
-            rows[method]["distance"].append(final)
+            rows[method]["distance"].append(distances[-1])
             rows[method]["seconds"].extend(seconds)
-            print(f"  task {i} {method:>14}: {task['object']} {started[i] * 100:.1f} -> {final * 100:.1f} cm", flush=True)
+            nearest = int(np.argmin(distances))
+            print(f"  task {i} {method:>14}: {task['object']} {started[i] * 100:.1f} -> {distances[-1] * 100:.1f} cm "
+                  f"(nearest {distances[nearest] * 100:.1f} cm after action {nearest + 1})", flush=True)
     print(f"\n{'method':>14} {'success':>8} {'final cm':>9} {'s/plan':>8}   ({kind}; start distance {np.mean(started) * 100:.1f} cm)")
     for method, row in rows.items():
         d = np.array(row["distance"])
@@ -364,7 +375,7 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
         best.append(true_P.min())
         line = []
         for name, cost in costs.items():
-            imagined_P = cost(imagination.frames[:, -1], imagination.last_tokens)
+            imagined_P = cost(imagination.frames[:, -1], imagination.tokens[:, -1])
             rho[name].append(rank_correlation(imagined_P, true_P))
             picked[name].append(true_P[np.argmin(imagined_P)])
             # The same cost on MuJoCo's own frames: its ceiling with a flawless world model.
