@@ -51,7 +51,7 @@ import torch
 from genie_robot.data.store import EpisodeStore, state_positions
 from genie_robot.plan.execute import VOCABULARIES, choose_cost, object_goal, read_stored_frame, vocabulary_commands
 from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner, state_goal
-from genie_robot.plan.search import SCORES, PlanConfig, receding_horizon, search
+from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
 from genie_robot.sim.scene import OBJECTS
@@ -154,14 +154,12 @@ def run_task(task, method, world, sim, config, oracle_config, k, size, seed, pla
         plan_seconds.append(time.perf_counter() - began)
         return actions
 
-    def distance_now():
-        return task_distance(tracked_positions(world.state(), task_kind)[task["object"]], goal_positions[task["object"]], task_kind)
-
     distances = []
 
     def execute_fn(action):
         world.step(commands[action])
-        distances.append(distance_now())
+        now = tracked_positions(world.state(), task_kind)[task["object"]]
+        distances.append(task_distance(now, goal_positions[task["object"]], task_kind))
 
     receding_horizon(plan_fn, execute_fn, k, config)
     return distances, plan_seconds
@@ -206,8 +204,6 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--elites", type=int, default=4)
-    parser.add_argument("--score", default="final", choices=SCORES,
-                        help="a plan's cost: its last imagined frame's, or the mean over every frame of its path")
     parser.add_argument("--oracle-population", type=int, default=32)
     parser.add_argument("--oracle-iterations", type=int, default=3)
     parser.add_argument("--maskgit-steps", type=int, default=2)
@@ -240,8 +236,7 @@ def main() -> None:
         args.maskgit_steps, args.ranking = 1, 3
     from genie_robot.models.run import Run
 
-    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every,
-                        score=args.score)
+    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
     oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
                                max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
@@ -264,7 +259,7 @@ def main() -> None:
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"CEM: horizon {config.horizon}{' (at most the steps left to the goal)' if args.horizon_to_goal else ''}, "
           f"replan every {config.execute_per_plan}, population {config.population}, "
-          f"{config.iterations} iterations, {config.elites} elites, score {config.score}; {args.maskgit_steps} MaskGIT steps; cost "
+          f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
           f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads")
     world, sim = ArmWorld(), ArmWorld()
@@ -375,7 +370,7 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
         best.append(true_P.min())
         line = []
         for name, cost in costs.items():
-            imagined_P = cost(imagination.frames[:, -1], imagination.tokens[:, -1])
+            imagined_P = cost(imagination.frames[:, -1], imagination.last_tokens)
             rho[name].append(rank_correlation(imagined_P, true_P))
             picked[name].append(true_P[np.argmin(imagined_P)])
             # The same cost on MuJoCo's own frames: its ceiling with a flawless world model.

@@ -318,7 +318,7 @@ def _cmd_plan(args) -> None:
     from genie_robot.plan.search import PlanConfig
 
     config = PlanConfig(args.method, args.horizon, args.population, args.iterations, args.elites,
-                        args.smoothing, args.replan_every, args.score)
+                        args.smoothing, args.replan_every)
     run, sampling = _run_and_sampling(args)
     adapter = run.require("adapter", "planning arm commands")
     result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
@@ -570,9 +570,6 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--elites", type=POSITIVE, default=4)
     plan.add_argument("--smoothing", type=SHARE, default=0.2, help="CEM: weight of the old distribution in a refit")
     plan.add_argument("--replan-every", type=COUNT, default=0, help="commands executed per plan (0: the whole horizon)")
-    plan.add_argument("--score", default="final",
-                      help="final | path: a plan's cost is its last imagined frame's, or the mean over every frame of its "
-                           "path (getting there sooner is better)")
     plan.add_argument("--steps", type=POSITIVE, help="commands executed in MuJoCo in all (default: the horizon)")
     plan.add_argument("--camera", default="front", help="MuJoCo camera the episodes were rendered from")
     plan.set_defaults(func=_cmd_plan)

@@ -49,7 +49,6 @@ from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDi
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import CheckpointError, GenieRobotError, InputError
-from genie_robot.plan.search import SCORES
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import image_to_rgb, twist_to_command
@@ -88,8 +87,6 @@ PARAMETERS = [
     Param("plan_population", 16, "sequences imagined per iteration (one batched rollout)", 1, 4096),
     Param("plan_iterations", 3, "CEM iterations", 1, 100),
     Param("plan_elites", 4, "CEM elites (at most the population)", 1, 4096),
-    Param("plan_score", "final", "a plan's cost: its last imagined frame's, or the mean over every frame of its path "
-          "(path: getting there sooner is better)", choices=SCORES),
 ]
 
 
@@ -148,7 +145,7 @@ class WorldModelNode(LifecycleNode):
             self.sampling = SamplingConfig(steps=p.maskgit_steps, temperature=p.temperature, order=p.unmask_order,
                                            draw=p.token_draw)
             self.plan_config = PlanConfig(p.plan_method, p.plan_horizon, p.plan_population, p.plan_iterations,
-                                          p.plan_elites, score=p.plan_score)
+                                          p.plan_elites)
             self.memory = p.history or None
             self.start_frame = as_video(self._read_prompt(p), self.wm.image_size)[-1]
             self.session = self._start(self.start_frame)  # checks history and warms up
@@ -426,9 +423,8 @@ class WorldModelNode(LifecycleNode):
         except GenieRobotError as exc:
             self.get_logger().error(f"planning failed: {exc}")
             return
-        where = "along its path" if self.p.plan_score == "path" else "at its end"
         self.get_logger().info(f"plan {plan.latents.tolist()} ({plan.cost:.4f} {self.p.plan_cost} distance as "
-                               f"imagined {where}, {plan.seconds:.1f} s)")
+                               f"imagined, {plan.seconds:.1f} s)")
         if not self.active:
             return
         self.plan_pub.publish(Int32MultiArray(data=plan.latents.tolist()))

@@ -31,9 +31,7 @@ class Imagination:
 
     prompt_frames: np.ndarray  # uint8 [P, H, W, 3], the prompt as the tokenizer keeps it
     frames: np.ndarray         # uint8 [R, N, H, W, 3]
-    # token ids [R, n, h, w] of the last n <= N imagined frames, those still in the model's memory
-    # (all N where the prompt and the N frames fit it, as a plan's do)
-    tokens: torch.Tensor
+    last_tokens: torch.Tensor  # token ids [R, h, w] of each row's last frame
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -109,7 +107,7 @@ class WorldModel:
             raise InputError(f"imagine takes latent actions [rows, steps], got shape {list(actions_RN.shape)}")
         session = self.start(prompt, prompt_actions, seed=seed, batch=len(actions_RN), sampling=sampling)
         frames = session.rollout(actions_RN)
-        return Imagination(session.prompt_frames, frames, session.tokens_BThw[:, -min(frames.shape[1], session.tokens_BThw.shape[1]):])
+        return Imagination(session.prompt_frames, frames, session.tokens_BThw[:, -1])
 
     def start(self, prompt, prompt_actions: Sequence[int] | None = None, seed: int | Sequence[int] = 0,
               batch: int = 1, sampling: SamplingConfig = SamplingConfig(), memory: int | None = None,

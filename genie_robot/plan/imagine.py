@@ -6,10 +6,7 @@ each row gets its own MaskGIT seed. Starting a session is one encode and one cac
 the prompt, small beside the `horizon` generated steps that follow, so sessions are started
 fresh per iteration rather than forked from a kept one.
 
-Costs compare an imagined frame with the goal: a sequence scores its final frame's cost, or with
-`PlanConfig.score = "path"` the mean over all its frames, which prefers reaching the goal sooner
-(replanning after every action executes only a plan's first action, and the final frame alone
-cannot tell a plan that moves first from one that waits first):
+Costs compare the final imagined frame with the goal:
   embedding: mean L2 distance between the tokenizer's code vectors of the imagined frame and
              of the goal image (position by position: what the dynamics model predicts);
   pixel:     mean squared error of the RGB frames in [0, 1];
@@ -30,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter, centroids, far_ends
@@ -163,9 +159,9 @@ class ImaginationPlanner:
             self.allowed = None if adapter is None else adapter.latent_counts.cpu().numpy() > 0
 
     def imagine(self, prompt, prompt_actions, actions_PH: np.ndarray, seed: int):
-        """Imagined frames [P, H, S, S, 3] and their token ids [P, H, h, w] of P sequences."""
+        """Imagined frames [P, H, S, S, 3] and final token ids [P, h, w] of P sequences."""
         imagination = self.wm.imagine(prompt, actions_PH, prompt_actions, seed, self.sampling)
-        return imagination.frames, imagination.tokens
+        return imagination.frames, imagination.last_tokens
 
     def plan(self, prompt, prompt_actions=None, seed: int = 0, steps_left: int | None = None) -> Plan:
         """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3]); with
@@ -184,17 +180,10 @@ class ImaginationPlanner:
         imagined = []
 
         def cost_fn(choices_PH: np.ndarray) -> np.ndarray:
-            frames_PHSSC, tokens_PHhw = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
-                                                     seed + len(imagined) * len(choices_PH))
+            frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
+                                                    seed + len(imagined) * len(choices_PH))
             imagined.append(frames_PHSSC)
-            if config.score == "final":
-                costs_P = self.cost(frames_PHSSC[:, -1], tokens_PHhw[:, -1])
-            else:
-                P, H = choices_PH.shape
-                costs_PH = self.cost(rearrange(frames_PHSSC, "P H S T C -> (P H) S T C"),
-                                     rearrange(tokens_PHhw, "P H h w -> (P H) h w")).reshape(P, H)
-                costs_P = costs_PH.mean(1)
-            return costs_P
+            return self.cost(frames_PHSSC[:, -1], tokens_Phw)
 
         result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row

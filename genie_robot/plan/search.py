@@ -21,7 +21,6 @@ import numpy as np
 from genie_robot.errors import InputError
 
 METHODS = ("cem", "shooting")
-SCORES = ("final", "path")
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,6 @@ class PlanConfig:
     elites: int = 4
     smoothing: float = 0.2   # weight of the previous distribution in the CEM refit
     replan_every: int = 0    # actions executed before planning again; 0 = the whole horizon
-    score: str = "final"     # a sequence's cost: its last imagined frame's, or the mean over its path's frames
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -45,8 +43,6 @@ class PlanConfig:
             raise InputError(f"elites ({self.elites}) cannot exceed the population ({self.population})")
         if not 0 <= self.smoothing < 1:
             raise InputError(f"CEM smoothing must lie in [0, 1), got {self.smoothing}")
-        if self.score not in SCORES:
-            raise InputError(f"unknown plan score {self.score!r}; choose {' or '.join(SCORES)}")
         if not 0 <= self.replan_every <= self.horizon:
             raise InputError(f"replan_every must be 1..horizon ({self.horizon}), or 0 for the whole horizon; "
                              f"got {self.replan_every}")

@@ -86,8 +86,6 @@ def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_sto
          "unknown object 'table'; choose from all, scene, hand, arm, red_cube, blue_cylinder, soft_cube"),
         (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
          "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
-        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--score", "best"],
-         "unknown plan score 'best'; choose final or path"),
     ]
     for args, message in cases:
         assert main(["plan", *args, "--out", str(tmp_path / "x"), "--maskgit-steps", "1"]) == 2
@@ -133,11 +131,10 @@ def test_reaching_plans_with_the_state_probe_where_the_run_has_one(planning_run,
     assert "state cost reads positions with the run's state probe" in capsys.readouterr().err
     config = TrainConfig(steps=4, batch_size=4, clip_len=1, warmup=1, ckpt_every=4, sample_every=0)
     Trainer("probe", ProbeConfig.preset("tiny"), [mujoco_store], run, config, progress=False).train()
-    for target, cost, score in (("arm", "state", "final"), ("hand", "state", "path"), ("all", "object", "final")):
+    for target, cost in (("arm", "state"), ("hand", "state"), ("all", "object")):
         out = tmp_path / target
-        assert main([*start, "--run", str(run), "--out", str(out), "--object", target, "--score", score]) == 0, capsys.readouterr().err
-        result = json.loads((out / "plan.json").read_text())
-        assert result["cost"] == cost and result["config"]["score"] == score
+        assert main([*start, "--run", str(run), "--out", str(out), "--object", target]) == 0, capsys.readouterr().err
+        assert json.loads((out / "plan.json").read_text())["cost"] == cost
     assert "state distance to goal" in capsys.readouterr().out
     assert main([*start, "--run", str(run), "--out", str(tmp_path / "x"), "--cost", "state", "--object", "table"]) == 2
     assert "the run's state probe reads no 'table'" in capsys.readouterr().err

@@ -75,7 +75,6 @@ def test_a_goal_due_sooner_than_the_horizon_shortens_the_plan():
 @pytest.mark.parametrize("bad, match", [
     (dict(method="mppi"), "unknown planner"), (dict(horizon=0), "horizon"), (dict(elites=20, population=8), "elites"),
     (dict(smoothing=1.0), "smoothing"), (dict(replan_every=9, horizon=8), "replan_every"),
-    (dict(score="best"), "unknown plan score"),
 ])
 def test_bad_settings_say_what_to_change(bad, match):
     with pytest.raises(InputError, match=match):
