@@ -226,6 +226,8 @@ def main() -> None:
                         "ranks them as MuJoCo does")
     parser.add_argument("--quick", action="store_true", help="untrained tiny run, one task, tiny populations (CI)")
     args = parser.parse_args()
+    if args.k < 1:
+        parser.error(f"--k is how many steps after the start the goal frame lies, >= 1; got {args.k}")
     chosen = args.methods.split(",")
     if unknown := set(chosen) - set(METHODS):
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
