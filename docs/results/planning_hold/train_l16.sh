@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # l16 as the README's "A sharper probe and sixteen latent actions" trains it (x3 tokenizer, 16-code LAM, x3 dynamics, probe p7)
 set -euo pipefail
-cd /work/main; source .venv/bin/activate; export MUJOCO_GL=egl
+cd "$(dirname "$0")/../../.."; source .venv/bin/activate; export MUJOCO_GL=egl
 D=out/quality/data; R=out/quality/l16/run
-gen() { out=$1; shift; [ -f $D/$out ] || genie-robot data mujoco --steps 32 --size 64 --workers 2 --out $D/$out "$@"; }
+gen() { out=$1; shift; [ -f "$D/$out" ] || genie-robot data mujoco --steps 32 --size 64 --workers 2 --out "$D/$out" "$@"; }
 stamp() { echo "=== $(date +%T) $*"; }
 stamp data
 gen mujoco.h5 --episodes 160 --seed 0
