@@ -201,6 +201,8 @@ def main() -> None:
     parser.add_argument("--horizon-to-goal", action=argparse.BooleanOptionalAction, default=True,
                         help="plans look no further than the goal's time (k): the last plans are shorter (the planner's, "
                         "the oracle's and the perfect model's); --no-horizon-to-goal scores every plan after --horizon actions")
+    parser.add_argument("--anchor", action="store_true",
+                        help="state cost: shift imagined readings so the imagined 'stay' rollout reads as the real frame does")
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--elites", type=int, default=4)
@@ -238,7 +240,8 @@ def main() -> None:
         args.maskgit_steps, args.ranking = 1, 3
     from genie_robot.models.run import Run
 
-    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every)
+    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every,
+                        anchor=args.anchor)
     oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
                                max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
@@ -263,7 +266,7 @@ def main() -> None:
           f"replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
-          f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads")
+          f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads{'; anchored readings' if args.anchor else ''}")
     world, sim = ArmWorld(), ArmWorld()
     try:
         for kind in args.task:

@@ -318,7 +318,7 @@ def _cmd_plan(args) -> None:
     from genie_robot.plan.search import PlanConfig
 
     config = PlanConfig(args.method, args.horizon, args.population, args.iterations, args.elites,
-                        args.smoothing, args.replan_every)
+                        args.smoothing, args.replan_every, args.anchor)
     run, sampling = _run_and_sampling(args)
     adapter = run.require("adapter", "planning arm commands")
     result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
@@ -570,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--elites", type=POSITIVE, default=4)
     plan.add_argument("--smoothing", type=SHARE, default=0.2, help="CEM: weight of the old distribution in a refit")
     plan.add_argument("--replan-every", type=COUNT, default=0, help="commands executed per plan (0: the whole horizon)")
+    plan.add_argument("--anchor", action="store_true",
+                      help="state cost: shift imagined readings by (the real frame's - the imagined 'stay' rollout's), so "
+                           "imagination gives the motion and the real frame the position")
     plan.add_argument("--steps", type=POSITIVE, help="commands executed in MuJoCo in all (default: the horizon)")
     plan.add_argument("--camera", default="front", help="MuJoCo camera the episodes were rendered from")
     plan.set_defaults(func=_cmd_plan)

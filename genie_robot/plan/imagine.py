@@ -18,7 +18,10 @@ Costs compare the final imagined frame with the goal:
              costs planned no push of 12 toward a goal frame 12 steps ahead, this one 3.
   state:     summed distance in metres between the positions the run's state probe reads from
              the imagined frame and from the goal frame (the hand's, or objects'): the hand
-             where the arm's colour centroid only loosely follows it.
+             where the arm's colour centroid only loosely follows it. Anchored (PlanConfig.anchor),
+             each reading is shifted by (real current frame's reading - imagined "stay" rollout's):
+             a blurred imagined arm reads off by a few cm, about the same for every plan, and the
+             shift takes that bias out, so holding still is scored as exactly where the arm is.
 """
 from __future__ import annotations
 
@@ -81,7 +84,8 @@ class GoalCost:
     def codes(self, tokens_hw: torch.Tensor) -> torch.Tensor:
         return self.wm.tokenizer.quantizer.lookup(tokens_hw)
 
-    def __call__(self, frames_PHWC: np.ndarray, tokens_Phw: torch.Tensor) -> np.ndarray:
+    def __call__(self, frames_PHWC: np.ndarray, tokens_Phw: torch.Tensor, shifts: dict | None = None) -> np.ndarray:
+        """`shifts` (state cost): metres added to the readings by name (`anchor_shifts`)."""
         if self.kind == "embedding":
             with torch.no_grad():
                 distance_Phw = (self.codes(tokens_Phw) - self.goal_codes_hwC).norm(dim=-1)
@@ -91,7 +95,9 @@ class GoalCost:
             return (difference**2).mean((1, 2, 3))
         if self.kind == "state":
             read = self.goal.probe.predict(frames_PHWC)
-            return sum(np.linalg.norm(read[name] - target, axis=-1) for name, target in self.goal.positions.items())
+            shifts = shifts or {}
+            return sum(np.linalg.norm(read[name] + shifts.get(name, 0.0) - target, axis=-1)
+                       for name, target in self.goal.positions.items())
         masks_PHW = self.goal.segmenter(frames_PHWC)
         missing = float(np.hypot(*frames_PHWC.shape[1:3]))
         return sum(np.nan_to_num(np.linalg.norm(object_points(masks_PHW, object_id, self.goal.far_end_from) - np.asarray(target_rc),
@@ -146,6 +152,11 @@ class ImaginationPlanner:
                  commands: np.ndarray | None = None):
         self.wm, self.config, self.sampling = wm, config, sampling
         self.cost = GoalCost(wm, goal, cost)
+        if config.anchor and (cost != "state" or adapter is None):
+            raise InputError("anchored readings (anchor) shift the state cost by the imagined \"stay\" rollout: they need "
+                             "--cost state and the run's adapter, which names the latent action of the do-nothing command")
+        if config.anchor:
+            self.stay_latent = int(adapter.to_latent(np.zeros(adapter.config.command_dim, np.float32))[0])
         if commands is not None:
             if adapter is None:
                 raise InputError("planning over arm commands needs the run's adapter (`genie-robot train adapter`) "
@@ -178,15 +189,22 @@ class ImaginationPlanner:
                              f"memory of {self.wm.max_memory} frames; use --horizon <= {self.wm.max_memory - kept} "
                              "and replan (--replan-every) to go further")
         imagined = []
+        shifts = self.anchor_shifts(prompt, prompt_actions, config.horizon, seed) if config.anchor else None
 
         def cost_fn(choices_PH: np.ndarray) -> np.ndarray:
             frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
                                                     seed + len(imagined) * len(choices_PH))
             imagined.append(frames_PHSSC)
-            return self.cost(frames_PHSSC[:, -1], tokens_Phw)
+            return self.cost(frames_PHSSC[:, -1], tokens_Phw, shifts)
 
         result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row
         commands = None if self.commands is None else self.commands[result.actions]
         return Plan(result.actions, self.latent_of_choice[result.actions], commands, imagined[iteration][row],
                     result.cost, result.iteration_costs, time.perf_counter() - began)
+
+    def anchor_shifts(self, prompt, prompt_actions, horizon: int, seed: int) -> dict[str, np.ndarray]:
+        """Metres by name that carry the imagined "stay" rollout's final reading onto the real current frame's."""
+        stay_frames_PHSSC, _ = self.imagine(prompt, prompt_actions, np.full((1, horizon), self.stay_latent), seed)
+        read = self.cost.goal.probe.predict(np.stack([prompt[-1], stay_frames_PHSSC[0, -1]]))
+        return {name: read[name][0] - read[name][1] for name in self.cost.goal.positions}

@@ -32,6 +32,9 @@ class PlanConfig:
     elites: int = 4
     smoothing: float = 0.2   # weight of the previous distribution in the CEM refit
     replan_every: int = 0    # actions executed before planning again; 0 = the whole horizon
+    # State cost only: read imagined positions relative to the imagined "stay" rollout, placed where the real
+    # current frame reads, so imagination supplies the motion and the real frame the position (ImaginationPlanner.plan).
+    anchor: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:

@@ -115,6 +115,31 @@ def test_state_cost_is_the_distance_between_probed_positions(wm):
         GoalCost(wm, Goal(image=frame(1)), "state")
 
 
+def test_anchored_state_cost_scores_holding_still_where_the_real_frame_reads(wm, planning_run):
+    """Anchored: every imagined reading is shifted by (real frame's reading - imagined "stay" rollout's), so the
+    all-stay plan costs exactly the real frame's distance and other plans keep their imagined difference from it."""
+    from genie_robot.models import ProbeConfig, StateProbe
+
+    adapter = Run.load(planning_run).require("adapter", "planning arm commands")
+    probe = StateProbe(ProbeConfig.preset("tiny", position_names=["hand"])).eval()
+    start, target = frame(30), np.array([0.1, -0.2, 0.3], np.float32)
+    commands = np.array([[0, 0, 0, 0], [1, 0, 0, 0]], np.float32)  # stay, +x
+    config = PlanConfig(horizon=2, population=4, iterations=1, elites=1, anchor=True)
+    planner = ImaginationPlanner(wm, Goal(positions={"hand": target}, probe=probe), "state", config, SAMPLING, adapter, commands)
+    shifts = planner.anchor_shifts(start[None], np.zeros(0, np.int64), 2, seed=5)
+    stay_HWC = planner.imagine(start[None], None, np.full((1, 2), planner.stay_latent), seed=5)[0][0, -1]
+    np.testing.assert_allclose(shifts["hand"], probe.predict(start)["hand"][0] - probe.predict(stay_HWC)["hand"][0], atol=1e-6)
+    here = np.linalg.norm(probe.predict(start)["hand"][0] - target)
+    assert planner.cost(stay_HWC[None], None, shifts)[0] == pytest.approx(here, abs=1e-5)
+    plan = planner.plan(start, seed=5)
+    imagined = probe.predict(plan.imagined[-1])["hand"][0] + shifts["hand"]
+    assert plan.cost == pytest.approx(np.linalg.norm(imagined - target), abs=1e-5)
+    with pytest.raises(InputError, match="anchored readings.*--cost state and the run's adapter"):
+        ImaginationPlanner(wm, Goal(image=frame(1)), "pixel", config, SAMPLING, adapter)
+    with pytest.raises(InputError, match="anchored readings"):
+        ImaginationPlanner(wm, Goal(positions={"hand": target}, probe=probe), "state", config, SAMPLING)
+
+
 def test_bad_input_says_what_to_fix(wm, tiny_run):
     with pytest.raises(InputError, match="memory of 16 frames.*--horizon <= 15"):
         ImaginationPlanner(wm, Goal(image=frame(1)), "pixel", PlanConfig(horizon=16), SAMPLING).plan(frame(0))
