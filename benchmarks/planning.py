@@ -11,7 +11,8 @@ each plan looking no further than the goal's time (--horizon-to-goal):
   planner   CEM in the world model toward the goal frame (--cost; auto: the state probe's hand position
             for reaches where the run has a probe, else the object cost) over --vocabulary: `latent` actions
             executed as the adapter's command for each, or the arm's 9 discrete
-            `behaviours`, each imagined as the latent action the adapter maps it to
+            `behaviours`, each imagined as the latent action the adapter maps it to; --anchor (state
+            cost): imagined readings shifted so the imagined "stay" rollout reads where the real frame does
   random    uniformly random actions of the planner's vocabulary
   oracle    CEM with MuJoCo as its model: each candidate sequence of the 9 discrete behaviours
             (controllers.BEHAVIOURS) is simulated in a copy of the world (snapshot restored),
