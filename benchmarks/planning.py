@@ -261,6 +261,11 @@ def main() -> None:
         if args.cost == "state" and probe is None:
             parser.error(f"--cost state reads positions with a state probe, which {run} lacks; train it with "
                          f"`genie-robot train probe --data STORE_WITH_STATE.h5 --out {run}`")
+        unanchored = [kind for kind in args.task if choose_cost(args.cost, task_targets(kind, args), probe, True) != "state"]
+        if args.anchor and (unanchored or args.ranking):  # caught here, not as a traceback once the tasks are loaded
+            parser.error("--anchor shifts the state cost's readings while planning: "
+                         + (f"the {', '.join(unanchored)} tasks plan with another cost here; run them without --anchor or with "
+                            "--cost state" if unanchored else "--ranking scores the costs unanchored; drop --anchor"))
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
     print(f"CEM: horizon {config.horizon}{' (at most the steps left to the goal)' if args.horizon_to_goal else ''}, "

@@ -22,7 +22,7 @@ Costs compare the final imagined frame with the goal:
              each reading is shifted by (real current frame's reading - imagined "stay" rollout's):
              the probe reads a blurred imagined arm off (1.7 cm after one imagined "stay"), much the
              same way for every plan from one frame; the shift takes that bias out, so holding still
-             is scored exactly where the arm is. An option: measured within noise (README).
+             is scored exactly where the arm is. An option: a small gain on reaches (README "Anchored readings").
 """
 from __future__ import annotations
 
