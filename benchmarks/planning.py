@@ -204,8 +204,6 @@ def main() -> None:
                         "the oracle's and the perfect model's); --no-horizon-to-goal scores every plan after --horizon actions")
     parser.add_argument("--anchor", action="store_true",
                         help="state cost: shift imagined readings so the imagined 'stay' rollout reads as the real frame does")
-    parser.add_argument("--hold-margin", type=float, metavar="METRES",
-                        help="with --anchor: hold still unless the best plan ends this much nearer the goal than the real frame")
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--elites", type=int, default=4)
@@ -233,9 +231,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.k < 1:
         parser.error(f"--k is how many steps after the start the goal frame lies, >= 1; got {args.k}")
-    if args.hold_margin is not None and not (args.anchor and args.hold_margin >= 0):
-        parser.error(f"--hold-margin (got {args.hold_margin}) compares anchored plans with the real frame: add --anchor, "
-                     "and give metres >= 0")
     chosen = args.methods.split(",")
     if unknown := set(chosen) - set(METHODS):
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
@@ -247,7 +242,7 @@ def main() -> None:
     from genie_robot.models.run import Run
 
     config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every,
-                        anchor=args.anchor, hold_margin=args.hold_margin)
+                        anchor=args.anchor)
     oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
                                max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
@@ -277,8 +272,7 @@ def main() -> None:
           f"replan every {config.execute_per_plan}, population {config.population}, "
           f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
           f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
-          f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads{'; anchored readings' if args.anchor else ''}"
-          f"{f'; hold margin {args.hold_margin * 100:g} cm' if args.hold_margin is not None else ''}")
+          f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads{'; anchored readings' if args.anchor else ''}")
     world, sim = ArmWorld(), ArmWorld()
     try:
         for kind in args.task:

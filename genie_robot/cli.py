@@ -318,7 +318,7 @@ def _cmd_plan(args) -> None:
     from genie_robot.plan.search import PlanConfig
 
     config = PlanConfig(args.method, args.horizon, args.population, args.iterations, args.elites,
-                        args.smoothing, args.replan_every, args.anchor, args.hold_margin)
+                        args.smoothing, args.replan_every, args.anchor)
     run, sampling = _run_and_sampling(args)
     adapter = run.require("adapter", "planning arm commands")
     result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
@@ -573,9 +573,6 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--anchor", action="store_true",
                       help="state cost: shift imagined readings by (the real frame's - the imagined 'stay' rollout's), so "
                            "imagination gives the motion and the real frame the position")
-    plan.add_argument("--hold-margin", type=float, metavar="METRES",
-                      help="with --anchor: hold still unless the best plan ends this much nearer the goal than the real frame "
-                           "(imagination's error per action otherwise moves a hand that is already there), e.g. 0.01")
     plan.add_argument("--steps", type=POSITIVE, help="commands executed in MuJoCo in all (default: the horizon)")
     plan.add_argument("--camera", default="front", help="MuJoCo camera the episodes were rendered from")
     plan.set_defaults(func=_cmd_plan)

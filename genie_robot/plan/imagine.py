@@ -86,7 +86,7 @@ class GoalCost:
         return self.wm.tokenizer.quantizer.lookup(tokens_hw)
 
     def __call__(self, frames_PHWC: np.ndarray, tokens_Phw: torch.Tensor, shifts: dict | None = None) -> np.ndarray:
-        """`shifts` (state cost): metres added to the readings by name (`ImaginationPlanner.anchor`)."""
+        """`shifts` (state cost): metres added to the readings by name (`anchor_shifts`)."""
         if self.kind == "embedding":
             with torch.no_grad():
                 distance_Phw = (self.codes(tokens_Phw) - self.goal_codes_hwC).norm(dim=-1)
@@ -169,12 +169,6 @@ class ImaginationPlanner:
             self.latent_of_choice = np.arange(wm.num_actions)
             self.commands = None if adapter is None else adapter.to_commands(self.latent_of_choice)
             self.allowed = None if adapter is None else adapter.latent_counts.cpu().numpy() > 0
-        if config.hold_margin is not None:
-            # What holding still executes: the do-nothing command, or (latent vocabulary) the latent action it maps to.
-            still = np.flatnonzero(~self.commands.any(1)) if commands is not None else [self.stay_latent]
-            if not len(still):
-                raise InputError("holding still (hold margin) needs the do-nothing command (all zeros) among the commands")
-            self.stay_choice = int(still[0])
 
     def imagine(self, prompt, prompt_actions, actions_PH: np.ndarray, seed: int):
         """Imagined frames [P, H, S, S, 3] and final token ids [P, h, w] of P sequences."""
@@ -196,10 +190,7 @@ class ImaginationPlanner:
                              f"memory of {self.wm.max_memory} frames; use --horizon <= {self.wm.max_memory - kept} "
                              "and replan (--replan-every) to go further")
         imagined = []
-        if config.anchor:
-            stay_frames_HSSC, stay_tokens_1hw, shifts = self.anchor(prompt, prompt_actions, config.horizon, seed)
-        else:
-            shifts = None
+        shifts = self.anchor_shifts(prompt, prompt_actions, config.horizon, seed) if config.anchor else None
 
         def cost_fn(choices_PH: np.ndarray) -> np.ndarray:
             frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
@@ -209,19 +200,12 @@ class ImaginationPlanner:
 
         result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row
-        choices, frames_HSSC, cost = result.actions, imagined[iteration][row], result.cost
-        if config.hold_margin is not None:
-            # Anchored, the stay rollout costs exactly what the real current frame does.
-            stay_cost = float(self.cost(stay_frames_HSSC[None, -1], stay_tokens_1hw, shifts)[0])
-            if cost > stay_cost - config.hold_margin:
-                choices, frames_HSSC, cost = np.full(config.horizon, self.stay_choice), stay_frames_HSSC, stay_cost
-        commands = None if self.commands is None else self.commands[choices]
-        return Plan(choices, self.latent_of_choice[choices], commands, frames_HSSC, cost, result.iteration_costs,
-                    time.perf_counter() - began)
+        commands = None if self.commands is None else self.commands[result.actions]
+        return Plan(result.actions, self.latent_of_choice[result.actions], commands, imagined[iteration][row],
+                    result.cost, result.iteration_costs, time.perf_counter() - began)
 
-    def anchor(self, prompt, prompt_actions, horizon: int, seed: int):
-        """The imagined "stay" rollout: frames [H, S, S, 3], final token ids [1, h, w], and the metres by name
-        that carry its final reading onto the real current frame's."""
-        stay_frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, np.full((1, horizon), self.stay_latent), seed)
+    def anchor_shifts(self, prompt, prompt_actions, horizon: int, seed: int) -> dict[str, np.ndarray]:
+        """Metres by name that carry the imagined "stay" rollout's final reading onto the real current frame's."""
+        stay_frames_PHSSC, _ = self.imagine(prompt, prompt_actions, np.full((1, horizon), self.stay_latent), seed)
         read = self.cost.goal.probe.predict(np.stack([prompt[-1], stay_frames_PHSSC[0, -1]]))
-        return stay_frames_PHSSC[0], tokens_Phw, {name: read[name][0] - read[name][1] for name in self.cost.goal.positions}
+        return {name: read[name][0] - read[name][1] for name in self.cost.goal.positions}

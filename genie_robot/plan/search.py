@@ -35,9 +35,6 @@ class PlanConfig:
     # State cost only: read imagined positions relative to the imagined "stay" rollout, placed where the real
     # current frame reads, so imagination supplies the motion and the real frame the position (ImaginationPlanner.plan).
     anchor: bool = False
-    # Anchored only: hold still unless the best plan ends nearer the goal than the real current frame by more than this
-    # (metres): imagination's error per action makes a move look better than holding when the hand is already there.
-    hold_margin: float | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -49,9 +46,6 @@ class PlanConfig:
             raise InputError(f"elites ({self.elites}) cannot exceed the population ({self.population})")
         if not 0 <= self.smoothing < 1:
             raise InputError(f"CEM smoothing must lie in [0, 1), got {self.smoothing}")
-        if self.hold_margin is not None and not (self.anchor and self.hold_margin >= 0):
-            raise InputError(f"a hold margin (got {self.hold_margin}) compares anchored plans with the real frame: it needs "
-                             "anchor (--anchor) and a value >= 0 metres")
         if not 0 <= self.replan_every <= self.horizon:
             raise InputError(f"replan_every must be 1..horizon ({self.horizon}), or 0 for the whole horizon; "
                              f"got {self.replan_every}")

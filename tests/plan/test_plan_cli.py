@@ -136,12 +136,8 @@ def test_reaching_plans_with_the_state_probe_where_the_run_has_one(planning_run,
         assert main([*start, "--run", str(run), "--out", str(out), "--object", target]) == 0, capsys.readouterr().err
         assert json.loads((out / "plan.json").read_text())["cost"] == cost
     assert "state distance to goal" in capsys.readouterr().out
-    assert main([*start, "--run", str(run), "--out", str(tmp_path / "anchored"), "--object", "arm", "--anchor",
-                 "--hold-margin", "0.01"]) == 0
-    config = json.loads((tmp_path / "anchored" / "plan.json").read_text())["config"]
-    assert config["anchor"] is True and config["hold_margin"] == 0.01
-    assert main([*start, "--run", str(run), "--out", str(tmp_path / "z"), "--object", "arm", "--hold-margin", "0.01"]) == 2
-    assert "hold margin" in capsys.readouterr().err
+    assert main([*start, "--run", str(run), "--out", str(tmp_path / "anchored"), "--object", "arm", "--anchor"]) == 0
+    assert json.loads((tmp_path / "anchored" / "plan.json").read_text())["config"]["anchor"] is True
     assert main([*start, "--run", str(run), "--out", str(tmp_path / "y"), "--object", "all", "--anchor"]) == 2
     assert "anchored readings" in capsys.readouterr().err
     assert main([*start, "--run", str(run), "--out", str(tmp_path / "x"), "--cost", "state", "--object", "table"]) == 2
