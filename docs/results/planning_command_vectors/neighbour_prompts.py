@@ -7,8 +7,10 @@ import numpy as np
 
 sys.path.insert(0, 'docs/results/planning_dynamics_x2_and_calibration')
 sys.path.insert(0, 'docs/results/planning_probe_and_codes')
+sys.path.insert(0, 'docs/results/planning_command_vectors')
 from action_effects import load  # noqa: E402
-from estimators import MEDIAN, hand_paths, picks_within  # noqa: E402
+from estimators import MEDIAN, hand_paths  # noqa: E402
+from oracle_codes import report  # noqa: E402
 
 from genie_robot.data import EpisodeStore  # noqa: E402
 from genie_robot.plan.execute import vocabulary_commands  # noqa: E402
@@ -41,11 +43,7 @@ def main():
     deltas, p0s, trues = np.array(deltas), np.array(p0s), np.stack(trues)  # [N, 3, 9, S, 3], [N, 3], [N, 9, S, 3]
     for label, d in (('current frame', deltas[:, 0]), ('mean over current + 1 before', deltas[:, :2].mean(1)),
                      ('mean over current + 2 before', deltas.mean(1))):
-        e = d + p0s[:, None, None]
-        err = np.linalg.norm(e - trues, axis=-1) * 100
-        ok = picks_within(e, trues)
-        print(f'{label:>30}: anchored hand error after 1/2/3 actions {np.round(err.mean((0, 1)), 2)} cm; '
-              f'picks within 3 cm 1/2/3: {np.round(ok.mean((0, 2)), 2)}', flush=True)
+        report(label, d + p0s[:, None, None], trues, 30)
 
 
 if __name__ == '__main__':

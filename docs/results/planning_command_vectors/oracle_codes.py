@@ -45,11 +45,15 @@ def main():
     trues = np.stack(trues)
     print(f"the adapter's code is the LAM's code of MuJoCo's frames in {np.mean(agree):.0%} of actions")
     for name, e in est.items():
-        e = np.stack(e)
-        err = np.linalg.norm(e - trues, axis=-1) * 100
-        ok = picks_within(e, trues)
-        print(f'{name:>32}: anchored hand error after 1/2/3 actions {np.round(err.mean((0, 1)), 2)} cm; '
-              f'picks within 3 cm 1/2/3: {np.round(ok.mean((0, 2)), 2)}', flush=True)
+        report(name, np.stack(e), trues, 32)
+
+
+def report(label, estimates, trues, width):
+    """One line: mean hand error of the estimates [N, 9, S, 3] against MuJoCo's, and the one-step picks' success."""
+    err = np.linalg.norm(estimates - trues, axis=-1) * 100
+    ok = picks_within(estimates, trues)
+    print(f'{label:>{width}}: anchored hand error after 1/2/3 actions {np.round(err.mean((0, 1)), 2)} cm; '
+          f'picks within 3 cm 1/2/3: {np.round(ok.mean((0, 2)), 2)}', flush=True)
 
 
 if __name__ == '__main__':
