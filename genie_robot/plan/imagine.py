@@ -22,7 +22,8 @@ Costs compare the final imagined frame with the goal:
              each reading is shifted by (real current frame's reading - imagined "stay" rollout's):
              the probe reads a blurred imagined arm off (1.7 cm after one imagined "stay"), much the
              same way for every plan from one frame; the shift takes that bias out, so holding still
-             is scored exactly where the arm is. An option: a small gain on reaches (README "Anchored readings").
+             is scored exactly where the arm is. An option; with 2-action plans replanned after every
+             action it is the recommended reach setting (README "What limits the imagined hand").
 """
 from __future__ import annotations
 
