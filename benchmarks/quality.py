@@ -24,6 +24,8 @@ protocol's): a steadier mean; each imagined row is also scored by the PSNR of th
 squared error, which an episode that copying gets exactly right (nothing moved) cannot dominate.
 
 Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality] [--heldout 32] [--order confidence] [--draw median] [--planning 12]
+       python benchmarks/quality.py --preset base --budgets 100 --minutes 2 --device cuda --no-fvd
+                                                 (a GPU: as many steps as 2 minutes a stage hold)
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
 The table is also written to OUT/quality.md and OUT/quality.json."""
 from __future__ import annotations
@@ -37,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from genie_robot.data.store import EpisodeStore
 from genie_robot.io import atomic_path
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.train.recipe import recipe
@@ -52,7 +55,10 @@ def cli(*args: str) -> None:
 
 def mujoco_store(path: Path, episodes: int, quick: bool, *options: str) -> Path:
     """`genie-robot data mujoco` at the demo's episode length and size (tiny ones when quick);
-    a store that already holds the episodes is kept as it is."""
+    a store that already holds the episodes is kept as it is (read without MuJoCo, so stores
+    made elsewhere train and evaluate on a machine without it)."""
+    if path.exists() and len(EpisodeStore(path)) >= episodes:
+        return path
     cli("data", "mujoco", "--episodes", str(episodes), *options, "--steps", "18" if quick else "32",
         "--size", "16" if quick else "64", "--workers", "2", "--out", str(path))
     return path
@@ -75,9 +81,9 @@ def make_data(out: Path, quick: bool, heldout: int) -> dict:
             "heldout": mujoco_store(out / f"{heldout_name(heldout)}.h5", 2 if quick else heldout, quick, *HELD_OUT)}
 
 
-def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict:
-    """The three model stages at `scale` x the recipe's steps (then the adapter at its recipe); returns
-    minutes and steps per model stage."""
+def train(run: Path, data: dict, preset: str, scale: float, quick: bool, minutes: float | None = None, device: str = "auto") -> dict:
+    """The three model stages at `scale` x the recipe's steps, or as many of them as `minutes` per stage
+    hold (then the adapter at its recipe); returns minutes and steps per model stage."""
     mixture = [f"{data['train']}:2", f"{data['explore']}:1"]
     # Minutes per stage are kept beside the run, so a rerun that finds a stage trained reports its real cost.
     spent_file = run.parent / "train.json"
@@ -86,7 +92,7 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
         steps = 2 if quick else max(1, round(recipe(preset, stage)["steps"] * scale))
         if (run / stage / "model.safetensors").exists():
             trained = json.loads((run / stage / "trainer_state.json").read_text())["step"]
-            if trained != steps:
+            if trained != steps and not (minutes and trained < steps):
                 # A run of an older recipe: reusing it would report that recipe under this one's name.
                 raise SystemExit(f"{run / stage} was trained for {trained} steps, but the recipe at budget x{scale:g} "
                                  f"asks for {steps}: move {run.parent} aside (or pass another --out) to train it anew")
@@ -94,15 +100,16 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool) -> dict
             spent.setdefault(stage, {"minutes": None, "steps": trained})
             continue
         started = time.time()
-        extra = ["--batch-size", "2", "--clip-len", "4"] if quick else []
-        cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra,
-            "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4)), "--out", str(run))
-        spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": steps}
+        extra = (["--batch-size", "2", "--clip-len", "4"] if quick else []) + (["--minutes", str(minutes)] if minutes else [])
+        cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra, "--device", device,
+            "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4) if not minutes else 500), "--out", str(run))
+        trained = json.loads((run / stage / "trainer_state.json").read_text())["step"]  # below `steps` when timed out
+        spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": trained}
         write_text(spent_file, json.dumps(spent, indent=2))
     # The adapter, as `make demo` trains it: on the episodes with the mixed policy's commands.
     if not (run / "adapter" / "model.safetensors").exists():
         cli("train", "adapter", "--data", str(data["train"]), "--preset", preset, *(["--steps", "2"] if quick else []),
-            "--sample-every", "0", "--out", str(run))
+            "--device", device, "--sample-every", "0", "--out", str(run))
     return spent
 
 
@@ -186,7 +193,9 @@ def table(rows: list[dict]) -> str:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
         lines.append(" | ".join([
-            f"| x{r['scale']:g}" + "".join(f", {value} {name}" for name, value in changed_sampling(r["sampling"]).items()),
+            f"| x{r['scale']:g}" + (f", {r['minutes']:g} min a stage" if r.get("minutes") else "")
+            + (f", {r['preset']}" if r.get("preset", "small") != "small" else "")
+            + "".join(f", {value} {name}" for name, value in changed_sampling(r["sampling"]).items()),
             " / ".join(fmt(t[s]["minutes"], 1) for s in STAGES),
             " / ".join(str(t[s]["steps"]) for s in STAGES),
             fmt(f["tokenizer_psnr"], 1),
@@ -216,10 +225,15 @@ def main() -> None:
                         help=f"held-out episodes eval reads (the protocol: {PROTOCOL_EPISODES}; more for a steadier mean)")
     parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of eval")
     parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="what eval's MaskGIT steps fix: a sample or the median")
+    parser.add_argument("--minutes", type=float, help="time budget per model stage: train as many of the budget's steps as fit")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where training and eval run")
+    parser.add_argument("--no-fvd", action="store_true", help="eval without FVD (no I3D weights there; not in the table)")
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
     if args.planning < 0:
         parser.error(f"--planning takes a number of tasks >= 0 (0: no planning), got {args.planning}")
+    if args.minutes is not None and args.minutes <= 0:
+        parser.error(f"--minutes takes a time budget per stage > 0, got {args.minutes}")
     if args.heldout < 1:
         parser.error(f"--heldout takes a number of episodes >= 1, got {args.heldout}")
     out = Path(args.out if not args.quick else args.out + "-quick")
@@ -235,12 +249,13 @@ def main() -> None:
         sampling = {name: getattr(args, name) for name in SAMPLING_OPTIONS}
         for value in changed_sampling(sampling).values():
             report = report.with_name(f"{report.name}_{value}")
-        spent = train(run, data, preset, scale, args.quick)
+        spent = train(run, data, preset, scale, args.quick, args.minutes, args.device)
         eval_args = (["--episodes", "2", "--horizons", "1", "4", "8", "16", "--no-fvd"] if args.quick
-                     else ["--episodes", str(args.heldout)]) + ["--order", args.order, "--draw", args.draw]
+                     else ["--episodes", str(args.heldout)] + (["--no-fvd"] if args.no_fvd else []))
+        eval_args += ["--order", args.order, "--draw", args.draw, "--device", args.device]
         if not report_is_current(run, report):
             cli("eval", "--run", str(run), "--data", str(data["heldout"]), "--out", str(report), *eval_args)
-        row = {"scale": scale, "sampling": sampling, "train": spent,
+        row = {"scale": scale, "preset": preset, "minutes": args.minutes, "sampling": sampling, "train": spent,
                "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
             row["planning"] = planning(run, planning_store(out / "data", args.planning, args.quick), args.planning, sampling)

@@ -159,7 +159,7 @@ def _cmd_train(args) -> None:
         lr=schedule["lr"], warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
         num_workers=args.workers, device=args.device, precision=args.precision, compile=schedule["compile"],
-        ema=schedule["ema"],
+        ema=schedule["ema"], minutes=args.minutes or 0.0,
     )
     trainer = Trainer(args.stage, model_config, args.data, args.out, cfg, resume=args.resume)
     if trainer.step >= cfg.steps:
@@ -458,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", nargs="+", required=True, help="FILE.h5[:WEIGHT] ...")
     train.add_argument("--preset", default="small", help="tiny | small | base | coinrun | paper")
     train.add_argument("--steps", type=POSITIVE, help="optimizer steps (default: the preset's recipe, genie_robot/train/recipe.py)")
+    train.add_argument("--minutes", type=RATE, default=None,
+                       help="wall-clock budget of the training loop: after its first steps are timed, --steps is lowered to "
+                            "what fits, so the learning-rate decay still ends at the last step (a --resume gets a new budget)")
     train.add_argument("--out", required=True, help="run directory shared by the four stages")
     train.add_argument("--resume", action="store_true", help="continue from RUN/<stage> (same data order)")
     train.add_argument("--batch-size", type=POSITIVE, help="clips per step (default: the recipe)")

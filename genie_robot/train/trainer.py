@@ -9,7 +9,7 @@ on CUDA and on CPUs with native bf16 matmuls, optionally the transformers compil
 (`torch.compile`: one cold compile of about a minute on CPU, then 1.35x a small dynamics
 step here), DistributedDataParallel under torchrun (data
 sharded by rank), checkpoints as folders (safetensors + JSON, swapped in atomically), exact
-resume, CSV + TensorBoard logs, a progress bar and periodic sample images.
+resume, an optional wall-clock budget (`minutes`), CSV + TensorBoard logs, a progress bar and periodic sample images.
 
 Run layout:  RUN/<stage>/            last checkpoint (config.json, model.safetensors,
                                      optimizer.safetensors, optimizer.json, trainer_state.json;
@@ -26,6 +26,7 @@ import math
 import os
 import shutil
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
@@ -70,6 +71,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where it is native: CUDA, AVX512-BF16/AMX CPUs; else fp32) | fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the model's transformers (pays off over long runs: compiling takes ~1 min)
     ema: float = 0.0  # decay of the weights' exponential moving average, which checkpoints hold for inference; 0 = off
+    minutes: float = 0.0  # wall-clock budget of one train() call: steps are lowered to what fits (fit_steps_to_budget); 0 = none
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "clip_len", "frame_skip", "accum", "ckpt_every", "log_every"):
@@ -79,6 +81,8 @@ class TrainConfig:
             raise ConfigError(f"training config: precision must be auto, fp32 or bf16, got {self.precision!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)) or self.warmup < 0:
             raise ConfigError("training config: lr must be > 0 and warmup >= 0")
+        if not (self.minutes >= 0 and math.isfinite(self.minutes)):
+            raise ConfigError(f"training config: minutes must be >= 0 (0 = no time budget), got {self.minutes}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"training config: ema must be in [0, 1) (0 = off, 0.999 = an average over ~1000 steps), got {self.ema}")
         self.betas = tuple(self.betas)
@@ -96,6 +100,18 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+# A time budget times the steps after the first BUDGET_SKIP ones (compilation, warm-up) and first
+# fits the step count once BUDGET_TIMED more have run.
+BUDGET_SKIP, BUDGET_TIMED = 5, 20
+
+
+def fit_steps_to_budget(step: int, cfg: TrainConfig, seconds_left: float, steps_per_second: float) -> int:
+    """The step count that ends the run inside its time budget at the measured rate (5% kept for
+    checkpoints and logs), never above cfg.steps nor below the current step. Steps are lowered,
+    not cut off, so that the cosine decay of the learning rate still ends at the last step."""
+    return max(step, min(cfg.steps, step + int(0.95 * max(0.0, seconds_left) * steps_per_second)))
 
 
 class ShardedRange(Sampler):
@@ -320,6 +336,7 @@ class Trainer:
         logged: dict[str, float] = {}
         sums: dict[str, torch.Tensor] = {}
         steps_summed, finite, checked_at = 0, torch.ones((), dtype=torch.bool, device=self.device), self.step
+        started, timed_from = (self.step, time.monotonic()), None
         self.model.train()
         while self.step < cfg.steps:
             # Per-step seeding makes masks and code restarts identical after a resume.
@@ -343,6 +360,8 @@ class Trainer:
             self.step += 1
             steps_summed += 1
             bar.update(1)
+            if cfg.minutes:
+                timed_from = self._keep_to_budget(started, timed_from, bar)
             last = self.step == cfg.steps
             log_now = self.step % cfg.log_every == 0 or last
             save_now = self.step % cfg.ckpt_every == 0 or last
@@ -367,6 +386,26 @@ class Trainer:
         if tb is not None:
             tb.close()
         return logged
+
+    def _keep_to_budget(self, started: tuple[int, float], timed_from: tuple[int, float] | None, bar) -> tuple[int, float] | None:
+        """Start timing after the first steps, then at every log step lower cfg.steps to what the
+        budget holds at the rate measured since (every rank agrees on the lowest); returns the timing mark."""
+        now = time.monotonic()
+        if timed_from is None:
+            return (self.step, now) if self.step >= started[0] + BUDGET_SKIP else None
+        timed_steps = self.step - timed_from[0]
+        if timed_steps < BUDGET_TIMED or self.step % self.cfg.log_every:
+            return timed_from
+        steps = fit_steps_to_budget(self.step, self.cfg, self.cfg.minutes * 60 - (now - started[1]),
+                                    timed_steps / max(now - timed_from[1], 1e-9))
+        if self.world > 1:
+            agreed = torch.tensor(steps, device=self.device)
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+            steps = int(agreed)
+        if steps < self.cfg.steps:
+            self.cfg.steps = bar.total = steps
+            bar.refresh()
+        return timed_from
 
     def _tensorboard(self):
         # TensorBoard imports TensorFlow when it is installed (it is, for RLDS), and TensorFlow

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from genie_robot.data import EpisodeWriter, StoreError
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.models import DynamicsConfig, LatentActionConfig, TokenizerConfig
 from genie_robot.models.checkpoint import load_model, load_tensors
-from genie_robot.train.trainer import TrainConfig, Trainer, ema_decay_at, lr_at
+from genie_robot.train.trainer import BUDGET_SKIP, BUDGET_TIMED, TrainConfig, Trainer, ema_decay_at, fit_steps_to_budget, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,24 @@ def test_lr_schedule():
     c = TrainConfig(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1)
     assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
     assert lr_at(100, c) == pytest.approx(0.1) and 0.1 < lr_at(50, c) < 1.0
+
+
+def test_a_time_budget_lowers_the_steps_to_what_fits():
+    c = TrainConfig(steps=1000, minutes=1.0)
+    assert fit_steps_to_budget(30, c, seconds_left=50.0, steps_per_second=4.0) == 30 + 190  # 5% kept for checkpoints
+    assert fit_steps_to_budget(30, c, seconds_left=1e4, steps_per_second=4.0) == 1000  # never above --steps
+    assert fit_steps_to_budget(30, c, seconds_left=-5.0, steps_per_second=4.0) == 30  # past the budget: stop here
+    with pytest.raises(ConfigError, match="minutes"):
+        TrainConfig(minutes=-1.0)
+
+
+def test_a_spent_time_budget_stops_at_the_first_fit_and_saves(store, tmp_path):
+    trainer = Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=500, minutes=1e-6, ckpt_every=1000), progress=False)
+    trainer.train()
+    first_fit = BUDGET_SKIP + BUDGET_TIMED
+    assert trainer.step == trainer.cfg.steps == first_fit
+    state = json.loads((tmp_path / "lam" / "trainer_state.json").read_text())
+    assert state["step"] == first_fit and state["train_config"]["steps"] == first_fit
 
 
 def test_all_three_stages_train_and_write_logs(store, tmp_path):
