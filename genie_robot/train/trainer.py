@@ -103,7 +103,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 # A time budget times the steps after the first BUDGET_SKIP ones (compilation, warm-up) and first
-# fits the step count once BUDGET_TIMED more have run.
+# fits the step count once BUDGET_TIMED more have run; a budget spent before that stops at a log step.
 BUDGET_SKIP, BUDGET_TIMED = 5, 20
 
 
@@ -388,16 +388,21 @@ class Trainer:
         return logged
 
     def _keep_to_budget(self, started: tuple[int, float], timed_from: tuple[int, float] | None, bar) -> tuple[int, float] | None:
-        """Start timing after the first steps, then at every log step lower cfg.steps to what the
-        budget holds at the rate measured since (every rank agrees on the lowest); returns the timing mark."""
+        """Start timing after the first steps; at every log step lower cfg.steps to what the budget
+        holds at the rate measured since, or stop there once it is spent (every rank agrees on the
+        lowest, at the same steps); returns the timing mark."""
         now = time.monotonic()
-        if timed_from is None:
-            return (self.step, now) if self.step >= started[0] + BUDGET_SKIP else None
-        timed_steps = self.step - timed_from[0]
-        if timed_steps < BUDGET_TIMED or self.step % self.cfg.log_every:
+        if timed_from is None and self.step >= started[0] + BUDGET_SKIP:
+            timed_from = (self.step, now)
+        if self.step % self.cfg.log_every:
             return timed_from
-        steps = fit_steps_to_budget(self.step, self.cfg, self.cfg.minutes * 60 - (now - started[1]),
-                                    timed_steps / max(now - timed_from[1], 1e-9))
+        left = self.cfg.minutes * 60 - (now - started[1])
+        if left <= 0:
+            steps = self.step
+        elif timed_from is None or self.step - timed_from[0] < BUDGET_TIMED:
+            steps = self.cfg.steps
+        else:
+            steps = fit_steps_to_budget(self.step, self.cfg, left, (self.step - timed_from[0]) / max(now - timed_from[1], 1e-9))
         if self.world > 1:
             agreed = torch.tensor(steps, device=self.device)
             dist.all_reduce(agreed, op=dist.ReduceOp.MIN)

@@ -61,13 +61,19 @@ def test_a_time_budget_lowers_the_steps_to_what_fits():
         TrainConfig(minutes=-1.0)
 
 
-def test_a_spent_time_budget_stops_at_the_first_fit_and_saves(store, tmp_path):
-    trainer = Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=500, minutes=1e-6, ckpt_every=1000), progress=False)
+def test_a_spent_time_budget_stops_at_the_next_log_step_and_saves(store, tmp_path):
+    config = cfg(steps=500, minutes=1e-6, ckpt_every=1000, log_every=4)
+    trainer = Trainer("lam", tiny("lam"), [store], tmp_path, config, progress=False)
     trainer.train()
-    first_fit = BUDGET_SKIP + BUDGET_TIMED
-    assert trainer.step == trainer.cfg.steps == first_fit
+    assert trainer.step == trainer.cfg.steps == 4  # before the steps could be timed
     state = json.loads((tmp_path / "lam" / "trainer_state.json").read_text())
-    assert state["step"] == first_fit and state["train_config"]["steps"] == first_fit
+    assert state["step"] == 4 and state["train_config"]["steps"] == 4
+
+
+def test_a_time_budget_that_holds_every_step_changes_nothing(store, tmp_path):
+    trainer = Trainer("lam", tiny("lam"), [store], tmp_path, cfg(steps=BUDGET_SKIP + BUDGET_TIMED + 10, minutes=60.0), progress=False)
+    trainer.train()
+    assert trainer.step == trainer.cfg.steps == BUDGET_SKIP + BUDGET_TIMED + 10
 
 
 def test_all_three_stages_train_and_write_logs(store, tmp_path):
@@ -239,12 +245,12 @@ def test_two_process_ddp_on_cpu(store, tmp_path):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     proc = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "genie_robot.cli", "train", "tokenizer",
-         "--data", str(store), "--preset", "tiny", "--steps", "3", "--batch-size", "2", "--clip-len", "4",
-         "--out", str(tmp_path), "--ckpt-every", "3", "--sample-every", "0"],
+         "--data", str(store), "--preset", "tiny", "--steps", "30", "--batch-size", "2", "--clip-len", "4",
+         "--out", str(tmp_path), "--ckpt-every", "30", "--sample-every", "0", "--minutes", "30"],  # ranks agree on the budget
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = (tmp_path / "tokenizer" / "trainer_state.json").read_text()
-    assert '"world_size": 2' in state and '"step": 3' in state
+    assert '"world_size": 2' in state and '"step": 30' in state
 
 
 def test_recipe_defaults_per_preset_and_stage():
