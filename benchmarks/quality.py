@@ -24,7 +24,7 @@ protocol's): a steadier mean; each imagined row is also scored by the PSNR of th
 squared error, which an episode that copying gets exactly right (nothing moved) cannot dominate.
 
 Usage: python benchmarks/quality.py [--budgets 1 3] [--out out/quality] [--heldout 32] [--order confidence] [--draw median] [--planning 12]
-       python benchmarks/quality.py --preset base --budgets 100 --minutes 2 --device cuda --no-fvd
+       python benchmarks/quality.py --preset base --budgets 8 --minutes 2 --device cuda --no-fvd
                                                  (a GPU: as many steps as 2 minutes a stage hold)
        python benchmarks/quality.py --quick      (tiny preset, seconds: keeps the script alive in CI)
 The table is also written to OUT/quality.md and OUT/quality.json."""
