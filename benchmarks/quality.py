@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from genie_robot.cli import RATE
 from genie_robot.data.store import EpisodeStore
 from genie_robot.io import atomic_path
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
@@ -57,8 +58,10 @@ def mujoco_store(path: Path, episodes: int, quick: bool, *options: str) -> Path:
     """`genie-robot data mujoco` at the demo's episode length and size (tiny ones when quick);
     a store that already holds the episodes is kept as it is (read without MuJoCo, so stores
     made elsewhere train and evaluate on a machine without it)."""
-    if path.exists() and len(EpisodeStore(path)) >= episodes:
-        return path
+    if path.exists():
+        with EpisodeStore(path) as store:
+            if len(store) >= episodes:
+                return path
     cli("data", "mujoco", "--episodes", str(episodes), *options, "--steps", "18" if quick else "32",
         "--size", "16" if quick else "64", "--workers", "2", "--out", str(path))
     return path
@@ -102,6 +105,7 @@ def train(run: Path, data: dict, preset: str, scale: float, quick: bool, minutes
         started = time.time()
         extra = (["--batch-size", "2", "--clip-len", "4"] if quick else []) + (["--minutes", str(minutes)] if minutes else [])
         cli("train", stage, "--data", *mixture, "--preset", preset, "--steps", str(steps), *extra, "--device", device,
+            # With a budget the step count is set in training, so checkpoints come every 500 steps instead of every quarter.
             "--sample-every", "0", "--ckpt-every", str(max(1, steps // 4) if not minutes else 500), "--out", str(run))
         trained = json.loads((run / stage / "trainer_state.json").read_text())["step"]  # below `steps` when timed out
         spent[stage] = {"minutes": round((time.time() - started) / 60, 1), "steps": trained}
@@ -225,15 +229,13 @@ def main() -> None:
                         help=f"held-out episodes eval reads (the protocol: {PROTOCOL_EPISODES}; more for a steadier mean)")
     parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of eval")
     parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="what eval's MaskGIT steps fix: a sample or the median")
-    parser.add_argument("--minutes", type=float, help="time budget per model stage: train as many of the budget's steps as fit")
+    parser.add_argument("--minutes", type=RATE, help="time budget per model stage: train as many of the budget's steps as fit")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where training and eval run")
     parser.add_argument("--no-fvd", action="store_true", help="eval without FVD (no I3D weights there; not in the table)")
     parser.add_argument("--quick", action="store_true", help="tiny preset and data, 2 steps a stage (CI)")
     args = parser.parse_args()
     if args.planning < 0:
         parser.error(f"--planning takes a number of tasks >= 0 (0: no planning), got {args.planning}")
-    if args.minutes is not None and args.minutes <= 0:
-        parser.error(f"--minutes takes a time budget per stage > 0, got {args.minutes}")
     if args.heldout < 1:
         parser.error(f"--heldout takes a number of episodes >= 1, got {args.heldout}")
     out = Path(args.out if not args.quick else args.out + "-quick")

@@ -397,12 +397,10 @@ class Trainer:
         if self.step % self.cfg.log_every:
             return timed_from
         left = self.cfg.minutes * 60 - (now - started[1])
-        if left <= 0:
-            steps = self.step
-        elif timed_from is None or self.step - timed_from[0] < BUDGET_TIMED:
-            steps = self.cfg.steps
-        else:
+        if timed_from is not None and self.step - timed_from[0] >= BUDGET_TIMED:
             steps = fit_steps_to_budget(self.step, self.cfg, left, (self.step - timed_from[0]) / max(now - timed_from[1], 1e-9))
+        else:
+            steps = self.step if left <= 0 else self.cfg.steps
         if self.world > 1:
             agreed = torch.tensor(steps, device=self.device)
             dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
