@@ -1,4 +1,5 @@
-# Exploratory record, not part of the package; run from the repository root: python docs/results/planning_push/object_one_step.py RUN
+# Exploratory record, not part of the package; run from the repository root:
+#   python docs/results/planning_push/object_one_step.py RUN [STORE [EPISODES]]   (default: out/quality/data/val32.h5, all)
 # Do imagined objects move when pushed, one step from real frames? On validation transitions (val32.h5) where
 # an object moved >= 1 cm (recorded state), imagine frame t+1 from the real frames t-2..t and the LAM's code of
 # the real transition t -> t+1 (and a random code), segment the object by colour and measure how much of its
@@ -31,8 +32,9 @@ def main():
     rows = {"real frame t+1": [], "its reconstruction": []}
     rows |= {f"{code}, {sampling}": [] for sampling in SAMPLINGS for code in ("LAM's code", "random code")}
     moved_px, names = [], []
-    with EpisodeStore("out/quality/data/val32.h5") as store:
-        episodes = list(store)
+    store_path = sys.argv[2] if len(sys.argv) > 2 else "out/quality/data/val32.h5"
+    with EpisodeStore(store_path) as store:
+        episodes = list(store)[:int(sys.argv[3]) if len(sys.argv) > 3 else None]
         frames = [e.frames for e in episodes]
         masks = [e.masks for e in episodes]
         segmenter = ColourSegmenter.fit(np.concatenate(frames + [wm.reconstruct(f) for f in frames]), np.concatenate(masks + masks))
