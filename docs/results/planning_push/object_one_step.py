@@ -5,7 +5,7 @@
 # the real transition t -> t+1 (and a random code), segment the object by colour and measure how much of its
 # true image motion (centroid, pixels) the imagined frame shows: the projection of the imagined displacement
 # on the true one, over the true one's squared length (1 = moved as far as in MuJoCo, 0 = stayed).
-import sys
+import argparse
 
 import numpy as np
 
@@ -27,14 +27,20 @@ def followed(before, after, imagined):
 
 
 def main():
-    wm = Run.load(sys.argv[1]).world_model()
+    parser = argparse.ArgumentParser(description="Do imagined objects move when pushed, one step from real frames?")
+    parser.add_argument("run")
+    parser.add_argument("store", nargs="?", default="out/quality/data/val32.h5")
+    parser.add_argument("episodes", nargs="?", type=int, help="read the store's first EPISODES (default: all)")
+    args = parser.parse_args()
+    if args.episodes is not None and args.episodes < 1:
+        parser.error(f"EPISODES must be >= 1, got {args.episodes}")
+    wm = Run.load(args.run).world_model()
     rng = np.random.default_rng(0)
     rows = {"real frame t+1": [], "its reconstruction": []}
     rows |= {f"{code}, {sampling}": [] for sampling in SAMPLINGS for code in ("LAM's code", "random code")}
     moved_px, names = [], []
-    store_path = sys.argv[2] if len(sys.argv) > 2 else "out/quality/data/val32.h5"
-    with EpisodeStore(store_path) as store:
-        episodes = list(store)[:int(sys.argv[3]) if len(sys.argv) > 3 else None]
+    with EpisodeStore(args.store) as store:
+        episodes = list(store)[:args.episodes]
         frames = [e.frames for e in episodes]
         masks = [e.masks for e in episodes]
         segmenter = ColourSegmenter.fit(np.concatenate(frames + [wm.reconstruct(f) for f in frames]), np.concatenate(masks + masks))

@@ -14,7 +14,9 @@ train_and_read() {  # episodes, minutes, run name, log
   mkdir -p $R; cp -r out/quality/l16/run/tokenizer out/quality/l16/run/lam $R/
   [ -f $D/push$N.h5 ] || genie-robot data mujoco --steps 32 --size 64 --workers 2 --episodes $N --seed ${SEED[$N]} --policy push --out $D/push$N.h5
   {
-    genie-robot train dynamics --data $D/push$N.h5 --preset small --steps 40000 --minutes $MINUTES --sample-every 0 --out $R 2>&1 \
+    # the step cap and checkpoint cadence of the logged runs; the budget sets the steps trained
+    genie-robot train dynamics --data $D/push$N.h5 --preset small --steps $((MINUTES * 1000)) --minutes $MINUTES --sample-every 0 \
+      --ckpt-every $((MINUTES * 100)) --out $R 2>&1 \
       | tr '\r' '\n' | grep "^dynamics: step"
     echo "--- one step, the first 16 training episodes"; python docs/results/planning_push/object_one_step.py $R $D/push$N.h5 16
     echo "--- one step, val32.h5"; python docs/results/planning_push/object_one_step.py $R $D/val32.h5
