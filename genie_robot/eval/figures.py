@@ -171,7 +171,8 @@ def _latent_actions(la: dict) -> str:
     reading = ("What each latent action stands for on these episodes: the true action class it most often codes (for the "
                "arm the behaviour of the command, with the hand's motion read from the recorded state; for games the "
                "joystick action). NMI between latent codes and those classes: 0 is chance, 1 a one-to-one naming; on "
-               "the arm, labelling transitions by the hand's true motion scores about 0.6 (README), a practical ceiling. "
+               "the arm, the NMI of labels read from the hand's true motion (`benchmarks/motion_labels.py`) is a practical "
+               "ceiling. "
                "Hand motion explained: the share of the hand's displacement variance per axis that "
                "knowing the code accounts for (R^2 of each code's mean displacement), free of the commands' label noise.")
     rows = [[r["code"], r["count"], _num(100 * r["usage"], 1, "%"),

@@ -9,8 +9,8 @@ latent actions inferred by the frozen LAM from the video):
                (accumulated over the training transitions) at full strength. The mean itself
                is shrunk by every transition the LAM gave the code that moved less or elsewhere:
                executed as it is, it moves the hand at a fraction of the speed the code's
-               transitions had (planning with MuJoCo itself as the model reached 0 of 12 pushes
-               with mean commands, 7 of 12 at full strength: README, "Planning in imagination").
+               transitions had, which caps what a planner can do even with a perfect model
+               (docs/experiments/planning_first_steps.md).
 It is saved beside the models as RUN/adapter/ (config.json + model.safetensors)."""
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def fit_adapter(commands, latents, command_names: list[str], num_actions: int, s
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(adapter.classifier.parameters(), lr=lr)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # matrices this small only pay thread hand-offs (10x slower on a busy CPU)
+    torch.set_num_threads(1)  # matrices this small only pay thread hand-offs (much slower on a busy CPU)
     try:
         adapter.train()
         for _ in range(steps):

@@ -7,7 +7,7 @@ trained as an optional fifth stage of a run (`genie-robot train probe`) on store
 state (`genie-robot data mujoco`): every frame against its recorded positions (the hand's, each
 rigid body's centre, each soft body's mean node; `genie_robot.data.store.state_positions`). It
 reads imagined frames and the goal frame alike, so the planner compares positions rather than
-pixels (README, "Planning in imagination"). Two coordinate channels let the convolutions tell
+pixels (docs/planning.md). Two coordinate channels let the convolutions tell
 where in the frame they are, which a position regressor needs.
 It is saved beside the models as RUN/probe/ (config.json + model.safetensors)."""
 from __future__ import annotations

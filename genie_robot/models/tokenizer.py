@@ -4,8 +4,8 @@ Causal in time (z_t depends on x_1..t only), so tokenizing a prompt once and app
 generated frames later gives the same tokens as tokenizing the whole video.
 
 The paper's encoder attends over the whole clip. With a fixed camera that makes codes flicker:
-a static patch's code depends on every moving pixel in the clip, and two thirds of the token
-changes between frames of robot video were such flicker (measured, README). Our presets encode
+a static patch's code depends on every moving pixel in the clip, and most token changes
+between frames of robot video are such flicker (docs/experiments/small_recipe.md). Our presets encode
 each frame on its own with attention limited to a patch's neighbours (`enc_temporal=False`,
 `enc_window=1`), so a token changes only near pixels that changed, and decode each frame on its
 own too (`dec_temporal=False`: single-frame batches give many more optimizer steps per CPU

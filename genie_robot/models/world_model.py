@@ -38,7 +38,7 @@ PRECISIONS = ("fp32", "bf16")
 
 
 class WorldModel:
-    """`precision`: "fp32", or "bf16" to generate under bfloat16 autocast (see README for
+    """`precision`: "fp32", or "bf16" to generate under bfloat16 autocast (see docs/performance.md for
     when it pays and how closely it follows fp32); settable between steps."""
 
     def __init__(self, tokenizer, dynamics, lam=None, precision: str = "fp32"):

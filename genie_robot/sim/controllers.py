@@ -74,9 +74,9 @@ class PushController:
     Commands are proportional moves toward each waypoint, with a little noise so pushes vary."""
 
     APPROACH_HEIGHT = 0.12
-    # The hand's site stops about 6 cm above the table, where the closed fingers touch it: at
-    # 3 cm the hand stood pressing down until the segment ended, and 42% of the 5 Hz world's
-    # -z commands did not move it (3% at this height; benchmarks/motion_labels.py).
+    # The hand's site stops about 6 cm above the table, where the closed fingers touch it: aimed
+    # lower, the hand stands pressing down until the segment ends and its -z commands do not
+    # move it (benchmarks/motion_labels.py; docs/experiments/frame_rate_5hz.md).
     PUSH_HEIGHT = 0.065
 
     def __init__(self, rng: np.random.Generator, noise: float = 0.1):

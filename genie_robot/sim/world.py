@@ -52,9 +52,9 @@ def rigid_residual(rest_N3: np.ndarray, current_N3: np.ndarray) -> float:
 
 
 # 5 Hz (RT-1 records at 3 Hz): the hand's lag behind a new command is fixed in seconds, so at
-# 10 Hz a frame's motion often still follows the last command. Labelling each transition by the
-# dominant axis of the hand's motion agrees with its commanded behaviour at NMI 0.81 at 5 Hz
-# against 0.56 at 10 Hz (benchmarks/motion_labels.py), and the LAM's codes follow: 0.46 vs 0.30.
+# 10 Hz a frame's motion often still follows the last command, and labels read from the hand's
+# motion agree far less with the commanded behaviours (benchmarks/motion_labels.py;
+# docs/experiments/frame_rate_5hz.md).
 FRAME_DT = 0.2
 
 
@@ -155,8 +155,7 @@ class ArmWorld:
         and the arm's and rigid objects' velocities (`joint_vel`, `<rigid>_vel`; stores written
         before they were recorded lack them), those are restored too: without them the hand
         starts at rest with its target on itself, and replaying the recorded commands from
-        there misses the recorded hand by 0.55 cm and the rigid objects by 1.1 cm on average
-        after 12 frames, instead of 0.00 and 0.22 cm (benchmarks/mujoco_replay.py)."""
+        there drifts from the recording (benchmarks/mujoco_replay.py measures both)."""
         needed = {"joint_pos", "gripper", "ee_pos", *(f"{n}_pose" for n in self._rigid_bodies),
                   *(f"{n}_vertices" for n in self._soft_flex)}
         if missing := sorted(needed - set(state)):

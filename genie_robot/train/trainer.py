@@ -6,8 +6,8 @@ which frozen models of the run a stage trains on, what it makes of a clip batch,
 AdamW with linear warmup + cosine decay, gradient clipping and accumulation, an optional
 exponential moving average of the weights (what the checkpoint then holds for inference), bf16 autocast
 on CUDA and on CPUs with native bf16 matmuls, optionally the transformers compiled
-(`torch.compile`: one cold compile of about a minute on CPU, then 1.35x a small dynamics
-step here), DistributedDataParallel under torchrun (data
+(`torch.compile`: a cold compile once per run, which pays off on long steps such as the
+small dynamics'), DistributedDataParallel under torchrun (data
 sharded by rank), checkpoints as folders (safetensors + JSON, swapped in atomically), exact
 resume, an optional wall-clock budget (`minutes`), CSV + TensorBoard logs, a progress bar and periodic sample images.
 
@@ -69,7 +69,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto (bf16 where it is native: CUDA, AVX512-BF16/AMX CPUs; else fp32) | fp32 | bf16 (autocast)
-    compile: bool = False  # torch.compile the model's transformers (pays off over long runs: compiling takes ~1 min)
+    compile: bool = False  # torch.compile the model's transformers (pays off over long runs: compiling costs time once)
     ema: float = 0.0  # decay of the weights' exponential moving average, which checkpoints hold for inference; 0 = off
     minutes: float = 0.0  # wall-clock budget of one train() call: steps are lowered to what fits (fit_steps_to_budget); 0 = none
 
@@ -140,8 +140,7 @@ def _distributed() -> tuple[int, int]:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast speeds training up here: on CUDA, and on CPUs with bf16 matmul
-    instructions (small preset on 2 AVX512-BF16 cores: a training step 1.3x (tokenizer) to
-    1.5x (LAM, dynamics) faster, README). Elsewhere a CPU emulates bf16, slower than fp32."""
+    instructions (docs/performance.md). Elsewhere a CPU emulates bf16, slower than fp32."""
     if device.type == "cuda":
         return True
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
