@@ -181,7 +181,7 @@ def _run_and_sampling(args):
     try:
         temperature = SamplingConfig.temperature if args.temperature is None else args.temperature
         draw = SamplingConfig.draw if args.draw is None else args.draw
-        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order, args.guidance, draw)
+        sampling = SamplingConfig(args.maskgit_steps, temperature, args.schedule, args.order, draw=draw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return Run.load(args.run, device=resolve_device(args.device)), sampling
@@ -345,8 +345,6 @@ def _add_sampling_args(parser) -> None:
     parser.add_argument("--draw", help="auto | sample | median: what a MaskGIT step fixes, a draw from the softmax at the temperature "
                         "or per FSQ dimension its median level (needs an FSQ tokenizer); auto: median for FSQ tokens "
                         "(default: SamplingConfig's, auto)")
-    parser.add_argument("--guidance", type=bounded(float, 0), default=1.0,
-                        help="classifier-free guidance on the action (1 = none; needs a model trained with action dropout)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
 
 

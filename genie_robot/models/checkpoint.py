@@ -104,7 +104,3 @@ def check_compatible(configs: dict) -> None:
         if a in configs and b in configs and getattr(configs[a], name) != getattr(configs[b], name):
             raise ConfigError(f"{a} {name} is {getattr(configs[a], name)} but the run's {b} has "
                               f"{getattr(configs[b], name)}; train every stage of a run with the same preset")
-    dynamics, tokenizer = configs.get("dynamics"), configs.get("tokenizer")
-    if dynamics is not None and tokenizer is not None and dynamics.head == "levels" and tokenizer.quantizer != "fsq":
-        raise ConfigError("a dynamics model with a 'levels' head needs an FSQ tokenizer, but the run's tokenizer "
-                          f"uses {tokenizer.quantizer!r}; train every stage of a run with the same preset")

@@ -5,28 +5,18 @@ r ~ U(0.5, 1); frame 1 is never masked. With one rate per clip every context fra
 half masked, so apart from the first transition the model never learns to predict a frame from a
 complete previous one, which is all it ever sees when it generates. Our presets draw a rate per
 frame (`mask_per_frame`): a lightly masked frame is the clean context of a heavily masked next
-one. They draw it by MaskGIT's cosine schedule (`mask_schedule`, r_t = cos(pi/2 u), u ~ U(0, 1)):
-29% of frames are over 90% masked (10% with a uniform rate), and a nearly blank frame is where
-only the past and the action can say where the arm went. Independent rates leave few frames
-complete, while generation predicts every frame from complete ones: `clean_frames` leaves that
-share of frames unmasked. They also weigh the loss of tokens
-that differ from the previous frame's token at the same position (`changed_weight`): with
-stable tokens ~90% of tokens repeat, and a model that copies them gets most of the loss right
+one. They draw it by MaskGIT's cosine schedule (`mask_schedule`, r_t = cos(pi/2 u), u ~ U(0, 1)),
+which masks nearly all of a frame more often than a uniform rate does, and a nearly blank frame
+is where only the past and the action can say where the arm went. They also weigh the loss of
+tokens that differ from the previous frame's token at the same position (`changed_weight`):
+with stable tokens most tokens repeat, and a model that copies them gets most of the loss right
 while ignoring the arm and its actions. And while generating, the context holds the model's
 own mistakes: `context_noise` replaces a share of visible tokens by random ones in training,
 so that errors get corrected instead of compounding.
 
-The latent action a_t (what moved frame t to t+1) enters frame t+1: added as an embedding to
-every token (`action_input="add"`, the paper's way), or as one extra token at the head of the
-frame that every spatial attention layer can read (`"token"`, which Jasmine found essential on
-CoinRun). Causal temporal attention lets frame t+1's logits depend on frames <= t+1 and
-actions <= t only. Cross-entropy on masked tokens.
-
-`action_dropout` hides a share of frames' actions in training (the no-action id, as a window's
-first frame has), so that the model also learns the next frame without its action. Sampling can
-then push the prediction away from that action-less guess (classifier-free guidance,
-Ho & Salimans 2022): logits = uncond + w * (cond - uncond), the `guidance` weight w of
-SamplingConfig, so that a model that under-uses its actions follows them more."""
+The latent action a_t (what moved frame t to t+1) is added as an embedding to every token of
+frame t+1 (the paper's way). Causal temporal attention lets frame t+1's logits depend on frames
+<= t+1 and actions <= t only. Cross-entropy on masked tokens."""
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +32,6 @@ from genie_robot.errors import ConfigError
 from genie_robot.models.config import ModelConfig
 from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.nn import STTransformer, TemporalKV
-from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
 from genie_robot.sampling import SCHEDULES
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
@@ -71,37 +60,36 @@ class DynamicsConfig(ModelConfig):
     mask_rate_max: float = 1.0
     mask_per_frame: bool = False  # one mask rate per frame instead of per clip
     mask_schedule: str = "uniform"  # uniform | cosine: rate = min + (max - min) * cos(pi/2 u), MaskGIT's
-    clean_frames: float = 0.0  # share of frames after the first left unmasked (mask_per_frame): complete context
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
-    head: str = "joint"  # joint (one softmax over the codebook) | levels (FSQ tokens: one softmax per level)
-    # add (embedding on every token) | token (one action token per frame) | adaln (add, and every
-    # block's sub-layer inputs scaled and shifted by the action: adaptive LayerNorm)
-    action_input: str = "add"
-    action_dropout: float = 0.0  # share of frames trained without their action (guided sampling needs > 0)
     qk_norm: bool = True
+    # Options of earlier versions that nothing trained with: a checkpoint may still name them at
+    # the value that meant "off" (`from_dict`).
+    removed: ClassVar[dict] = {"clean_frames": 0.0, "head": "joint", "action_input": "add", "action_dropout": 0.0}
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.mask_rate_min <= self.mask_rate_max <= 1.0:
             raise ConfigError("dynamics config: need 0 <= mask_rate_min <= mask_rate_max <= 1")
-        if not 0.0 <= self.clean_frames < 1.0 or (self.clean_frames and not self.mask_per_frame):
-            raise ConfigError(f"dynamics config: clean_frames must be in [0, 1) and needs mask_per_frame, got {self.clean_frames}")
         if self.mask_schedule not in ("uniform", "cosine"):
             raise ConfigError(f"dynamics config: mask_schedule must be 'uniform' or 'cosine', got {self.mask_schedule!r}")
-        if self.head not in ("joint", "levels"):
-            raise ConfigError(f"dynamics config: head must be 'joint' or 'levels', got {self.head!r}")
-        if self.head == "levels" and self.codebook_size not in FSQ_LEVELS:
-            raise ConfigError(f"dynamics config: a 'levels' head needs an FSQ codebook size {sorted(FSQ_LEVELS)}, "
-                              f"got {self.codebook_size}")
-        if self.action_input not in ("add", "token", "adaln"):
-            raise ConfigError(f"dynamics config: action_input must be 'add', 'token' or 'adaln', got {self.action_input!r}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
-        if not 0.0 <= self.action_dropout < 1.0:
-            raise ConfigError(f"dynamics config: action_dropout must be in [0, 1), got {self.action_dropout}")
         if not self.changed_weight > 0:
             raise ConfigError(f"dynamics config: changed_weight must be > 0, got {self.changed_weight}")
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Also reads a checkpoint of an earlier version: its `removed` options are dropped where
+        they are off, and refused where the model was trained with them."""
+        data = dict(data)
+        for name, off in cls.removed.items():
+            value = data.pop(name, off)
+            if value != off:
+                raise ConfigError(f"this dynamics checkpoint was trained with {name}={value!r}, an option this version no "
+                                  f"longer supports (only {name}={off!r}); sample it with the genie-robot version that "
+                                  "trained it, or retrain the dynamics stage")
+        return super().from_dict(data)
 
     @property
     def mask_id(self) -> int:
@@ -126,21 +114,8 @@ class DynamicsModel(nn.Module, Stage):
         self.config = c = config
         self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
-        self.action_tokens = int(c.action_input == "token")  # leading tokens per frame that are not image tokens
-        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2 + self.action_tokens, c.qk_norm,
-                                         conditioned=c.action_input == "adaln")
-        if c.head == "levels":
-            # An FSQ token is a tuple of levels: predict each dimension's level, and score a
-            # token by the sum of its levels' log-probabilities (a normalized joint softmax).
-            fsq = FiniteScalarQuantizer(c.codebook_size)
-            levels = fsq.levels
-            offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), levels[:-1]]), 0)
-            digits_VD = fsq.digits(torch.arange(c.codebook_size))
-            self.register_buffer("level_index_VD", digits_VD + offsets, persistent=False)
-            self.level_sizes = levels.tolist()
-            self.head = nn.Linear(c.dim, int(levels.sum()))
-        else:
-            self.head = nn.Linear(c.dim, c.codebook_size)
+        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
+        self.head = nn.Linear(c.dim, c.codebook_size)
 
     def _check(self, tokens_BThw: torch.Tensor, actions_BT: torch.Tensor) -> None:
         c = self.config
@@ -175,9 +150,6 @@ class DynamicsModel(nn.Module, Stage):
         the cache when `commit` (MaskGIT's passes over a partly decoded frame do not).
         `time_offset`: where an uncached clip starts in the window (STTransformer.forward)."""
         logits_BTSV = self.head(self._hidden(tokens_BThw, actions_in_BT, cache, commit, time_offset))
-        if self.config.head == "levels":
-            log_probs = torch.cat([part.log_softmax(-1) for part in logits_BTSV.float().split(self.level_sizes, -1)], -1)
-            logits_BTSV = log_probs[..., self.level_index_VD].sum(-1)
         return rearrange(logits_BTSV, "b t (h w) v -> b t h w v", h=self.config.grid)
 
     def remember(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV) -> None:
@@ -187,14 +159,8 @@ class DynamicsModel(nn.Module, Stage):
     def _hidden(self, tokens_BThw, actions_in_BT, cache, commit, time_offset=None) -> torch.Tensor:
         """The transformer's output for the image tokens [B, T, h*w, D]."""
         tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
-        action_BTD = self.action_embed(actions_in_BT)
-        if self.action_tokens:
-            x_BTSD = torch.cat([action_BTD[:, :, None], self.token_embed(tokens_BTS)], dim=2)
-        else:
-            x_BTSD = self.token_embed(tokens_BTS) + action_BTD[:, :, None]
-        cond_BTD = action_BTD if self.config.action_input == "adaln" else None
-        return self.transformer(x_BTSD, cache=cache, commit=commit, time_offset=time_offset,
-                                cond_BTD=cond_BTD)[:, :, self.action_tokens:]
+        x_BTSD = self.token_embed(tokens_BTS) + self.action_embed(actions_in_BT)[:, :, None]
+        return self.transformer(x_BTSD, cache=cache, commit=commit, time_offset=time_offset)
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bool mask [B, T, h, w]: frame 1 never masked, later frames at a rate between min and max
@@ -206,9 +172,6 @@ class DynamicsModel(nn.Module, Stage):
         if c.mask_schedule == "cosine":
             u = SCHEDULES["cosine"](u)
         rate = c.mask_rate_min + (c.mask_rate_max - c.mask_rate_min) * u
-        if c.clean_frames:
-            # Generation always predicts from complete frames; independent rates rarely give one.
-            rate = rate.masked_fill(torch.rand(rate.shape, device=rate.device, generator=generator) < c.clean_frames, 0.0)
         mask = torch.rand(tokens_BThw.shape, device=tokens_BThw.device, generator=generator) < rate
         mask[:, 0] = False
         return mask
@@ -236,9 +199,6 @@ class DynamicsModel(nn.Module, Stage):
             noisy = (torch.rand(tokens.shape, device=tokens.device) < self.config.context_noise) & ~mask
             inputs = torch.where(noisy, torch.randint_like(tokens, self.config.codebook_size), inputs)
         actions_in = self._actions_in(inputs, actions)
-        if self.training and self.config.action_dropout:
-            hidden = torch.rand(actions_in.shape, device=actions_in.device) < self.config.action_dropout
-            actions_in = actions_in.masked_fill(hidden, self.config.no_action_id)
         time_offset = None
         if self.training:
             # A clip shorter than the window sits at a random place in it, so that short

@@ -22,7 +22,7 @@ from genie_robot.media import to_uint8
 from genie_robot.models.checkpoint import check_compatible
 from genie_robot.models.inputs import as_video, check_actions
 from genie_robot.nn.quantizer import FiniteScalarQuantizer
-from genie_robot.sampling import SamplingConfig, guide, maskgit_decode
+from genie_robot.sampling import SamplingConfig, maskgit_decode
 
 
 @dataclass
@@ -142,9 +142,6 @@ class WorldModel:
     def _start(self, frames_list, actions_list, seeds, sampling, memory, use_cache) -> Session:
         """A session from validated prompts [T, S, S, 3] (one shared by every row, or one per row)."""
         memory = self.max_memory if memory is None else memory
-        if sampling.guidance != 1.0 and not self.dynamics.config.action_dropout:
-            raise InputError(f"guidance {sampling.guidance:g} needs a dynamics model trained with action dropout "
-                             "(this one has action_dropout 0): sample with guidance 1, or train one with it")
         if sampling.draw == "median" and self.fsq is None:
             raise InputError("draw 'median' needs ordered tokens, from a tokenizer with an FSQ quantizer; this one has a "
                              f"learned codebook ({self.tokenizer.config.quantizer}): use draw 'sample'")
@@ -256,24 +253,14 @@ class Session:
         action_in_B1 = actions_B[:, None]
 
         if self.use_cache:
-            def next_logits(tokens_BN, action_in_B1):
+            def logits_fn(tokens_BN):
                 logits = wm.dynamics.frame_logits(tokens_BN.view(B, 1, h, h), action_in_B1, self.dynamics_cache, commit=False)
                 return rearrange(logits, "b 1 h w v -> b (h w) v")
         else:
-            def next_logits(tokens_BN, action_in_B1):
+            def logits_fn(tokens_BN):
                 window = torch.cat([self.tokens_BThw, tokens_BN.view(B, 1, h, h)], dim=1)
                 logits = wm.dynamics.frame_logits(window, torch.cat([self.actions_in_BT, action_in_B1], dim=1))
                 return rearrange(logits[:, -1], "b h w v -> b (h w) v")
-
-        guidance = self.sampling.guidance
-        if guidance == 1.0:
-            def logits_fn(tokens_BN):
-                return next_logits(tokens_BN, action_in_B1)
-        else:
-            no_action_B1 = torch.full_like(action_in_B1, c.no_action_id)
-
-            def logits_fn(tokens_BN):
-                return guide(next_logits(tokens_BN, action_in_B1), next_logits(tokens_BN, no_action_B1), guidance)
 
         masked_BN = torch.full((B, h * h), c.mask_id, dtype=torch.long, device=wm.device)
         new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators, wm.fsq).view(B, 1, h, h)

@@ -50,7 +50,6 @@ class SamplingConfig:
     temperature: float = 0.5  # 0 = greedy (argmax)
     schedule: str = "cosine"
     order: str = "random"
-    guidance: float = 1.0  # classifier-free guidance weight on the action; 1 = none (models/dynamics.py)
     draw: str = "auto"  # what each step fixes at a position: a sample, or the median levels (DRAWS)
 
     def __post_init__(self):
@@ -64,14 +63,6 @@ class SamplingConfig:
             raise ValueError(f"unknown unmasking order {self.order!r}; choose from {', '.join(ORDERS)}")
         if self.draw not in DRAWS:
             raise ValueError(f"unknown token draw {self.draw!r}; choose from {', '.join(DRAWS)}")
-        if not self.guidance >= 0:
-            raise ValueError(f"guidance must be >= 0 (1 = none), got {self.guidance}")
-
-
-def guide(cond_BNV: torch.Tensor, uncond_BNV: torch.Tensor, weight: float) -> torch.Tensor:
-    """Classifier-free guidance: logits moved from the unconditional prediction through the
-    conditional one by `weight` (0: unconditional, 1: conditional, > 1: past it)."""
-    return uncond_BNV + weight * (cond_BNV - uncond_BNV)
 
 
 def masked_counts(num_masked: int, steps: int, schedule: str = "cosine") -> list[int]:

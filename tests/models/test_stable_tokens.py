@@ -132,22 +132,3 @@ def test_context_noise_only_in_training_and_only_on_visible_tokens():
     assert not torch.equal(clean(batch).loss, noisy(batch).loss)
     with pytest.raises(ConfigError, match="context_noise"):
         DynamicsConfig.preset("tiny", context_noise=1.0)
-
-
-def test_levels_head_is_a_normalized_softmax_over_fsq_tokens():
-    from genie_robot.models import DynamicsConfig, DynamicsModel
-    from genie_robot.models.checkpoint import check_compatible
-
-    torch.manual_seed(0)
-    dyn = DynamicsModel(DynamicsConfig.preset("tiny", head="levels"))
-    tokens, actions = torch.randint(0, 64, (2, 3, 4, 4)), torch.zeros(2, 2, dtype=torch.long)
-    logits = dyn.logits(tokens, actions)
-    assert logits.shape == (2, 3, 4, 4, 64)
-    assert torch.allclose(logits.logsumexp(-1), torch.zeros(2, 3, 4, 4), atol=1e-5)
-    fsq = FiniteScalarQuantizer(64)
-    offsets = torch.tensor([0, 4, 8])
-    assert torch.equal(dyn.level_index_VD - offsets, (torch.arange(64)[:, None] // fsq.basis) % fsq.levels)
-    with pytest.raises(ConfigError, match="needs an FSQ tokenizer"):
-        check_compatible({"dynamics": dyn.config, "tokenizer": TokenizerConfig.preset("tiny", quantizer="vq", code_dim=8)})
-    with pytest.raises(ConfigError, match="'levels' head needs an FSQ codebook size"):
-        DynamicsConfig.preset("tiny", head="levels", codebook_size=100)
