@@ -7,7 +7,9 @@ Both have the same spaces: observation the RGB frame (uint8 S x S x 3 at the run
 resolution), action a latent action `Discrete(num_actions)` or, with `action_space="arm"`, the
 arm's command `Box(-1, 1, (4,))` (end-effector velocity x, y, z and gripper), turned into a
 latent action by the run's adapter (world model) or applied as is (MuJoCo; latent actions go
-through the adapter's command for each). `reset` draws a stored frame from the store with the
+through the adapter's command for each). A run without an adapter serves the spaces that need
+none (the world model's latent actions, MuJoCo's arm commands); the others refuse it, naming the
+command that trains one. `reset` draws a stored frame from the store with the
 environment's seeded generator: the world model starts from that frame, MuJoCo from the
 recorded state at it. With `goal` (an image), the reward is the negative mean squared error
 of the frame to it, in [-1, 0]; otherwise 0. Nothing terminates; an episode is truncated
@@ -59,25 +61,34 @@ class _GenieEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}  # the arm world's frame rate (sim.world.FRAME_DT)
 
-    def __init__(self, run, data, action_space: str, goal, render_mode, device: str, need_adapter: bool):
+    # The action space whose actions the run's adapter translates, and what it translates them into.
+    translated: tuple[str, str]
+
+    def __init__(self, run, data, action_space: str, goal, render_mode, device: str):
         if action_space not in ACTION_SPACES:
             raise InputError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.run = Run.load(run, resolve_device(device))
         self.wm = self.run.world_model()
-        self.adapter = self.run.require("adapter", f"the {action_space!r} action space") if need_adapter else self.run.adapter
+        space, into = self.translated
+        self.adapter = self.run.require("adapter", f"{type(self).__name__}'s {space!r} action space (the adapter turns its "
+                                                   f"actions into {into})") if action_space == space else None
         self.kind, self.render_mode = action_space, render_mode
         size = self.wm.image_size
         self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
         if action_space == "latent":
             self.action_space = spaces.Discrete(self.wm.num_actions)
         else:
-            self.action_space = spaces.Box(-1.0, 1.0, (self.adapter.config.command_dim,), np.float32)
+            self.action_space = spaces.Box(-1.0, 1.0, (self.command_dim(),), np.float32)
         self.starts = _StoredStarts(data, size)
         self.goal = None if goal is None else as_video(goal, size, "goal image")[-1].astype(np.float32) / 255
         self.max_steps = self.wm.max_memory - 1
         self.frame, self.steps = None, 0
+
+    def command_dim(self) -> int:
+        """The size of an arm command."""
+        raise NotImplementedError
 
     def goal_reward(self, frame: np.ndarray) -> float:
         return 0.0 if self.goal is None else -float(np.mean((frame.astype(np.float32) / 255 - self.goal) ** 2))
@@ -100,11 +111,16 @@ class _GenieEnv(gym.Env):
 class WorldModelEnv(_GenieEnv):
     """The learned simulator as a Gymnasium environment (see the module docstring)."""
 
+    translated = ("arm", "latent actions")
+
     def __init__(self, run, data, action_space: str = "latent", goal=None, render_mode=None, device: str = "cpu",
                  maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature):
-        super().__init__(run, data, action_space, goal, render_mode, device, need_adapter=action_space == "arm")
+        super().__init__(run, data, action_space, goal, render_mode, device)
         self.sampling = SamplingConfig(steps=maskgit_steps, temperature=temperature)
         self.session = None
+
+    def command_dim(self) -> int:
+        return self.adapter.config.command_dim
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -167,12 +183,19 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
 class MuJoCoArmEnv(_GenieEnv):
     """The physics twin: the same spaces, the MuJoCo arm world restored at the stored frame."""
 
+    translated = ("latent", "arm commands")
+
     def __init__(self, run, data, action_space: str = "arm", goal=None, render_mode=None, device: str = "cpu",
                  camera: str = "front"):
-        super().__init__(run, data, action_space, goal, render_mode, device, need_adapter=action_space == "latent")
+        super().__init__(run, data, action_space, goal, render_mode, device)
         from genie_robot.sim.world import ArmWorld
 
         self.world, self.camera = ArmWorld(), camera
+
+    def command_dim(self) -> int:
+        from genie_robot.sim.world import COMMAND_NAMES
+
+        return len(COMMAND_NAMES)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)

@@ -68,3 +68,42 @@ def test_vector_env_steps_its_rows_in_one_batched_session(planning_run, mujoco_s
     obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())  # next-step autoreset
     assert not truncated.any() and (rewards == 0).all()
     envs.close()
+
+
+def run_without(stage, run, tmp_path):
+    """`run`'s trained stages, linked, except `stage`."""
+    from genie_robot.models.run import STAGES
+
+    lacking = tmp_path / f"run_without_{stage}"
+    lacking.mkdir()
+    for kept in STAGES:
+        if kept != stage and (run / kept).exists():
+            (lacking / kept).symlink_to((run / kept).resolve())
+    return lacking
+
+
+# What each registered environment cannot do without, by action space: the world model always,
+# and the adapter where it translates the actions.
+NEEDS = {("genie_robot/WorldModel-v0", "latent"): {"tokenizer", "dynamics"},
+         ("genie_robot/WorldModel-v0", "arm"): {"tokenizer", "dynamics", "adapter"},
+         ("genie_robot/MuJoCoArm-v0", "latent"): {"tokenizer", "dynamics", "adapter"},
+         ("genie_robot/MuJoCoArm-v0", "arm"): {"tokenizer", "dynamics"}}
+
+
+@pytest.mark.parametrize("stage", ["tokenizer", "lam", "dynamics", "adapter", "probe"])
+def test_every_environment_runs_or_names_the_missing_stage(planning_run, mujoco_store, tmp_path, stage):
+    """With a run lacking one stage, each registered environment and action space either steps, or
+    refuses with the command that trains the stage (never an AttributeError deep inside)."""
+    registered = {name for name in gymnasium.registry if name.startswith("genie_robot/")}
+    assert registered == {name for name, _ in NEEDS}
+    run = run_without(stage, planning_run, tmp_path)
+    for (name, action_space), needs in NEEDS.items():
+        arguments = dict(run=run, data=mujoco_store, action_space=action_space)
+        if stage in needs:
+            with pytest.raises(CheckpointError, match=f"genie-robot train {stage} "):
+                gymnasium.make(name, **arguments)
+            continue
+        env = gymnasium.make(name, **arguments)
+        env.reset(seed=0)
+        assert env.step(env.action_space.sample())[0].shape == (16, 16, 3)
+        env.close()
