@@ -125,9 +125,18 @@ def _cmd_data_lerobot(args) -> None:
 def _cmd_data_export_lerobot(args) -> None:
     from genie_robot.data.lerobot import export_lerobot
 
-    info = export_lerobot(args.data, args.out, args.fps)
+    exported = export_lerobot(args.data, args.out, args.fps, args.task)
+    info = exported.info
     print(f"wrote {args.out}: LeRobotDataset v3.0, {info['total_episodes']} episodes, {info['total_frames']} frames "
           f"at {info['fps']:g} fps, {info['total_tasks']} task(s)")
+    for feature in ("observation.state", "observation.environment_state"):
+        if feature in info["features"]:
+            print(f"  {feature}: {', '.join(info['features'][feature]['names'])}")
+    for why in dict.fromkeys(exported.left_out.values()):
+        print(f"  left out: {', '.join(k for k, w in exported.left_out.items() if w == why)} ({why})")
+    if exported.constant:
+        print(f"  constant over this export (kept, so every export of this robot has one layout; LeRobot's "
+              f"normalisers divide by eps where a range is 0): {', '.join(exported.constant)}")
 
 
 def _cmd_data_platformer(args) -> None:
@@ -429,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", required=True, help="episode store FILE.h5 (every episode with actions)")
     export.add_argument("--out", required=True, help="new dataset folder")
     export.add_argument("--fps", type=RATE, help="frame rate, when the store's episodes do not record one")
+    export.add_argument("--task", help="every episode's task text (default: its language, else a sentence saying "
+                                       "what its source's recording policy did)")
     export.set_defaults(func=_cmd_data_export_lerobot)
 
     mimic = conversion("robomimic", "convert robomimic / LIBERO / MimicGen HDF5 demos (data/demo_N/obs/<camera>_image)")
