@@ -8,7 +8,8 @@ Both on-disk versions are read from a local root (nothing is fetched from the Hu
         camera's video file and time range), meta/tasks.parquet; files hold many episodes
 The frame parquet has one row per frame: `action`, `observation.state`, timestamp,
 frame_index, episode_index, index, task_index; cameras are `video` features (mp4 files) or
-`image` features (PNG bytes inside the parquet).
+`image` features (PNG bytes inside the parquet). The default camera is the first colour one;
+a depth map is converted only when `camera` names it.
 
 LeRobot records a frame's action beside the observation it was chosen from: action[t] moves
 frame t to t+1. The store keeps T frames and the T-1 actions between them (the last, which
@@ -16,12 +17,17 @@ leads past the recording, is dropped), the same as for RLDS and robomimic.
 
 `export_lerobot` writes any episode store as a v3.0 dataset: one data file and one H.264 mp4
 per episode (valid v3.0 chunking; LeRobot packs several episodes per file only for size), the
-episodes and tasks tables, and stats.json for action and state normalisation. Since the store
-has no action after the last frame, the exported last frame's action repeats the one before."""
+episodes table with each episode's `stats/<feature>/<stat>` columns, the tasks table, and
+stats.json (min, max, mean, std, count and quantiles q01..q99 of every feature, images per
+channel, counted by images). `observation.state` holds what the robot measures (joints, hand,
+gripper), `observation.environment_state` the objects' poses; other state (the controller's
+target, velocities) is left out. Since the store has no action after the last frame, the
+exported last frame's action repeats the one before."""
 from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,12 +69,34 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _names(feature: dict) -> list[str] | None:
-    """A feature's element names: LeRobot writes a list, or {"motors": [...]} in older files."""
+def _flatten(names) -> list:
+    if isinstance(names, dict):  # {"motors": [...]} in v2.x files: the groups' names in order
+        return [n for group in names.values() for n in _flatten(group)]
+    if isinstance(names, (list, tuple)):  # [["x", "y"]] (lerobot/pusht): one list per axis of the shape
+        return [n for item in names for n in _flatten(item)]
+    return [names]
+
+
+def _names(root: Path, key: str, feature: dict, dim: int) -> list[str] | None:
+    """A vector feature's element names, flattened from however info.json nests them; None
+    where it gives none, an error where they do not name its `dim` values one each."""
     names = feature.get("names")
-    if isinstance(names, dict):
-        names = next(iter(names.values()), None)
-    return [str(n) for n in names] if isinstance(names, list) else None
+    if names is None:
+        return None
+    flat = [str(n) for n in _flatten(names)]
+    if len(flat) != dim:
+        raise StoreError(f"{root}/meta/info.json: feature {key!r} holds {dim} values but its names {names!r} name "
+                         f"{len(flat)}; correct (or delete) its \"names\" there")
+    return flat
+
+
+def _is_depth(key: str, feature: dict) -> bool:
+    """A depth map, as LeRobot flags one (info.is_depth_map, video.is_depth_map), or by its one
+    channel or its name."""
+    info, video_info = feature.get("info") or {}, feature.get("video_info") or {}
+    shape = feature.get("shape") or []
+    return bool(info.get("is_depth_map") or info.get("video.is_depth_map") or video_info.get("video.is_depth_map")
+                or (len(shape) == 3 and shape[-1] == 1) or "depth" in key.lower())
 
 
 class LeRobotReader:
@@ -88,7 +116,13 @@ class LeRobotReader:
         cameras = [k for k, f in features.items() if f.get("dtype") in ("video", "image")]
         if not cameras:
             raise InputError(f"{self.root} has no camera (no video or image feature); features: {sorted(features)}")
-        self.camera = camera or cameras[0]
+        if camera is None:
+            colour = [k for k in cameras if not _is_depth(k, features[k])]
+            if not colour:
+                raise InputError(f"{self.root}'s cameras are all depth maps ({', '.join(cameras)}); pass --camera NAME "
+                                 "to convert one as video anyway")
+            camera = colour[0]
+        self.camera = camera
         if self.camera not in cameras:
             raise InputError(f"{self.root} has no camera {self.camera!r}; cameras: {', '.join(cameras)}")
         self.is_video = features[self.camera]["dtype"] == "video"
@@ -96,7 +130,7 @@ class LeRobotReader:
             raise InputError(f"{self.root} has no action feature {action_key!r}; features: {', '.join(sorted(features))}")
         self.action_key = action_key
         dim = int(np.prod(features[action_key]["shape"]))
-        self.action_names = _names(features[action_key]) or [f"{action_key}_{i}" for i in range(dim)]
+        self.action_names = _names(self.root, action_key, features[action_key], dim) or [f"{action_key}_{i}" for i in range(dim)]
         self.state_key = "observation.state" if "observation.state" in features else None
         if not isinstance(info.get("fps"), (int, float)) or info["fps"] <= 0:
             raise StoreError(f"{info_path} has no valid fps ({info.get('fps')!r}); the metadata is damaged")
@@ -239,25 +273,100 @@ class LeRobotReader:
 
 
 # ---------------------------------------------------------------------- export
-def export_lerobot(data: str | Path, out: str | Path, fps: float | None = None, progress: bool = True) -> dict:
-    """Write the store at `data` as a LeRobot v3.0 dataset in the new folder `out`; returns its
-    info.json. Written to `<out>.partial` and renamed into place at the end; on any error the
-    partial folder is removed: nothing half-written is left."""
+STATE, ENVIRONMENT = "observation.state", "observation.environment_state"
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # the ones LeRobot computes
+INDEX_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64",
+                  "task_index": "int64"}
+# What a robot measures of itself, in the order observation.state holds it: joints, hand
+# position (and orientation), gripper. Names of the MuJoCo arm's store, robosuite's robot0_*
+# (robomimic stores), and a LeRobot dataset's own state on a round trip.
+ROBOT_STATE = (r"joint_pos|robot\d+_joint_pos", r"ee_pos|robot\d+_eef_pos", r"ee_quat|robot\d+_eef_quat",
+               r"gripper|robot\d+_gripper_qpos", re.escape(STATE))
+# Task texts for stores without language, by source: what the recording policy did.
+SOURCE_TASKS = {"mujoco": "Move the Kinova Jaco arm's hand over the table, pushing the red cube, the blue cylinder "
+                          "or the soft cube, or exploring with single moves and gripper actions"}
+
+
+@dataclass(frozen=True)
+class Exported:
+    info: dict  # the written meta/info.json
+    left_out: dict[str, str]  # store state keys not exported -> why
+    constant: list[str]  # state / environment elements with one value over the whole export (kept)
+
+
+def export_lerobot(data: str | Path, out: str | Path, fps: float | None = None, task: str | None = None,
+                   progress: bool = True) -> Exported:
+    """Write the store at `data` as a LeRobot v3.0 dataset in the new folder `out`. Every
+    episode's task is `task`, else its language, else a sentence for its source (SOURCE_TASKS).
+    Written to `<out>.partial` and renamed into place at the end; on any error the partial
+    folder is removed: nothing half-written is left."""
     out = Path(out)
+    if task is not None and not task.strip():
+        raise InputError("--task is empty; give the instruction a language-conditioned policy should follow")
     if out.exists():
         raise InputError(f"{out} already exists; export into a new folder")
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         raise InputError(f"{tmp} exists (an earlier export was killed?); remove it and export again")
     with EpisodeStore(data) as store:
-        plan = _ExportPlan.of(store, data, fps)
+        plan = _ExportPlan.of(store, data, fps, task)
         try:
-            info = _write_dataset(plan, tmp, progress)
+            exported = _write_dataset(plan, tmp, progress)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     tmp.rename(out)
-    return info
+    return exported
+
+
+def _robot_rank(key: str) -> int | None:
+    return next((rank for rank, pattern in enumerate(ROBOT_STATE) if re.fullmatch(pattern, key)), None)
+
+
+def _is_environment(key: str) -> bool:
+    """Object poses: <object>_pose (xyz + quaternion), a soft body's <object>_vertices (exported
+    as their centroid), robosuite's `object` vector, a LeRobot dataset's environment state."""
+    return key.endswith(("_pose", "_vertices")) or key in ("object", ENVIRONMENT)
+
+
+def _left_out_reason(key: str) -> str:
+    if key == "ee_target":
+        return "the controller's target, integrated from the actions: it would leak the action into the state"
+    if key.endswith("_vel"):
+        return "a velocity: observation.state holds what the robot measures of its pose (joints, hand, gripper)"
+    return "neither what the robot measures (joints, hand, gripper) nor an object pose"
+
+
+def _element_names(key: str, width: int) -> list[str]:
+    """gripper; ee_pos_x..z; red_cube_x..z, _qw.._qz; soft_cube_x..z (centroid); joint_pos_0.."""
+    if width == 1:
+        return [key]
+    base = key.removesuffix("_pose").removesuffix("_vertices")
+    if width == 3 and key.endswith(("_pos", "_vertices")):
+        return [f"{base}_{axis}" for axis in "xyz"]
+    if width == 7 and key.endswith("_pose"):
+        return [f"{base}_{axis}" for axis in ("x", "y", "z", "qw", "qx", "qy", "qz")]
+    return [f"{key}_{i}" for i in range(width)]
+
+
+@dataclass(frozen=True)
+class _Vector:
+    """One exported vector feature: store state keys concatenated per frame."""
+
+    keys: list[str]
+    names: list[str]
+
+    @staticmethod
+    def read(episode, key: str) -> np.ndarray:
+        value = np.asarray(episode.read_state(key), np.float32)
+        return value.mean(1) if key.endswith("_vertices") else value.reshape(episode.num_frames, -1)
+
+    def values(self, episode) -> np.ndarray:
+        values = np.concatenate([self.read(episode, k) for k in self.keys], 1)
+        if values.shape[1] != len(self.names):
+            raise StoreError(f"episode {episode.key}: state {self.keys} has {values.shape[1]} values per frame, "
+                             f"episode 0 has {len(self.names)}; one LeRobot feature has one width")
+        return values
 
 
 @dataclass
@@ -267,11 +376,12 @@ class _ExportPlan:
     episodes: list
     action_names: list[str]
     fps: float
-    state_keys: list[str]  # per-frame state vectors present in every episode, concatenated in this order
-    state_names: list[str]
+    vectors: dict[str, _Vector]  # observation.state / observation.environment_state, those present
+    left_out: dict[str, str]
+    task: str | None
 
     @classmethod
-    def of(cls, store: EpisodeStore, data, fps: float | None) -> _ExportPlan:
+    def of(cls, store: EpisodeStore, data, fps: float | None, task: str | None) -> _ExportPlan:
         episodes = list(store)
         if not episodes:
             raise StoreError(f"{data} holds no episodes; nothing to export")
@@ -291,69 +401,77 @@ class _ExportPlan:
             if len(rates) != 1 or 0 in rates:
                 raise InputError(f"{data}: episodes record frame rates {sorted(rates)} (0: none recorded); pass --fps")
             fps = rates.pop()
-        # Per-frame vectors only (soft-body vertices [T, V, 3] are not robot state), in every episode.
         first = episodes[0]
-        state_keys = [k for k in sorted(first.state_keys) if first.read_state(k).ndim == 2
-                      and all(k in e.state_keys for e in episodes)]
-        widths = {k: first.read_state(k).shape[1] for k in state_keys}
-        state_names = [f"{k}_{i}" for k in state_keys for i in range(widths[k])]
-        return cls(episodes, list(names.pop()), fps, state_keys, state_names)
+        everywhere = [k for k in first.state_keys if all(k in e.state_keys for e in episodes)]
+        left_out = {k: "missing from some episodes" for e in episodes for k in e.state_keys if k not in everywhere}
+        roles: dict[str, list[str]] = {STATE: [], ENVIRONMENT: []}
+        for key in everywhere:
+            ndim = first.read_state(key).ndim
+            if _robot_rank(key) is not None and ndim == 2:
+                roles[STATE].append(key)
+            elif _is_environment(key) and ndim == (3 if key.endswith("_vertices") else 2):
+                roles[ENVIRONMENT].append(key)
+            else:
+                left_out[key] = _left_out_reason(key)
+        roles[STATE].sort(key=lambda k: (_robot_rank(k), k))
+        vectors = {feature: _Vector(keys, [n for k in keys for n in _element_names(k, _Vector.read(first, k).shape[1])])
+                   for feature, keys in roles.items() if keys}
+        return cls(episodes, list(names.pop()), fps, vectors, left_out, task)
 
-    def state(self, episode) -> np.ndarray | None:
-        if not self.state_keys:
-            return None
-        parts = [np.asarray(episode.read_state(k), np.float32).reshape(episode.num_frames, -1) for k in self.state_keys]
-        state = np.concatenate(parts, 1)
-        if state.shape[1] != len(self.state_names):
-            raise StoreError(f"episode {episode.key}: state {self.state_keys} has {state.shape[1]} values per frame, "
-                             f"episode 0 has {len(self.state_names)}; one LeRobot feature has one width")
-        return state
+    def task_of(self, episode) -> str:
+        source, robot = getattr(episode, "source", None), getattr(episode, "robot", None) or "robot"
+        if self.task or getattr(episode, "language", None):
+            return self.task or episode.language
+        if source in SOURCE_TASKS:
+            return SOURCE_TASKS[source]
+        return f"Control the {robot} as in the {source} recordings" if source else f"Control the {robot} as recorded"
 
 
-def _write_dataset(plan: _ExportPlan, root: Path, progress: bool) -> dict:
+def _write_dataset(plan: _ExportPlan, root: Path, progress: bool) -> Exported:
     pa, pq = require("pyarrow"), require("pyarrow.parquet")
     tasks: dict[str, int] = {}
-    rows, stats = [], _Stats()
+    rows, totals = [], _Totals()
     index = 0
     for number, episode in enumerate(tqdm(plan.episodes, desc="export episodes", unit="ep", disable=not progress)):
         frames = episode.read_frames()
         length = len(frames)
         actions = np.asarray(episode.read_actions(), np.float32)
-        actions = np.concatenate([actions, actions[-1:]])  # the last frame has no action of its own
-        state = plan.state(episode)
-        task = getattr(episode, "language", None) or getattr(episode, "source", None) or "episode"
+        task = plan.task_of(episode)
         task_index = tasks.setdefault(task, len(tasks))
+        features = {"action": np.concatenate([actions, actions[-1:]]),  # the last frame has no action of its own
+                    **{name: vector.values(episode) for name, vector in plan.vectors.items()},
+                    "timestamp": np.arange(length, dtype=np.float32) / np.float32(plan.fps),
+                    "frame_index": np.arange(length, dtype=np.int64),
+                    "episode_index": np.full(length, number, np.int64),
+                    "index": np.arange(index, index + length, dtype=np.int64),
+                    "task_index": np.full(length, task_index, np.int64)}
+        columns = {name: pa.array(list(values), pa.list_(pa.float32(), values.shape[1])) if values.ndim == 2
+                   else pa.array(values) for name, values in features.items()}
         chunk, file = divmod(number, CHUNK_SIZE)
-        vector = lambda values: pa.array(list(values), pa.list_(pa.float32(), values.shape[1]))
-        columns = {"action": vector(actions), **({"observation.state": vector(state)} if state is not None else {}),
-                   "timestamp": pa.array(np.arange(length, dtype=np.float32) / np.float32(plan.fps)),
-                   "frame_index": pa.array(np.arange(length, dtype=np.int64)),
-                   "episode_index": pa.array(np.full(length, number, np.int64)),
-                   "index": pa.array(np.arange(index, index + length, dtype=np.int64)),
-                   "task_index": pa.array(np.full(length, task_index, np.int64))}
         data_path = root / V3_DATA_PATH.format(chunk_index=chunk, file_index=file)
         data_path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(columns), data_path)
         write_h264(root / V3_VIDEO_PATH.format(video_key=EXPORT_CAMERA, chunk_index=chunk, file_index=file), frames, plan.fps)
+        stats = totals.add(features, frames)
         rows.append({"episode_index": number, "tasks": [task], "length": length,
                      "data/chunk_index": chunk, "data/file_index": file,
                      "dataset_from_index": index, "dataset_to_index": index + length,
                      f"videos/{EXPORT_CAMERA}/chunk_index": chunk, f"videos/{EXPORT_CAMERA}/file_index": file,
                      f"videos/{EXPORT_CAMERA}/from_timestamp": 0.0,
                      f"videos/{EXPORT_CAMERA}/to_timestamp": length / plan.fps,
-                     "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
-        stats.add("action", actions)
-        if state is not None:
-            stats.add("observation.state", state)
-        stats.add_pixels(EXPORT_CAMERA, frames)
+                     "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+                     **{f"stats/{name}/{stat}": value for name, values in stats.items() for stat, value in values.items()}})
         index += length
     info = _info(plan, len(rows), index, len(tasks))
+    summary = totals.summary()
     (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
-    (root / "meta" / "stats.json").write_text(json.dumps(stats.summary(), indent=4))
+    (root / "meta" / "stats.json").write_text(json.dumps(summary, indent=4))
     pq.write_table(pa.Table.from_pylist(rows), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
     pq.write_table(tasks_table(pa, tasks), root / "meta" / "tasks.parquet")
-    return info
+    constant = [name for feature, vector in plan.vectors.items()
+                for name, std in zip(vector.names, summary[feature]["std"]) if std == 0]
+    return Exported(info, plan.left_out, constant)
 
 
 def _info(plan: _ExportPlan, episodes: int, frames: int, tasks: int) -> dict:
@@ -368,10 +486,8 @@ def _info(plan: _ExportPlan, episodes: int, frames: int, tasks: int) -> dict:
                                  "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
                                  "video.channels": 3, "has_audio": False}},
         "action": vector(plan.action_names),
-        **({"observation.state": vector(plan.state_names)} if plan.state_keys else {}),
-        **{name: {"dtype": dtype, "shape": [1], "names": None, "fps": fps} for name, dtype in
-           (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"),
-            ("task_index", "int64"))},
+        **{name: vector(v.names) for name, v in plan.vectors.items()},
+        **{name: {"dtype": dtype, "shape": [1], "names": None, "fps": fps} for name, dtype in INDEX_FEATURES.items()},
     }
     robot = getattr(plan.episodes[0], "robot", None) or "genie_robot"
     return {"codebase_version": "v3.0", "robot_type": robot, "total_episodes": episodes, "total_frames": frames,
@@ -399,40 +515,55 @@ def write_h264(path: Path, frames: np.ndarray, fps: float) -> None:
     encode_video(path, frames, fps, options={"crf": "15", "g": "2"})
 
 
-class _Stats:
-    """Mean, std, min, max and count per feature over every frame, as LeRobot's stats.json
-    holds them (a camera per channel, in [0, 1], shaped [3, 1, 1])."""
+def vector_stats(values: np.ndarray) -> dict[str, list]:
+    """LeRobot's statistics of a feature over frames [N] or [N, D], per dimension: min, max,
+    mean, std, the QUANTILES (exact, numpy's linear interpolation; LeRobot estimates them from
+    5000-bin histograms) and count (frames)."""
+    values = np.asarray(values, np.float64).reshape(len(values), -1)
+    stats = {"min": values.min(0), "max": values.max(0), "mean": values.mean(0), "std": values.std(0),
+             **{key: np.quantile(values, q, axis=0) for key, q in QUANTILES.items()}}
+    return {**{key: value.tolist() for key, value in stats.items()}, "count": [len(values)]}
+
+
+def pixel_stats(histogram: np.ndarray, images: int) -> dict[str, list]:
+    """The same statistics of uint8 RGB images per channel, in [0, 1] and shaped [3, 1, 1] as
+    LeRobot keeps them, from the count of each level [3, 256]: exact, quantiles included (the
+    values at the ranks numpy's linear interpolation reads). count: images, as LeRobot counts."""
+    levels = np.arange(256) / 255
+    pixels = histogram.sum(1)
+    mean = histogram @ levels / pixels
+    std = np.sqrt(np.maximum(histogram @ levels**2 / pixels - mean**2, 0))
+    seen = histogram > 0
+    cumulative = histogram.cumsum(1)
+
+    def at(rank: np.ndarray) -> np.ndarray:  # per channel, the value of that rank (0-based) in sorted order
+        return levels[[np.searchsorted(c, r, side="right") for c, r in zip(cumulative, rank)]]
+
+    stats = {"min": levels[seen.argmax(1)], "max": levels[255 - seen[:, ::-1].argmax(1)], "mean": mean, "std": std}
+    for key, q in QUANTILES.items():
+        position = q * (pixels - 1)
+        low = np.floor(position)
+        stats[key] = at(low) + (position - low) * (at(np.minimum(low + 1, pixels - 1)) - at(low))
+    return {**{key: value.reshape(3, 1, 1).tolist() for key, value in stats.items()}, "count": [int(images)]}
+
+
+class _Totals:
+    """Each episode's statistics as LeRobot writes them into its episodes table, and the
+    whole export's (stats.json) from every frame: vectors kept, images as level counts."""
 
     def __init__(self):
-        self.values: dict[str, list[np.ndarray]] = {}
+        self.vectors: dict[str, list[np.ndarray]] = {}
+        self.histogram, self.images = np.zeros((3, 256), np.int64), 0
 
-    def add(self, name: str, values: np.ndarray) -> None:
-        """values [N, D]: per-frame vectors."""
-        values = np.asarray(values, np.float64)
-        self._add(name, values.sum(0), (values**2).sum(0), values.min(0), values.max(0), len(values))
+    def add(self, features: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, dict]:
+        """One episode's features [T, ...] and uint8 frames [T, H, W, 3]; returns its statistics."""
+        histogram = np.stack([np.bincount(frames[..., c].ravel(), minlength=256) for c in range(3)])
+        self.histogram += histogram
+        self.images += len(frames)
+        for name, values in features.items():
+            self.vectors.setdefault(name, []).append(values)
+        return {EXPORT_CAMERA: pixel_stats(histogram, len(frames)), **{n: vector_stats(v) for n, v in features.items()}}
 
-    def add_pixels(self, name: str, frames: np.ndarray) -> None:
-        """uint8 frames [T, H, W, 3] as RGB in [0, 1], a frame at a time (no float copy of the episode)."""
-        total, squares = np.zeros(3), np.zeros(3)
-        for frame in frames:
-            pixels = frame.reshape(-1, 3).astype(np.float32) / 255
-            total += pixels.sum(0, dtype=np.float64)
-            squares += (pixels**2).sum(0, dtype=np.float64)
-        low, high = frames.min((0, 1, 2)) / 255, frames.max((0, 1, 2)) / 255
-        self._add(name, total, squares, low, high, frames.shape[0] * frames.shape[1] * frames.shape[2])
-
-    def _add(self, name, total, squares, low, high, count) -> None:
-        self.values.setdefault(name, []).append(np.stack([total, squares, low, high, np.full(len(total), count)]))
-
-    def summary(self) -> dict:
-        out = {}
-        for name, parts in self.values.items():
-            parts = np.stack(parts)  # [episodes, 5, D]: sum, sum of squares, min, max, count
-            count = parts[:, 4].sum(0)
-            mean = parts[:, 0].sum(0) / count
-            std = np.sqrt(np.maximum(parts[:, 1].sum(0) / count - mean**2, 0))
-            shape = (3, 1, 1) if name == EXPORT_CAMERA else (-1,)
-            out[name] = {key: value.reshape(shape).tolist() for key, value in
-                         (("mean", mean), ("std", std), ("min", parts[:, 2].min(0)), ("max", parts[:, 3].max(0)))}
-            out[name]["count"] = [int(count[0])]
-        return out
+    def summary(self) -> dict[str, dict]:
+        return {EXPORT_CAMERA: pixel_stats(self.histogram, self.images),
+                **{name: vector_stats(np.concatenate(parts)) for name, parts in self.vectors.items()}}
