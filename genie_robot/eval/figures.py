@@ -218,6 +218,21 @@ def _physics(physics: dict) -> str:
                                   "motion followed", "real travel (summed)"]))
 
 
+def _interaction(interaction: dict) -> str:
+    reading = (f"Predicted interactions one step ahead: on every transition where MuJoCo moves an object, the next "
+               f"frame imagined from the real frames up to it ({interaction['context_frames']}) with the LAM's latent "
+               "action of that transition, and with a random one. Share of MuJoCo's motion the frame shows, the "
+               "object found by its colour near where it was: 1 = as MuJoCo, 0 = the object stayed. The true next "
+               "frame and its tokenizer reconstruction are the ceiling; a model that follows its actions scores well "
+               "above the random row.")
+    names = {"truth": "true next frame", "reconstruction": LABELS["reconstruction"], "lam": LABELS["lam"],
+             "random": LABELS["random"]}
+    rows = [[names[row], _num(share, 2)] for row, share in interaction["share_shown"].items()]
+    return _section("Predicted interactions, one step ahead", reading,
+                    _table(rows, ["next frame", f"motion shown ({interaction['moves']} object moves, "
+                                                f"{_num(interaction['true_travel_px'], 0, 'px')} in all)"]))
+
+
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse} "
          "td,th{border:1px solid #ccc;padding:3px 8px} .reading{color:#444;max-width:850px}")
 
@@ -236,7 +251,7 @@ def write_report(out: Path, metrics: dict, videos: dict, config) -> Path:
              f"{_num(metrics['seconds'], 0, 's')}</p>",
              _fidelity(metrics, [str(h) for h in config.horizons])]
     sections = (("delta_psnr", _controllability), ("fvd", _fvd), ("latent_actions", _latent_actions),
-                ("adapter", _adapter), ("physics", _physics))
+                ("adapter", _adapter), ("physics", _physics), ("interaction", _interaction))
     parts += [render(metrics[key]) for key, render in sections if key in metrics]
     parts += [f'<p><img src="{html.escape(i)}"></p>' for i in images]
     parts.append("<h2>Rollouts</h2>" + "".join(f'<img src="{html.escape(g)}"> ' for g in gifs))

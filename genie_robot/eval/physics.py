@@ -11,12 +11,17 @@ its mask area change and shape change (1 - IoU with its first-frame mask after a
 centroids) next to the simulator's vertex deformation (RMS, rigid motion removed). Per rollout:
 how far each imagined object follows the real one where that one moved (`motion_followed`):
 an object that stays put scores well on IoU while the real one is pushed a few pixels, so the
-per-step figures alone cannot tell a model that imagines pushes from one that ignores them."""
+per-step figures alone cannot tell a model that imagines pushes from one that ignores them.
+One step ahead (`object_moves`, `motion_shown`): for every transition where MuJoCo moves an
+object, how much of that step the next frame shows, the object found by its colour near where it
+was; 1 = as MuJoCo, 0 = it stayed."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+
+from dataclasses import dataclass
 
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import psnr
@@ -24,6 +29,7 @@ from genie_robot.sim.scene import OBJECTS
 
 LEVELS = 16
 TRACKED = {o.mask_id: o.name for o in OBJECTS}
+MOVABLE = {o.mask_id: o.name for o in OBJECTS if o.kind != "arm"}
 SOFT_ID = next(o.mask_id for o in OBJECTS if o.kind == "soft")
 # Centroid travel from the first frame below this is segmentation jitter, not motion.
 MIN_MOTION_PX = 1.0
@@ -153,3 +159,50 @@ def compare_rollout(imagined_THWC, truth_THWC, truth_masks_THW, segmenter: Colou
     if sim_deformation_T is not None:
         result["sim_deformation_mm"] = np.asarray(sim_deformation_T, np.float64) * 1000
     return result
+
+
+@dataclass(frozen=True)
+class Move:
+    """One object's motion over one transition t -> t+1 in the true masks, in pixels."""
+
+    t: int
+    mask_id: int
+    start_rc: np.ndarray  # centroid at t
+    step_rc: np.ndarray  # centroid at t+1 minus at t
+    radius: float  # where the object is looked for in a frame: around start_rc
+
+
+def object_moves(masks_THW: np.ndarray) -> list[Move]:
+    """Every transition where a movable object's centroid moves >= MIN_MOTION_PX."""
+    moves = []
+    for mask_id in MOVABLE:
+        centre_T2 = centroids(masks_THW, mask_id)
+        area_T = (masks_THW == mask_id).sum((-2, -1))
+        for t in range(len(masks_THW) - 1):
+            step = centre_T2[t + 1] - centre_T2[t]
+            length = np.linalg.norm(step)
+            if np.isfinite(length) and length >= MIN_MOTION_PX:
+                # Wide enough for the object's own extent plus its move, narrow enough to miss its twins.
+                moves.append(Move(t, mask_id, centre_T2[t], step, 1.5 * np.sqrt(area_T[t] / np.pi) + length + 2.0))
+    return moves
+
+
+def local_centroid(masks_HW: np.ndarray, move: Move) -> np.ndarray:
+    """(row, col) centroid of the move's object's pixels within its radius of where it was;
+    NaN where none is there."""
+    rows, cols = np.indices(masks_HW.shape)
+    near = (masks_HW == move.mask_id) & (np.hypot(rows - move.start_rc[0], cols - move.start_rc[1]) <= move.radius)
+    if not near.any():
+        return np.full(2, np.nan)
+    return np.array([rows[near].mean(), cols[near].mean()])
+
+
+def motion_shown(moves: list[Move], before_NHW: np.ndarray, after_NHW: np.ndarray) -> tuple[float, float]:
+    """(shown step along the true one, true step length), summed over moves; frame n of before /
+    after is segmented frame t / t+1 of move n. An object not found shows no motion. Kept as two
+    sums so episodes pool by motion; their ratio is the share of MuJoCo's motion shown."""
+    along = 0.0
+    for move, before_HW, after_HW in zip(moves, before_NHW, after_NHW):
+        shown = np.nan_to_num(local_centroid(after_HW, move) - local_centroid(before_HW, move))
+        along += float(shown @ move.step_rc / np.linalg.norm(move.step_rc))
+    return along, float(sum(np.linalg.norm(m.step_rc) for m in moves))

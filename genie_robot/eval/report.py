@@ -35,7 +35,7 @@ from genie_robot.eval import actions as action_eval
 from genie_robot.eval.figures import write_domains_report, write_report
 from genie_robot.eval.fvd import MIN_FRAMES, frechet_distance, gaussian_stats, i3d_features, load_i3d
 from genie_robot.eval.metrics import mse, psnr_of_mse, ssim, token_stability
-from genie_robot.eval.physics import ColourSegmenter, compare_rollout, nanmean
+from genie_robot.eval.physics import ColourSegmenter, compare_rollout, motion_shown, nanmean, object_moves
 from genie_robot.io import atomic_path
 from genie_robot.models.run import Run
 from genie_robot.models.world_model import WorldModel
@@ -138,7 +138,9 @@ def evaluate_domain(run: Run, wm: WorldModel, data, out: Path, config: EvalConfi
         curves = fidelity_figures(videos, config, found)
         delta_psnr_figures(curves, config, found)
         fvd_figures(wm, videos, config, found)
-        physics_figures(episodes, videos, masks, config, found, data)
+        segmenter = fit_segmenter(videos, masks, found) if masks is not None else None
+        physics_figures(episodes, videos, masks, segmenter, config, found, data)
+        interaction_figures(wm, episodes, transitions, segmenter, config, found)
     found.metrics.update(skipped=found.skipped, notes=found.notes, seconds=round(time.time() - started, 1))
     out.mkdir(parents=True, exist_ok=True)
     write_report(out, found.metrics, videos, config)
@@ -288,7 +290,7 @@ def fvd_figures(wm: WorldModel, videos: dict, config: EvalConfig, found: Finding
                           "compare the rows with each other, not with published figures")
 
 
-def physics_figures(episodes, videos: dict, masks, config: EvalConfig, found: Findings, data) -> None:
+def physics_figures(episodes, videos: dict, masks, segmenter, config: EvalConfig, found: Findings, data) -> None:
     """Object masks, centroids and soft-body deformation of imagined frames vs MuJoCo's."""
     if masks is None:
         found.skipped["physics"] = f"{data} has no object masks (MuJoCo episodes have them)"
@@ -297,11 +299,6 @@ def physics_figures(episodes, videos: dict, masks, config: EvalConfig, found: Fi
     if not {"lam", "adapter"} & set(rows):
         found.skipped["physics"] = "needs the LAM or an adapter to turn the episode into latent actions"
         return
-    # Fit on true frames and on their reconstructions: generated frames come from the same
-    # decoder, so its colour shifts must not read as missing objects.
-    segmenter = ColourSegmenter.fit(np.concatenate(videos["truth"] + videos["reconstruction"]), np.concatenate(masks + masks))
-    found.notes["segmentation"] = ("colour lookup classifier fit on the evaluation episodes' MuJoCo masks, "
-                                   "paired with the true frames and their tokenizer reconstructions")
     runs: dict[str, list] = {name: [] for name in rows}
     for i, episode in enumerate(episodes):
         deformation = (episode.read_state("soft_deformation")[: config.frames]
@@ -309,6 +306,62 @@ def physics_figures(episodes, videos: dict, masks, config: EvalConfig, found: Fi
         for name in rows:
             runs[name].append(compare_rollout(videos[name][i], videos["truth"][i], masks[i], segmenter, deformation))
     found.metrics["physics"] = {name: _physics_summary(r) for name, r in runs.items()}
+
+
+def fit_segmenter(videos: dict, masks, found: Findings) -> ColourSegmenter:
+    """Fit on true frames and on their reconstructions: generated frames come from the same
+    decoder, so its colour shifts must not read as missing objects."""
+    found.notes["segmentation"] = ("colour lookup classifier fit on the evaluation episodes' MuJoCo masks, "
+                                   "paired with the true frames and their tokenizer reconstructions")
+    return ColourSegmenter.fit(np.concatenate(videos["truth"] + videos["reconstruction"]), np.concatenate(masks + masks))
+
+
+INTERACTION_ROWS = ("truth", "reconstruction", "lam", "random")
+CONTEXT = 3  # real frames t-2..t before the imagined t+1: the arm's recent motion is visible
+
+
+def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config: EvalConfig, found: Findings) -> None:
+    """Predicted interactions, one step ahead: for every transition of the whole episodes where
+    MuJoCo moves an object, the frame imagined from the real frames up to t (`CONTEXT` of them)
+    with the LAM's latent action of that transition, and with a random one, beside the true next
+    frame and its tokenizer reconstruction (the ceiling). The share of MuJoCo's motion each shows
+    (physics.motion_shown): 1 = as MuJoCo, 0 = the object stayed."""
+    if segmenter is None or wm.lam is None:
+        found.skipped["interaction"] = "needs object masks (MuJoCo episodes) and the LAM"
+        return
+    rng = np.random.default_rng(config.seed)
+    sums = {row: np.zeros(2) for row in INTERACTION_ROWS}
+    count = 0
+    for position, episode in enumerate(episodes):
+        frames = resize_video(episode.read_frames(), wm.image_size)
+        moves = [m for m in object_moves(resize_masks(episode.masks[:], wm.image_size)) if m.t >= CONTEXT - 1]
+        if not moves:
+            continue
+        steps = sorted({m.t for m in moves})
+        latents = (transitions.latents[transitions.episode == position] if transitions is not None
+                   else wm.infer_actions(frames))
+        prompts = [frames[t - CONTEXT + 1 : t + 1] for t in steps]
+        prompt_actions = [latents[t - CONTEXT + 1 : t] for t in steps]
+        session = wm.start_rows(prompts * 2, prompt_actions * 2, seed=config.seed, sampling=config.sampling)
+        imagined = session.step(np.concatenate([latents[steps], rng.integers(0, wm.num_actions, len(steps))]))
+        real_last = session.row_prompt_frames[:, -1]  # frame t as the model saw it: decoded tokens
+        reconstruction = wm.reconstruct(frames)
+        row_of = {t: i for i, t in enumerate(steps)}
+        pairs = {"truth": (frames[:-1], frames[1:]), "reconstruction": (reconstruction[:-1], reconstruction[1:])}
+        at = [m.t for m in moves]
+        for row, (before, after) in pairs.items():
+            sums[row] += motion_shown(moves, segmenter(before[at]), segmenter(after[at]))
+        for row, shift in (("lam", 0), ("random", len(steps))):
+            index = [row_of[m.t] + shift for m in moves]
+            sums[row] += motion_shown(moves, segmenter(real_last[index]), segmenter(imagined[index]))
+        count += len(moves)
+    if not count:
+        found.skipped["interaction"] = "no object moved in these episodes"
+        return
+    travelled = sums["truth"][1]
+    found.metrics["interaction"] = {"moves": count, "true_travel_px": round(float(travelled), 1),
+                                    "context_frames": CONTEXT,
+                                    "share_shown": {row: round(float(along / travelled), 3) for row, (along, _) in sums.items()}}
 
 
 def _physics_summary(runs: list[dict]) -> dict:

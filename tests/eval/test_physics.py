@@ -3,7 +3,17 @@ import numpy as np
 import pytest
 
 from genie_robot.errors import InputError
-from genie_robot.eval.physics import ColourSegmenter, centroids, compare_rollout, far_ends, mask_iou, motion_followed, shape_change
+from genie_robot.eval.physics import (
+    ColourSegmenter,
+    centroids,
+    compare_rollout,
+    far_ends,
+    mask_iou,
+    motion_followed,
+    motion_shown,
+    object_moves,
+    shape_change,
+)
 from genie_robot.sim.scene import OBJECTS
 
 COLOURS = {0: (120, 110, 95), **{o.mask_id: tuple(int(255 * c) for c in o.rgba[:3]) for o in OBJECTS}}
@@ -102,3 +112,22 @@ def test_motion_followed_measures_how_far_the_imagined_object_goes_along_the_rea
     assert motion_followed(centroids(np.zeros_like(truth), 2), centroids(truth, 2))[0] == 0.0
     assert compare_rollout(_scene(truth), _scene(truth), truth, ColourSegmenter.fit(_scene(truth), truth)
                            )["motion_followed"]["red_cube"] == pytest.approx((20.0, 20.0))
+
+
+def test_one_step_motion_shown_is_one_for_the_truth_zero_for_a_copy_and_negative_backwards():
+    masks = _moving_square()  # the red cube moves 2 px right each step; nothing else moves
+    moves = object_moves(masks)
+    assert [(m.t, m.mask_id) for m in moves] == [(t, 2) for t in range(4)]
+    np.testing.assert_allclose(moves[0].step_rc, [0, 2])
+    segmenter = ColourSegmenter.fit(_scene(masks), masks)
+    before, after = segmenter(_scene(masks[:-1])), segmenter(_scene(masks[1:]))
+    along, travel = motion_shown(moves, before, after)
+    assert travel == pytest.approx(8.0) and along / travel == pytest.approx(1.0)
+    assert motion_shown(moves, before, before)[0] == 0.0  # an imagined frame that copies frame t
+    along, _ = motion_shown(moves, after, before)  # the object goes the other way
+    assert along / travel == pytest.approx(-1.0)
+    # A same-coloured blob far from where the object was is not taken for it: it shows no motion.
+    elsewhere = before.copy()
+    elsewhere[elsewhere == 2] = 0
+    elsewhere[:, 26:32, 26:32] = 2
+    assert motion_shown(moves, before, elsewhere)[0] == 0.0

@@ -3,14 +3,17 @@ import hashlib
 import json
 import re
 
+import numpy as np
 import pytest
 
 from genie_robot.cli import main
+from genie_robot.data import EpisodeWriter
 from genie_robot.errors import InputError, StoreError
 from genie_robot.eval.report import EvalConfig, evaluate
 from genie_robot.models.run import Run
 from genie_robot.sampling import SamplingConfig
 from genie_robot.sim.generate import generate_dataset
+from genie_robot.sim.scene import OBJECTS
 
 FAST = dict(sampling=SamplingConfig(steps=2), gifs=1)
 
@@ -33,7 +36,8 @@ def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldou
     metrics = evaluate(Run.load(planning_run), heldout_32, out, EvalConfig(horizons=(1, 4, 8), max_episodes=2, **FAST),
                        progress=False)
     assert run_digest(planning_run) == before, "evaluation must not write into the run"
-    assert metrics["skipped"] == {}
+    # At the tiny model's 16 px no object in these 10-frame episodes moves a whole pixel in one step.
+    assert metrics["skipped"] == {"interaction": "no object moved in these episodes"}
     assert "32x32 are centre-cropped and downscaled to the model's 16x16" in metrics["notes"]["resolution"]
     assert set(metrics["fidelity"]) == {"lam", "adapter", "random", "reconstruction", "copy_first"}
     assert set(metrics["fidelity"]["lam"]["psnr"]) == {"1", "4", "8"}
@@ -142,3 +146,26 @@ def test_a_bad_second_domain_is_refused_before_any_work(tiny_run, heldout_32, ma
         evaluate(Run.load(tiny_run), [heldout_32, make_store("small.h5", lengths=(20,), size=8)], tmp_path / "r",
                  EvalConfig(horizons=(1, 4)), progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_one_step_interaction_is_scored_on_every_transition_where_an_object_moves(tiny_run, tmp_path):
+    """A red square pushed 1 px a frame across 16 px frames: the true next frame shows all of
+    its motion; the untrained model's frames are scored beside it, each row named."""
+    masks = np.zeros((12, 16, 16), np.uint8)
+    masks[:, 0:3] = 1  # the arm along the top
+    for t in range(12):
+        masks[t, 8:12, 1 + t : 5 + t] = 2
+    colours = {o.mask_id: [int(255 * c) for c in o.rgba[:3]] for o in OBJECTS}
+    frames = np.full((12, 16, 16, 3), 120, np.uint8)
+    for mask_id, colour in colours.items():
+        frames[masks == mask_id] = colour
+    path = tmp_path / "push.h5"
+    with EpisodeWriter(path) as writer:
+        writer.append(frames, actions=np.zeros((11, 4), np.float32), action_names=["vx", "vy", "vz", "grip"],
+                      masks=masks, source="test", fps=5)
+    metrics = evaluate(Run.load(tiny_run), path, tmp_path / "r", EvalConfig(horizons=(1, 4), **FAST), progress=False)
+    interaction = metrics["interaction"]
+    assert interaction["moves"] == 11 - 2 and interaction["true_travel_px"] == pytest.approx(9.0)  # t >= 2: context
+    assert set(interaction["share_shown"]) == {"truth", "reconstruction", "lam", "random"}
+    assert interaction["share_shown"]["truth"] == pytest.approx(1.0)
+    assert "Predicted interactions, one step ahead" in (tmp_path / "r" / "index.html").read_text()
