@@ -18,10 +18,9 @@ was; 1 = as MuJoCo, 0 = it stayed."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-
-from dataclasses import dataclass
 
 from genie_robot.errors import InputError
 from genie_robot.eval.metrics import psnr
