@@ -122,8 +122,10 @@ def report_is_current(run: Path, report: Path) -> bool:
     unless an older `eval` wrote it (it lacks a figure this table reads)."""
     metrics = report / "metrics.json"
     models = list(run.glob("*/model.safetensors"))
-    return (metrics.exists() and all(metrics.stat().st_mtime >= m.stat().st_mtime for m in models)
-            and "psnr_pooled" in json.loads(metrics.read_text())["fidelity"]["copy_first"])
+    if not metrics.exists() or any(metrics.stat().st_mtime < m.stat().st_mtime for m in models):
+        return False
+    found = json.loads(metrics.read_text())
+    return "interaction" in found or "interaction" in found["skipped"]  # the newest figure it reads
 
 
 def write_text(path: Path, text: str) -> None:
@@ -147,6 +149,9 @@ def figures(metrics: dict) -> dict:
         "motion_explained": metrics.get("latent_actions", {}).get("displacement_explained"),
         "flicker": metrics["token_stability"]["flicker"],
     }
+    if "interaction" in metrics:
+        shown = metrics["interaction"]["share_shown"]
+        row["objects_shown"] = (shown["lam"], shown["random"], shown["reconstruction"])
     if "adapter" in metrics:
         a = metrics["adapter"]
         row["adapter"] = (a["command_to_latent"], a["command_to_latent_majority"])
@@ -191,8 +196,9 @@ def table(rows: list[dict]) -> str:
              "| LAM - copy dB, t=4 / 8 / 16 | same, PSNR of the mean MSE "
              "| LAM PSNR (copy) t=4 | Delta_4 PSNR dB | NMI | hand motion explained by code (x / y / z) "
              "| adapter acc (majority) "
-             "| arm IoU t=8 (copy) | motion followed, LAM actions (arm / cube / cyl / soft) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| arm IoU t=8 (copy) | motion followed, LAM actions (arm / cube / cyl / soft) "
+             "| object motion shown one step ahead, LAM (random; reconstruction) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t, f = r["train"], r["figures"]
         iou = f.get("recon_iou", {})
@@ -215,6 +221,7 @@ def table(rows: list[dict]) -> str:
             f"{fmt(f['arm_iou_t8'][0])} ({fmt(f['arm_iou_t8'][1])})" if "arm_iou_t8" in f else "-",
             " / ".join(fmt(f["motion_followed"].get(k)) for k in ("arm", "red_cube", "blue_cylinder", "soft_cube"))
             if "motion_followed" in f else "-",
+            "{:.2f} ({:.2f}; {:.2f})".format(*f["objects_shown"]) if "objects_shown" in f else "-",
         ]) + " |")
     return "\n".join(lines)
 
