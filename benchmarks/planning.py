@@ -5,14 +5,16 @@ soft cube) is pushed at least --min-move metres within the next --k frames; with
 the frame s where the hand travels furthest within k frames (at least --min-move) to a point that
 k steps of the single-axis behaviours could reach (L1 distance <= 0.75 x k full-speed steps, 4 cm each at 5 Hz). The goal is
 frame s + k (image for the planner, positions for scoring). The world is restored at s
-(`ArmWorld.set_state`) and each method acts for k steps, replanning every --replan-every steps,
-each plan looking no further than the goal's time (--horizon-to-goal):
+(`ArmWorld.set_state`) and each method acts for k steps, replanning every `replan_every` steps,
+each plan looking no further than the goal's time (--horizon-to-goal). Each task kind plans with
+its preset (genie_robot/plan/presets.py, as `genie-robot plan --task`); `--set key=value` changes
+a setting of every kind's preset:
 
-  planner   CEM in the world model toward the goal frame (--cost; auto: the state probe's hand position
-            for reaches where the run has a probe, else the object cost) over --vocabulary: `latent` actions
-            executed as the adapter's command for each, or the arm's 9 discrete
-            `behaviours`, each imagined as the latent action the adapter maps it to; --anchor (state
-            cost): imagined readings shifted so the imagined "stay" rollout reads where the real frame does
+  planner   CEM in the world model toward the goal frame: its cost (reach: the hand's position as the
+            run's state probe reads it, anchored on the real frame; push: the objects' colour-segmented
+            centroids) over its vocabulary (reach: the arm's 9 discrete behaviours, each imagined as
+            the latent action the adapter maps it to; push: latent actions, each executed as the
+            adapter's command for it)
   random    uniformly random actions of the planner's vocabulary
   oracle    CEM with MuJoCo as its model: each candidate sequence of the 9 discrete behaviours
             (controllers.BEHAVIOURS) is simulated in a copy of the world (snapshot restored),
@@ -30,17 +32,18 @@ Success: the pushed object ends within --tolerance of its goal position (xy); re
 within --tolerance of its goal position (xyz). Reported: success rate, mean final distance of the
 pushed object (the hand), and wall time per planning step (one plan).
 
---ranking N measures the planner's cost instead of planning: per task, N random sequences of its
-vocabulary are imagined and scored by each cost (embedding, pixel, object; state where the run has a
-state probe, with how far it reads the goal frames' positions from the recorded ones), simulated in MuJoCo and
+--ranking N measures the planner's costs instead of planning: per task, N random sequences of its
+vocabulary are imagined and scored by each cost (object; state where the run has a state probe,
+with how far it reads the goal frames' positions from the recorded ones), simulated in MuJoCo and
 scored by the true distance; printed are each cost's rank correlation with the truth and the true
 distance of the sequence it picks, beside a random pick's and the best's. A search can only beat
 random actions where its cost picks better than the mean.
 
-Usage: python benchmarks/planning.py [--run out/demo/run] [--data out/demo/heldout.h5] [--tasks 4]
-The run comes from `make demo` (all four stages, the adapter included; `genie-robot train probe` adds
-the state probe). `--quick` (CI): an untrained tiny run with a 2-step adapter and probe on 2 generated episodes, one task, tiny populations,
-ranking 3 sequences, then planning."""
+Usage: python benchmarks/planning.py [--task reach push] [--run out/demo/run] [--data out/demo/heldout.h5]
+[--tasks 4] [--set key=value ...]. The run comes from `make demo` (all four stages, the adapter
+included); reaching needs its state probe too (`genie-robot train probe`). `--quick` (CI): an
+untrained tiny run with a 2-step adapter and probe on 2 generated episodes, one task of each kind
+with each preset at tiny populations, ranking 3 sequences, then planning."""
 import argparse
 import tempfile
 import time
@@ -49,11 +52,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genie_robot.cli import setting
 from genie_robot.data.store import EpisodeStore, state_positions
-from genie_robot.plan.execute import VOCABULARIES, choose_cost, object_goal, read_stored_frame, vocabulary_commands
-from genie_robot.plan.imagine import COSTS, Goal, GoalCost, ImaginationPlanner, state_goal
+from genie_robot.errors import InputError
+from genie_robot.plan.execute import object_goal, read_stored_frame, vocabulary_commands
+from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, state_goal
+from genie_robot.plan.presets import COSTS, TASKS, task_settings
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
-from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
 from genie_robot.sim.scene import OBJECTS
 from genie_robot.sim.world import ArmWorld
@@ -61,6 +66,7 @@ from genie_robot.sim.world import ArmWorld
 SOFT = {o.name for o in OBJECTS if o.kind == "soft"}
 METHODS = ("planner", "random", "perfect model", "oracle", "recorded")
 MIN_MOVE = {"push": 0.04, "reach": 0.08}  # metres the pushed object (the hand) moved in the recording
+QUICK = (("population", 2), ("iterations", 1), ("elites", 1), ("maskgit_steps", 1))  # --quick's search: CI's seconds
 REACHABLE = 0.75  # share of k full-speed single-axis steps a reach goal may be away (the hand lags its target)
 
 
@@ -191,39 +197,21 @@ def main() -> None:
     parser.add_argument("--data", default="out/demo/heldout.h5", help="held-out MuJoCo episodes at the run's size")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--k", type=int, default=12, help="goal = the frame k steps after the start")
-    parser.add_argument("--task", nargs="+", default=["push"], choices=list(MIN_MOVE),
+    parser.add_argument("--task", nargs="+", default=["push"], choices=list(TASKS),
                         help="push an object to where it went, and/or reach the hand's position (its goal image is the "
-                        "same kind of recorded future frame); one table each")
+                        "same kind of recorded future frame); one table each, each planned with its task's preset")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="change one setting of every task's preset (genie_robot/plan/presets.py), e.g. --set horizon=4")
     parser.add_argument("--min-move", type=float, default=None,
                         help=f"metres the object (the hand) moved in the recording; default {MIN_MOVE}")
     parser.add_argument("--tolerance", type=float, default=0.03, help="success radius, metres")
-    parser.add_argument("--horizon", type=int, default=6)
-    parser.add_argument("--replan-every", type=int, default=3)
     parser.add_argument("--horizon-to-goal", action=argparse.BooleanOptionalAction, default=True,
                         help="plans look no further than the goal's time (k): the last plans are shorter (the planner's, "
-                        "the oracle's and the perfect model's); --no-horizon-to-goal scores every plan after --horizon actions")
-    parser.add_argument("--anchor", action="store_true",
-                        help="state cost: shift imagined readings so the imagined 'stay' rollout reads as the real frame does")
-    parser.add_argument("--population", type=int, default=16)
-    parser.add_argument("--iterations", type=int, default=3)
-    parser.add_argument("--elites", type=int, default=4)
+                        "the oracle's and the perfect model's); --no-horizon-to-goal scores every plan after the horizon")
     parser.add_argument("--oracle-population", type=int, default=32)
     parser.add_argument("--oracle-iterations", type=int, default=3)
-    parser.add_argument("--maskgit-steps", type=int, default=2)
-    parser.add_argument("--draw", default=SamplingConfig.draw, choices=DRAWS, help="MaskGIT token draw of imagination")
-    parser.add_argument("--order", default=SamplingConfig.order, choices=ORDERS, help="MaskGIT unmasking order of imagination")
-    parser.add_argument("--cost", default="auto", choices=("auto", *COSTS),
-                        help="auto (default): state for reaches where the run has a state probe (it ranks them best), else "
-                        "object: the movable objects (reach: the arm) to where the goal frame has them, segmented by colour "
-                        "in imagined frames; of embedding, pixel and object it alone ranks plans as MuJoCo does (--ranking)")
-    parser.add_argument("--push-objects", default="all", choices=("all", "scene"),
-                        help="object cost of pushes: every movable object to its goal position, or those and the arm (scene)")
-    parser.add_argument("--reach-object", default="arm", choices=("arm", "hand"),
-                        help="object cost of reaches: the arm's centroid, or its far end from its mount (hand)")
-    parser.add_argument("--vocabulary", default="latent", choices=VOCABULARIES,
-                        help="what the planner searches: latent actions or the arm's discrete behaviours")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="the methods measured")
     parser.add_argument("--ranking", type=int, default=0, metavar="N",
                         help="instead of planning: per task, how well each cost of N random imagined sequences "
                         "ranks them as MuJoCo does")
@@ -231,69 +219,60 @@ def main() -> None:
     args = parser.parse_args()
     if args.k < 1:
         parser.error(f"--k is how many steps after the start the goal frame lies, >= 1; got {args.k}")
-    chosen = args.methods.split(",")
-    if unknown := set(chosen) - set(METHODS):
-        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
+    if args.ranking < 0 or args.ranking == 1:  # one sequence has no order
+        parser.error(f"--ranking N scores N >= 2 random sequences a task; got {args.ranking}")
     if args.quick:
         args.run, args.data = quick_run_and_data(Path(tempfile.mkdtemp(prefix="planning_quick_")))
-        args.tasks, args.k, args.min_move, args.horizon, args.replan_every, args.task = 1, 4, 0.0, 2, 2, list(MIN_MOVE)
-        args.population, args.iterations, args.elites, args.oracle_population, args.oracle_iterations = 2, 1, 1, 4, 1
-        args.maskgit_steps, args.ranking = 1, 3
+        args.tasks, args.k, args.min_move, args.task, args.ranking = 1, 4, 0.0, list(dict.fromkeys([*args.task, *MIN_MOVE])), 3
+        args.oracle_population, args.oracle_iterations = 4, 1
+        args.set = [*QUICK, *args.set]
+    try:
+        presets = {kind: task_settings(kind, args.set) for kind in args.task}
+    except InputError as exc:
+        parser.error(str(exc))
     from genie_robot.models.run import Run
 
-    config = PlanConfig("cem", args.horizon, args.population, args.iterations, args.elites, replan_every=args.replan_every,
-                        anchor=args.anchor)
-    oracle_config = PlanConfig("cem", args.horizon, args.oracle_population, args.oracle_iterations,
-                               max(args.elites, args.oracle_population // 8), replan_every=args.replan_every)
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None
     wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
-    if args.ranking < 0 or args.ranking == 1:  # one sequence has no order
-        parser.error(f"--ranking N scores N >= 2 random sequences a task; got {args.ranking}")
     if wm is None and args.ranking:
         parser.error(f"--ranking imagines plans: it needs a trained run with dynamics and adapter at {run} (make demo trains one)")
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
-        methods, adapter, probe = [m for m in chosen if m in ("oracle", "recorded")], None, None
+        methods, adapter, probe = [m for m in args.methods if m in ("oracle", "recorded")], None, None
     else:
         adapter, probe = trained.require("adapter", "the planning benchmark"), trained.probe
-        methods = chosen
-        if args.cost == "state" and probe is None:
-            parser.error(f"--cost state reads positions with a state probe, which {run} lacks; train it with "
-                         f"`genie-robot train probe --data STORE_WITH_STATE.h5 --out {run}`")
-        unanchored = [kind for kind in args.task if choose_cost(args.cost, task_targets(kind, args), probe, True) != "state"]
-        if args.anchor and (unanchored or args.ranking):  # caught here, not as a traceback once the tasks are loaded
-            parser.error("--anchor shifts the state cost's readings while planning: "
-                         + (f"the {', '.join(unanchored)} tasks plan with another cost here; run them without --anchor or with "
-                            "--cost state" if unanchored else "--ranking scores the costs unanchored; drop --anchor"))
+        methods = args.methods
+        if probe is None and (kinds := [kind for kind, settings in presets.items() if settings.cost == "state"]):
+            parser.error(f"the {' and '.join(kinds)} preset plans with the state cost, which reads positions with the run's "
+                         f"state probe, which {run} lacks; train it with `genie-robot train probe --data "
+                         f"STORE_WITH_STATE.h5 --out {run}`, or plan with --set cost=object --set target=arm --set anchor=false")
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
-    print(f"CEM: horizon {config.horizon}{' (at most the steps left to the goal)' if args.horizon_to_goal else ''}, "
-          f"replan every {config.execute_per_plan}, population {config.population}, "
-          f"{config.iterations} iterations, {config.elites} elites; {args.maskgit_steps} MaskGIT steps; cost "
-          f"{args.cost}; vocabulary {args.vocabulary}; oracle population {oracle_config.population}, "
-          f"{oracle_config.iterations} iterations; {torch.get_num_threads()} threads{'; anchored readings' if args.anchor else ''}")
     world, sim = ArmWorld(), ArmWorld()
     try:
-        for kind in args.task:
-            benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, world, sim)
+        for kind, settings in presets.items():
+            benchmark(kind, settings, args, methods, wm, adapter, probe, world, sim)
     finally:
         world.close()
         sim.close()
 
 
-def benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, world, sim) -> None:
+def benchmark(kind, settings, args, methods, wm, adapter, probe, world, sim) -> None:
     """Every method on the tasks of one kind; prints each task and then the summary table."""
+    config = settings.search()
+    oracle_config = PlanConfig("cem", config.horizon, args.oracle_population, args.oracle_iterations,
+                               max(config.elites, args.oracle_population // 8), replan_every=config.replan_every)
     min_move = MIN_MOVE[kind] if args.min_move is None else args.min_move
     with EpisodeStore(args.data) as store:
         tasks = find_tasks(store, args.k, min_move, args.tasks, kind, world.max_speed * world.frame_dt)
     print(f"\n{kind}: {len(tasks)} tasks from {args.data}: " + ", ".join(
         f"ep {t['episode']} @{t['start']} {t['object']} {t['move'] * 100:.0f} cm" for t in tasks))
-    cost = choose_cost(args.cost, task_targets(kind, args), probe, goal_has_masks=True)
-    print(f"success = {'hand' if kind == 'reach' else 'pushed object'} within {args.tolerance * 100:.0f} cm; "
-          f"planner's cost {cost} ({task_targets(kind, args)})")
+    print(f"planner: {settings}; oracle: population {oracle_config.population}, {oracle_config.iterations} iterations; "
+          f"{'plans cut at the goal; ' if args.horizon_to_goal else ''}{torch.get_num_threads()} threads")
+    print(f"success = {'hand' if kind == 'reach' else 'pushed object'} within {args.tolerance * 100:.0f} cm")
     if args.ranking:
-        ranking(kind, tasks, args, wm, adapter, probe, config, world, sim)
+        ranking(kind, tasks, settings, args, wm, adapter, probe, world, sim)
         if not args.quick:  # --quick measures both
             return
     rows = {m: {"distance": [], "seconds": []} for m in methods}
@@ -301,11 +280,11 @@ def benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, wo
                              tracked_positions(t["goal_state"], kind)[t["object"]], kind) for t in tasks]
     for i, task in enumerate(tasks):
         planner = None if wm is None else ImaginationPlanner(
-            wm, task_goal(task, kind, cost, args, wm, probe), cost, config,
-            SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order), adapter, vocabulary_commands(args.vocabulary))
+            wm, task_goal(task, settings.cost, settings.target, args, wm, probe), settings.cost, config,
+            settings.sampling(), adapter, vocabulary_commands(settings.vocabulary))
         for method in methods:
             distances, seconds = run_task(task, method, world, sim, config, oracle_config, args.k, task["goal_frame"].shape[0],
-                                      args.seed + i, planner, kind, args.horizon_to_goal)
+                                          args.seed + i, planner, kind, args.horizon_to_goal)
             rows[method]["distance"].append(distances[-1])
             rows[method]["seconds"].extend(seconds)
             nearest = int(np.argmin(distances))
@@ -318,20 +297,13 @@ def benchmark(kind, args, methods, wm, adapter, probe, config, oracle_config, wo
         print(f"{method:>14} {np.mean(d < args.tolerance):8.2f} {d.mean() * 100:9.1f} {seconds}")
 
 
-def task_targets(kind, args) -> str:
-    """What the object and state costs move: --reach-object or --push-objects."""
-    return args.reach_object if kind == "reach" else args.push_objects
-
-
-def task_goal(task, kind, cost, args, wm, probe) -> Goal:
-    """A task's goal for `cost`: the goal frame, and for the object and state costs the positions
-    of its targets in it (object: from its stored masks; state: as the run's probe reads them)."""
+def task_goal(task, cost, target, args, wm, probe) -> Goal:
+    """A task's goal for `cost`: the positions of `target` in its goal frame (object: from its stored
+    masks; state: as the run's probe reads them)."""
     if cost == "state":
-        return state_goal(task["goal_frame"], task_targets(kind, args), probe)
-    if cost != "object":
-        return Goal(image=task["goal_frame"])
+        return state_goal(task["goal_frame"], target, probe)
     start, goal = (read_stored_frame(args.data, task["episode"], step, wm.image_size) for step in (task["start"], task["start"] + args.k))
-    return object_goal(start, goal, task_targets(kind, args), wm)
+    return object_goal(start, goal, target, wm)
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -348,26 +320,26 @@ def defined_mean(values: list[float]) -> float:
     return float(defined.mean()) if defined.size else float("nan")
 
 
-def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
+def ranking(kind, tasks, settings, args, wm, adapter, probe, world, sim) -> None:
     """Does imagination order plans as MuJoCo does? Per task, --ranking random sequences of the
-    planner's vocabulary (--horizon actions from the start) are imagined in one batch and scored
-    by every cost, and simulated in MuJoCo and scored by the true distance to the goal positions.
+    planner's vocabulary (`horizon` actions from the start) are imagined in one batch and scored
+    by every cost as it reads (unanchored), and simulated in MuJoCo and scored by the true distance to the goal positions.
     Printed per cost: the rank correlation with the true distance, and the true distance of the
     sequence the cost picks, beside a random pick's (the mean) and the best's. A planner can only
     beat random where its cost picks better than the mean."""
-    sampling = SamplingConfig(steps=args.maskgit_steps, draw=args.draw, order=args.order)
+    config, sampling = settings.with_overrides([("anchor", False)]).search(), settings.sampling()  # costs as they read
     ranked = [cost for cost in COSTS if cost != "state" or probe is not None]
     picked = {cost: [] for cost in ranked}
     rho = {cost: [] for cost in ranked}
     rho_mujoco = {cost: [] for cost in ranked}
     mean, best, probe_error, imagined_error, simulated_error = [], [], [], [], []
     for i, task in enumerate(tasks):
-        costs = {cost: GoalCost(wm, task_goal(task, kind, cost, args, wm, probe), cost) for cost in ranked}
+        costs = {cost: GoalCost(task_goal(task, cost, settings.target, args, wm, probe), cost) for cost in ranked}
         if "state" in costs:  # how far the probe reads the goal frame's targets from where they were recorded
             recorded = state_positions(task["goal_state"])
             probe_error += [np.linalg.norm(p - recorded[n]) for n, p in costs["state"].goal.positions.items()]
-        planner = ImaginationPlanner(wm, Goal(image=task["goal_frame"]), "pixel", config, sampling, adapter,
-                                     vocabulary_commands(args.vocabulary))
+        planner = ImaginationPlanner(wm, costs["object"].goal, "object", config, sampling, adapter,
+                                     vocabulary_commands(settings.vocabulary))
         choices_PH = np.random.default_rng(args.seed + i).choice(np.flatnonzero(planner.allowed), (args.ranking, config.horizon))
         world.set_state(task["state"])
         true_P, simulated_PSSC, final_positions = simulated_costs(world, sim, planner.commands, choices_PH,
@@ -381,17 +353,17 @@ def ranking(kind, tasks, args, wm, adapter, probe, config, world, sim) -> None:
         best.append(true_P.min())
         line = []
         for name, cost in costs.items():
-            imagined_P = cost(imagination.frames[:, -1], imagination.last_tokens)
+            imagined_P = cost(imagination.frames[:, -1])
             rho[name].append(rank_correlation(imagined_P, true_P))
             picked[name].append(true_P[np.argmin(imagined_P)])
             # The same cost on MuJoCo's own frames: its ceiling with a flawless world model.
-            rho_mujoco[name].append(rank_correlation(cost(simulated_PSSC, wm.tokenize(simulated_PSSC)), true_P))
+            rho_mujoco[name].append(rank_correlation(cost(simulated_PSSC), true_P))
             line.append(f"{name} rho {rho[name][-1]:+.2f} (MuJoCo frames {rho_mujoco[name][-1]:+.2f}) "
                         f"picks {picked[name][-1] * 100:.1f}")
         print(f"  task {i}: true {best[-1] * 100:.1f}..{true_P.max() * 100:.1f} cm (mean {mean[-1] * 100:.1f}); "
               + "; ".join(line), flush=True)
     print(f"\n{'cost':>10} {'rank corr':>10} {'on MuJoCo':>10} {'picked cm':>10}   ({kind}, {args.ranking} sequences of {config.horizon} "
-          f"{args.vocabulary} actions a task; random pick {np.mean(mean) * 100:.1f} cm, best {np.mean(best) * 100:.1f} cm)")
+          f"{settings.vocabulary} actions a task; random pick {np.mean(mean) * 100:.1f} cm, best {np.mean(best) * 100:.1f} cm)")
     for name in ranked:
         print(f"{name:>10} {defined_mean(rho[name]):+10.2f} {defined_mean(rho_mujoco[name]):+10.2f} {np.mean(picked[name]) * 100:10.1f}")
     if probe_error:

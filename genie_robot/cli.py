@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import math
 import sys
+from collections.abc import Sequence
 
-from genie_robot.errors import GenieRobotError
+from genie_robot.errors import GenieRobotError, InputError
+from genie_robot.plan.presets import TASKS, PlanSettings, parse_setting
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +43,38 @@ def bounded(kind: type, low: float | None = None, high: float | None = None, abo
 
 POSITIVE, COUNT, FRAMES = bounded(int, 1), bounded(int, 0), bounded(int, 2)
 RATE, SHARE = bounded(float, above=0), bounded(float, 0, 1)
+
+
+class Names(Sequence):
+    """A flag's choices, read when the flag is used from the module that defines them (each of
+    `attributes` a name, or a dotted path, whose values are joined): parsing and --help need no
+    torch or MuJoCo for the commands that do not."""
+
+    def __init__(self, module: str, *attributes: str):
+        self.module, self.attributes = module, attributes
+
+    def _names(self) -> tuple:
+        found = []
+        for path in self.attributes:
+            value = importlib.import_module(self.module)
+            for name in path.split("."):
+                value = getattr(value, name)
+            found += list(value)
+        return tuple(found)
+
+    def __getitem__(self, index):
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+def setting(text: str) -> tuple:
+    """--set KEY=VALUE: one planning setting (plan/presets.py), its name and type checked here."""
+    try:
+        return parse_setting(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_data_mujoco(args) -> None:
@@ -323,38 +359,44 @@ def _cmd_compare(args) -> None:
 
 
 def _cmd_plan(args) -> None:
+    from genie_robot.models.run import Run, resolve_device
     from genie_robot.plan.execute import plan_and_execute
-    from genie_robot.plan.search import PlanConfig
+    from genie_robot.plan.presets import task_settings
 
-    config = PlanConfig(args.method, args.horizon, args.population, args.iterations, args.elites,
-                        args.smoothing, args.replan_every, args.anchor)
-    run, sampling = _run_and_sampling(args)
+    settings = task_settings(args.task, args.set)
+    run = Run.load(args.run, device=resolve_device(args.device))
     adapter = run.require("adapter", "planning arm commands")
-    result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, config, args.cost, sampling,
-                              args.steps, args.object, args.seed, args.camera, vocabulary=args.vocabulary,
-                              probe=run.probe)
+    result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, settings, args.steps,
+                              args.seed, args.camera, probe=run.probe)
     for note in result["notes"]:
         _note(note)
     distance = result["final_distance"]
     print(f"wrote {args.out}/plan.gif (goal | imagined | MuJoCo) and plan.json; {result['plans']} plan(s), "
           f"{result['seconds_per_plan']:.1f} s each; latent actions {result['latents']}")
-    print(f"  {result['cost']} distance to goal: start {distance['start']:.4f}, imagined {distance['imagined']:.4f}, "
+    print(f"  {settings.cost} distance to goal: start {distance['start']:.4f}, imagined {distance['imagined']:.4f}, "
           f"MuJoCo {distance['mujoco']:.4f}")
     for name, d in result.get("distance_m", {}).items():
         print(f"  {name}: {d['start'] * 100:.1f} cm from its goal position at the start, {d['final'] * 100:.1f} cm after")
 
 
-def _add_sampling_args(parser) -> None:
+def _add_run_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
     parser.add_argument("--seed", type=COUNT, default=0)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+
+
+def _add_sampling_args(parser) -> None:
+    _add_run_args(parser)
     parser.add_argument("--maskgit-steps", type=POSITIVE, default=25)
     parser.add_argument("--temperature", type=bounded(float, 0), help="0 = greedy (default: SamplingConfig's, 0.5)")
-    parser.add_argument("--schedule", default="cosine", help="cosine | linear | square | cubic | sqrt")
-    parser.add_argument("--order", default="random", help="random | confidence | annealed (unmasking order; annealed: MaskGIT's)")
-    parser.add_argument("--draw", help="auto | sample | median: what a MaskGIT step fixes, a draw from the softmax at the temperature "
-                        "or per FSQ dimension its median level (needs an FSQ tokenizer); auto: median for FSQ tokens "
+    parser.add_argument("--schedule", default="cosine", choices=Names("genie_robot.sampling", "SCHEDULES"),
+                        help="how many tokens stay masked after each MaskGIT step")
+    parser.add_argument("--order", default="random", choices=Names("genie_robot.sampling", "ORDERS"),
+                        help="unmasking order (annealed: MaskGIT's)")
+    parser.add_argument("--draw", choices=Names("genie_robot.sampling", "DRAWS"),
+                        help="what a MaskGIT step fixes, a draw from the softmax at the temperature (sample) or per FSQ "
+                        "dimension its median level (median, needs an FSQ tokenizer); auto: median for FSQ tokens "
                         "(default: SamplingConfig's, auto)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
 
 
 def _add_generation_args(parser) -> None:
@@ -377,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     mj.add_argument("--steps", type=FRAMES, default=32, help="frames per episode (steps-1 commands)")
     mj.add_argument("--size", type=bounded(int, 8), default=64, help="rendered resolution (square)")
     mj.add_argument("--seed", type=COUNT, default=0)
-    mj.add_argument("--policy", default="mixed", help="mixed | push | random")
-    mj.add_argument("--camera", default="front", help="front | top")
+    mj.add_argument("--policy", default="mixed", choices=Names("genie_robot.sim.controllers", "POLICIES"),
+                    help="the scripted policy that moves the arm")
+    mj.add_argument("--camera", default="front", choices=Names("genie_robot.sim.scene", "CAMERAS"))
     mj.add_argument("--split", default="train")
     mj.add_argument("--out", required=True)
     mj.add_argument("--overwrite", action="store_true", help="replace FILE instead of appending/resuming")
@@ -445,16 +488,18 @@ def build_parser() -> argparse.ArgumentParser:
     mimic = conversion("robomimic", "convert robomimic / LIBERO / MimicGen HDF5 demos (data/demo_N/obs/<camera>_image)")
     mimic.add_argument("--file", required=True, help="the .hdf5 file of demos")
     mimic.add_argument("--camera", default="agentview", help="camera name: agentview, robot0_eye_in_hand, eye_in_hand, ...")
-    mimic.add_argument("--flip", default="auto", help="auto | none | vertical | rotate180: image orientation fix "
-                                                      "(auto: vertical for LIBERO files, whose images are upside down)")
+    mimic.add_argument("--flip", default="auto", choices=Names("genie_robot.data.robomimic", "FLIPS"),
+                       help="image orientation fix (auto: vertical for LIBERO files, whose images are upside down)")
     mimic.add_argument("--filter-key", help="convert only the demos of mask/KEY (robomimic's train / valid splits)")
     mimic.set_defaults(func=_cmd_data_robomimic)
 
     game = conversion("platformer", "play platformer games (ALE Atari, Procgen) with a random policy and record them")
-    game.add_argument("--game", required=True, help="pitfall | montezuma_revenge | hero | ... | coinrun | ninja | climber | jumper")
+    game.add_argument("--game", required=True,
+                      choices=Names("genie_robot.data.platformer", "ALE_PLATFORMERS", "PROCGEN_PLATFORMERS"))
     game.add_argument("--episodes", type=POSITIVE, default=20)
     game.add_argument("--steps", type=FRAMES, default=64, help="frames per episode (fewer if the game ends)")
-    game.add_argument("--policy", default="sticky", help="sticky (repeat the last action with p=0.75) | random")
+    game.add_argument("--policy", default="sticky", choices=Names("genie_robot.data.platformer", "POLICIES"),
+                      help="sticky: repeat the last action with p=0.75")
     game.add_argument("--frame-skip", type=POSITIVE, help="game frames per step (default: 4 for Atari, 1 for Procgen)")
     game.add_argument("--seed", type=COUNT, default=0)
     game.add_argument("--split", default="train")
@@ -465,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="in this order; the adapter (arm command <-> latent action) needs stores with arm commands, "
                        "the probe (frame -> hand and object positions, for planning) stores with recorded state")
     train.add_argument("--data", nargs="+", required=True, help="FILE.h5[:WEIGHT] ...")
-    train.add_argument("--preset", default="small", help="tiny | small | base | coinrun | paper")
+    train.add_argument("--preset", default="small", choices=Names("genie_robot.models", "DynamicsConfig.presets"),
+                       help="model size (every stage has the same presets)")
     train.add_argument("--steps", type=POSITIVE, help="optimizer steps (default: the preset's recipe, genie_robot/train/recipe.py)")
     train.add_argument("--minutes", type=RATE, default=None,
                        help="wall-clock budget of the training loop: after its first steps are timed, --steps is lowered to "
@@ -560,33 +606,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=_cmd_compare)
 
     plan = commands.add_parser("plan", help="plan arm commands toward a goal in imagination, execute them in MuJoCo")
-    _add_sampling_args(plan)
-    plan.set_defaults(maskgit_steps=8)
+    _add_run_args(plan)
+    plan.add_argument("--task", required=True, choices=TASKS,
+                      help="reach: the hand to where the goal has it (needs RUN/probe: `genie-robot train probe`); push: "
+                           "the objects to where the goal frame has them (needs --goal as a stored frame); each task plans "
+                           "with the settings measured best for it (genie_robot/plan/presets.py)")
     plan.add_argument("--start", required=True, help="stored MuJoCo frame FILE.h5:EPISODE:STEP (its state is restored)")
     plan.add_argument("--goal", required=True, help="goal image (PNG/JPEG at the model's size) or FILE.h5:EPISODE:STEP")
     plan.add_argument("--out", required=True, help="folder for plan.gif and plan.json")
-    plan.add_argument("--method", default="cem", help="cem | shooting (random shooting)")
-    plan.add_argument("--cost", default="auto", help="auto (state to reach the hand where the run has a state probe, else object "
-                      "for a stored goal frame with masks, else embedding) | embedding | pixel | object (needs a stored goal "
-                      "frame) | state (needs RUN/probe: `genie-robot train probe`)")
-    plan.add_argument("--vocabulary", default="latent",
-                      help="what the planner searches: latent (the model's latent actions, each executed as the adapter's "
-                           "command for it) | behaviours (the arm's 9 discrete behaviours, each imagined as its latent action)")
-    plan.add_argument("--object", default="all",
-                      help="objects the object and state costs move to where the goal frame has them: all (movable) | "
-                           "scene (all and the arm) | "
-                           "red_cube | blue_cylinder | soft_cube | arm (the arm's centroid) | hand (the arm's far end from its mount)")
-    plan.add_argument("--horizon", type=POSITIVE, default=8, help="latent actions per plan (at most the model memory - 1)")
-    plan.add_argument("--population", type=POSITIVE, default=16, help="sequences imagined per iteration (one batch)")
-    plan.add_argument("--iterations", type=POSITIVE, default=3)
-    plan.add_argument("--elites", type=POSITIVE, default=4)
-    plan.add_argument("--smoothing", type=SHARE, default=0.2, help="CEM: weight of the old distribution in a refit")
-    plan.add_argument("--replan-every", type=COUNT, default=0, help="commands executed per plan (0: the whole horizon)")
-    plan.add_argument("--anchor", action="store_true",
-                      help="state cost: shift imagined readings by (the real frame's - the imagined 'stay' rollout's), so "
-                           "imagination gives the motion and the real frame the position")
-    plan.add_argument("--steps", type=POSITIVE, help="commands executed in MuJoCo in all (default: the horizon)")
-    plan.add_argument("--camera", default="front", help="MuJoCo camera the episodes were rendered from")
+    plan.add_argument("--steps", type=POSITIVE, default=12, help="commands executed in MuJoCo in all")
+    plan.add_argument("--camera", default="front", choices=Names("genie_robot.sim.scene", "CAMERAS"),
+                      help="MuJoCo camera the episodes were rendered from")
+    plan.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                      help="change one setting of the task's preset (repeatable), e.g. --set maskgit_steps=8; KEY is one of "
+                           + ", ".join(f.name for f in dataclasses.fields(PlanSettings)))
     plan.set_defaults(func=_cmd_plan)
     return parser
 

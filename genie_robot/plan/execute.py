@@ -3,9 +3,10 @@
 The start is a stored MuJoCo frame (FILE.h5:EPISODE:STEP). The store keeps that instant's
 ground truth (joint angles, gripper, object poses, soft-cube vertices) but not velocities or
 the generator's seed, so the world is restored from the state with everything at rest
-(`ArmWorld.set_state`; rendering it gives back the stored frame to ~45 dB PSNR). Planning is
+(`ArmWorld.set_state`; rendering it gives back the stored frame nearly exactly). Planning is
 closed loop: each plan starts from the current MuJoCo frame, its first `replan_every` commands
-are executed, and the planner looks again."""
+are executed, and the planner looks again. What is planned how is a task's preset
+(plan/presets.py)."""
 from __future__ import annotations
 
 import json
@@ -21,11 +22,10 @@ from genie_robot.eval.physics import ColourSegmenter
 from genie_robot.io import atomic_path
 from genie_robot.media import labelled_columns, read_image, write_video
 from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, object_points, state_goal
-from genie_robot.plan.search import PlanConfig, receding_horizon
+from genie_robot.plan.presets import VOCABULARIES, PlanSettings
+from genie_robot.plan.search import receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
 from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
-
-VOCABULARIES = ("latent", "behaviours")
 
 
 @dataclass
@@ -98,18 +98,6 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
     return Goal(image=goal.frame, targets_rc=targets_rc, segmenter=segmenter, far_end_from=far_end_from)
 
 
-def choose_cost(cost: str, object_name: str, probe, goal_has_masks: bool) -> str:
-    """`auto`: the state cost to reach the hand where the run has a state probe (it ranks imagined
-    reaches best: +0.82 against the arm centroid's +0.62, README "The state probe"),
-    else the object cost toward a stored goal frame with masks, else embedding (whole-frame
-    costs barely rank plans as MuJoCo does: planning.py --ranking)."""
-    if cost != "auto":
-        return cost
-    if probe is not None and object_name in ("hand", "arm"):
-        return "state"
-    return "object" if goal_has_masks else "embedding"
-
-
 def vocabulary_commands(vocabulary: str) -> np.ndarray | None:
     """The arm commands a planner searches over (`ImaginationPlanner(commands=...)`): none for
     the model's latent actions, the 9 discrete behaviours of the MuJoCo arm's controllers."""
@@ -118,16 +106,30 @@ def vocabulary_commands(vocabulary: str) -> np.ndarray | None:
     return behaviour_commands() if vocabulary == "behaviours" else None
 
 
-def final_costs(wm, cost: GoalCost, frame_HWC: np.ndarray) -> float:
-    return float(cost(frame_HWC[None], wm.tokenize(frame_HWC))[0])
+def task_goal(settings: PlanSettings, start: StoredFrame, goal: StoredFrame | None, goal_image: np.ndarray, wm,
+              probe) -> Goal:
+    """The goal of `settings.cost` for `settings.target`: positions in the goal frame's masks
+    (object), or as the run's state probe reads them (state)."""
+    if settings.cost == "state":
+        if probe is None:
+            raise InputError("the state cost reads positions with the run's state probe, which this run lacks; train it "
+                             "with `genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`, or plan with "
+                             "--set cost=object --set anchor=false")
+        return state_goal(goal_image, settings.target, probe)
+    if goal is None:
+        raise InputError("the object cost reads the goal's positions from its stored masks: give --goal as a stored "
+                         "MuJoCo frame FILE.h5:EPISODE:STEP, or plan with the state cost (--task reach)")
+    return object_goal(start, goal, settings.target, wm)
 
 
-def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: PlanConfig, cost: str = "auto",
-                     sampling=None, steps: int | None = None, object_name: str = "all", seed: int = 0,
-                     camera: str = "front", fps: float = 5.0, vocabulary: str = "latent", probe=None) -> dict:
-    """Plan, execute in MuJoCo, write OUT/{plan.gif, plan.json}; returns what plan.json holds.
-    `cost` auto: see `choose_cost`; `probe`: the run's state probe (cost state). `vocabulary`:
-    search the model's latent actions, or the arm's discrete `behaviours`."""
+def final_costs(cost: GoalCost, frame_HWC: np.ndarray) -> float:
+    return float(cost(frame_HWC[None])[0])
+
+
+def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, settings: PlanSettings, steps: int = 12,
+                     seed: int = 0, camera: str = "front", fps: float = 5.0, probe=None) -> dict:
+    """Plan with `settings`, execute `steps` commands in MuJoCo, write OUT/{plan.gif, plan.json};
+    returns what plan.json holds. `probe`: the run's state probe (cost state)."""
     from genie_robot.sim.world import ArmWorld
 
     size = wm.image_size
@@ -139,11 +141,10 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
         raise InputError(f"{start_ref} has no recorded state; start from an episode of `genie-robot data mujoco`")
     goal_stored = read_stored_frame(*ref, size) if (ref := parse_frame_ref(goal_ref)) else None
     goal_image = goal_stored.frame if goal_stored else read_image(goal_ref)
-    cost = choose_cost(cost, object_name, probe, goal_stored is not None and goal_stored.mask is not None)
-    goal = (object_goal(start, goal_stored, object_name, wm) if cost == "object" and goal_stored
-            else state_goal(goal_image, object_name, probe) if cost == "state" else Goal(image=goal_image))
-    planner = ImaginationPlanner(wm, goal, cost, config, sampling, adapter, vocabulary_commands(vocabulary))
-    steps = steps or config.horizon
+    goal = task_goal(settings, start, goal_stored, goal_image, wm, probe)
+    config = settings.search()
+    planner = ImaginationPlanner(wm, goal, settings.cost, config, settings.sampling(), adapter,
+                                 vocabulary_commands(settings.vocabulary))
 
     world = ArmWorld()
     try:
@@ -170,11 +171,11 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, config: Pl
     executed = np.stack(executed)
     imagined = np.concatenate([executed[:1], np.stack(imagined)])
     result = {
-        "start": start_ref, "goal": goal_ref, "cost": cost, "vocabulary": vocabulary, "config": asdict(config),
+        "start": start_ref, "goal": goal_ref, "settings": asdict(settings),
         "latents": latents, "commands": np.round(np.stack(commands), 4).tolist(),
-        "final_distance": {"mujoco": final_costs(wm, planner.cost, executed[-1]),
-                           "imagined": final_costs(wm, planner.cost, imagined[-1]),
-                           "start": final_costs(wm, planner.cost, executed[0])},
+        "final_distance": {"mujoco": final_costs(planner.cost, executed[-1]),
+                           "imagined": final_costs(planner.cost, imagined[-1]),
+                           "start": final_costs(planner.cost, executed[0])},
         "plans": len(plans), "seconds_per_plan": float(np.mean([p.seconds for p in plans])),
         "iteration_costs": [p.iteration_costs for p in plans],
         "notes": sorted({f.resolution_note for f in (start, goal_stored) if f and f.resolution_note}),

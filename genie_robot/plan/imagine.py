@@ -6,24 +6,18 @@ each row gets its own MaskGIT seed. Starting a session is one encode and one cac
 the prompt, small beside the `horizon` generated steps that follow, so sessions are started
 fresh per iteration rather than forked from a kept one.
 
-Costs compare the final imagined frame with the goal:
-  embedding: mean L2 distance between the tokenizer's code vectors of the imagined frame and
-             of the goal image (position by position: what the dynamics model predicts);
-  pixel:     mean squared error of the RGB frames in [0, 1];
+Costs compare the final imagined frame with the goal by where things are in it, not by how the
+whole frame looks (the arm's pose dominates a frame, so whole-frame distances do not rank plans
+as the simulator does; docs/experiments/planning_settings.md):
   object:    summed distance in pixels between objects' centroids, segmented from the imagined
              frame by colour, and their target positions (the image diagonal for one not
-             visible). Targets for every movable object, taken from the goal frame, make a cost
-             that rewards moving the objects rather than matching the whole goal frame, which
-             the arm's pose dominates: with MuJoCo itself as the model, the embedding and pixel
-             costs planned no push of 12 toward a goal frame 12 steps ahead, this one 3.
+             visible): targets for the movable objects reward moving them.
   state:     summed distance in metres between the positions the run's state probe reads from
              the imagined frame and from the goal frame (the hand's, or objects'): the hand
              where the arm's colour centroid only loosely follows it. Anchored (PlanConfig.anchor),
              each reading is shifted by (real current frame's reading - imagined "stay" rollout's):
-             the probe reads a blurred imagined arm off (1.7 cm after one imagined "stay"), much the
-             same way for every plan from one frame; the shift takes that bias out, so holding still
-             is scored exactly where the arm is. An option; with 2-action plans replanned after every
-             action it is the recommended reach setting (README "What limits the imagined hand").
+             the probe reads a blurred imagined arm off, much the same way for every plan from one
+             frame; the shift takes that bias out, so holding still is scored exactly where the arm is.
 """
 from __future__ import annotations
 
@@ -31,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from genie_robot.errors import InputError
 from genie_robot.eval.physics import ColourSegmenter, centroids, far_ends
@@ -39,17 +32,16 @@ from genie_robot.models.adapter import ActionAdapter
 from genie_robot.models.inputs import as_video, check_actions
 from genie_robot.models.state_probe import StateProbe
 from genie_robot.models.world_model import WorldModel
+from genie_robot.plan.presets import COSTS
 from genie_robot.plan.search import PlanConfig, search
 from genie_robot.sampling import SamplingConfig
-
-COSTS = ("embedding", "pixel", "object", "state")
 
 
 @dataclass
 class Goal:
-    """A goal image uint8 [S, S, 3] (costs embedding and pixel), target positions (row, col)
-    in pixels by object mask id (cost object, through `segmenter`), or target positions in
-    metres by name (cost state, read through `probe`)."""
+    """Target positions (row, col) in pixels by object mask id (cost object, through `segmenter`),
+    or in metres by name (cost state, read through `probe`); `image`, the goal frame uint8
+    [S, S, 3], is what a plan's video shows."""
 
     image: np.ndarray | None = None
     targets_rc: dict[int, tuple[float, float]] | None = None
@@ -61,40 +53,21 @@ class Goal:
 
 
 class GoalCost:
-    """costs [P] of imagined final frames [P, S, S, 3] and their token ids [P, h, w]."""
+    """costs [P] of imagined final frames [P, S, S, 3]."""
 
-    def __init__(self, wm: WorldModel, goal: Goal, kind: str = "embedding"):
+    def __init__(self, goal: Goal, kind: str):
         if kind not in COSTS:
             raise InputError(f"unknown cost {kind!r}; choose from {', '.join(COSTS)}")
-        self.wm, self.goal, self.kind = wm, goal, kind
-        if kind == "object":
-            if not goal.targets_rc or goal.segmenter is None:
-                raise InputError("the object cost needs target (row, col) positions by object id and a segmenter; "
-                                 "take the goal from a stored MuJoCo frame (FILE.h5:EPISODE:STEP, it has masks)")
-            return
-        if kind == "state":
-            if not goal.positions or goal.probe is None:
-                raise InputError("the state cost needs target positions by name and the run's state probe; "
-                                 "train one with `genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`")
-            return
-        if goal.image is None:
-            raise InputError(f"the {kind} cost needs a goal image")
-        goal.image = as_video(goal.image, wm.image_size, "goal image")[-1]  # larger goals are downscaled
-        if kind == "embedding":
-            self.goal_codes_hwC = self.codes(wm.tokenize(goal.image)[0])
+        self.goal, self.kind = goal, kind
+        if kind == "object" and (not goal.targets_rc or goal.segmenter is None):
+            raise InputError("the object cost needs target (row, col) positions by object id and a segmenter; "
+                             "take the goal from a stored MuJoCo frame (FILE.h5:EPISODE:STEP, it has masks)")
+        if kind == "state" and (not goal.positions or goal.probe is None):
+            raise InputError("the state cost needs target positions by name and the run's state probe; "
+                             "train one with `genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`")
 
-    def codes(self, tokens_hw: torch.Tensor) -> torch.Tensor:
-        return self.wm.tokenizer.quantizer.lookup(tokens_hw)
-
-    def __call__(self, frames_PHWC: np.ndarray, tokens_Phw: torch.Tensor, shifts: dict | None = None) -> np.ndarray:
+    def __call__(self, frames_PHWC: np.ndarray, shifts: dict | None = None) -> np.ndarray:
         """`shifts` (state cost): metres added to the readings by name (`anchor_shifts`)."""
-        if self.kind == "embedding":
-            with torch.no_grad():
-                distance_Phw = (self.codes(tokens_Phw) - self.goal_codes_hwC).norm(dim=-1)
-            return distance_Phw.mean((1, 2)).float().cpu().numpy()
-        if self.kind == "pixel":
-            difference = frames_PHWC.astype(np.float32) / 255 - self.goal.image.astype(np.float32) / 255
-            return (difference**2).mean((1, 2, 3))
         if self.kind == "state":
             read = self.goal.probe.predict(frames_PHWC)
             shifts = shifts or {}
@@ -108,13 +81,13 @@ class GoalCost:
 
 
 def state_goal(goal_image: np.ndarray, name: str, probe) -> Goal:
-    """Targets = the positions the run's state probe reads from the goal image: the hand's (`hand`
-    or `arm`), one object's (`name`), every object's (`all`), or those and the hand's (`scene`)."""
+    """Targets = the positions the run's state probe reads from the goal image: the hand's (`hand`),
+    one object's (`name`), every object's (`all`), or those and the hand's (`scene`)."""
     if probe is None:
         raise InputError("the state cost reads positions with the run's state probe, which this run lacks; train it with "
                          "`genie-robot train probe --data STORE_WITH_STATE.h5 --out RUN`, or choose another --cost")
     objects = [n for n in probe.config.position_names if n != "hand"]
-    groups = {"all": objects, "scene": list(probe.config.position_names), "hand": ["hand"], "arm": ["hand"]}
+    groups = {"all": objects, "scene": list(probe.config.position_names), "hand": ["hand"]}
     if name not in groups and name not in objects:
         raise InputError(f"the run's state probe reads no {name!r}; choose from {', '.join([*groups, *objects])}")
     goal_image = as_video(goal_image, probe.config.image_size, "goal image")[-1]
@@ -149,14 +122,14 @@ class ImaginationPlanner:
           imagined as the latent action the adapter maps it to (`to_latent`) and executed as
           itself; commands that map to one latent action look alike to the planner."""
 
-    def __init__(self, wm: WorldModel, goal: Goal, cost: str = "embedding", config: PlanConfig = PlanConfig(),
-                 sampling: SamplingConfig = SamplingConfig(steps=8), adapter: ActionAdapter | None = None,
+    def __init__(self, wm: WorldModel, goal: Goal, cost: str, config: PlanConfig = PlanConfig(),
+                 sampling: SamplingConfig = SamplingConfig(steps=2), adapter: ActionAdapter | None = None,
                  commands: np.ndarray | None = None):
         self.wm, self.config, self.sampling = wm, config, sampling
-        self.cost = GoalCost(wm, goal, cost)
+        self.cost = GoalCost(goal, cost)
         if config.anchor and (cost != "state" or adapter is None):
             raise InputError("anchored readings (anchor) shift the state cost by the imagined \"stay\" rollout: they need "
-                             "--cost state and the run's adapter, which names the latent action of the do-nothing command")
+                             "cost=state and the run's adapter, which names the latent action of the do-nothing command")
         if config.anchor:
             self.stay_latent = int(adapter.to_latent(np.zeros(adapter.config.command_dim, np.float32))[0])
         if commands is not None:
@@ -172,9 +145,8 @@ class ImaginationPlanner:
             self.allowed = None if adapter is None else adapter.latent_counts.cpu().numpy() > 0
 
     def imagine(self, prompt, prompt_actions, actions_PH: np.ndarray, seed: int):
-        """Imagined frames [P, H, S, S, 3] and final token ids [P, h, w] of P sequences."""
-        imagination = self.wm.imagine(prompt, actions_PH, prompt_actions, seed, self.sampling)
-        return imagination.frames, imagination.last_tokens
+        """Imagined frames [P, H, S, S, 3] of P sequences."""
+        return self.wm.imagine(prompt, actions_PH, prompt_actions, seed, self.sampling).frames
 
     def plan(self, prompt, prompt_actions=None, seed: int = 0, steps_left: int | None = None) -> Plan:
         """Plan from 1..memory-1 prompt frames (uint8 [H, W, 3] or [T, H, W, 3]); with
@@ -188,16 +160,16 @@ class ImaginationPlanner:
         kept = min(len(prompt), self.wm.max_memory - 1)
         if kept + config.horizon > self.wm.max_memory:
             raise InputError(f"a horizon of {config.horizon} after {kept} prompt frame(s) is longer than the model's "
-                             f"memory of {self.wm.max_memory} frames; use --horizon <= {self.wm.max_memory - kept} "
-                             "and replan (--replan-every) to go further")
+                             f"memory of {self.wm.max_memory} frames; plan with horizon <= {self.wm.max_memory - kept} "
+                             "(--set horizon=N) and replan (replan_every) to go further")
         imagined = []
         shifts = self.anchor_shifts(prompt, prompt_actions, config.horizon, seed) if config.anchor else None
 
         def cost_fn(choices_PH: np.ndarray) -> np.ndarray:
-            frames_PHSSC, tokens_Phw = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
-                                                    seed + len(imagined) * len(choices_PH))
+            frames_PHSSC = self.imagine(prompt, prompt_actions, self.latent_of_choice[choices_PH],
+                                        seed + len(imagined) * len(choices_PH))
             imagined.append(frames_PHSSC)
-            return self.cost(frames_PHSSC[:, -1], tokens_Phw, shifts)
+            return self.cost(frames_PHSSC[:, -1], shifts)
 
         result = search(cost_fn, len(self.latent_of_choice), config, np.random.default_rng(seed), self.allowed)
         iteration, row = result.best_row
@@ -207,6 +179,6 @@ class ImaginationPlanner:
 
     def anchor_shifts(self, prompt, prompt_actions, horizon: int, seed: int) -> dict[str, np.ndarray]:
         """Metres by name that carry the imagined "stay" rollout's final reading onto the real current frame's."""
-        stay_frames_PHSSC, _ = self.imagine(prompt, prompt_actions, np.full((1, horizon), self.stay_latent), seed)
+        stay_frames_PHSSC = self.imagine(prompt, prompt_actions, np.full((1, horizon), self.stay_latent), seed)
         read = self.cost.goal.probe.predict(np.stack([prompt[-1], stay_frames_PHSSC[0, -1]]))
         return {name: read[name][0] - read[name][1] for name in self.cost.goal.positions}

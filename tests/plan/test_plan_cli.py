@@ -1,5 +1,6 @@
 """`genie-robot plan` end to end on the tiny run and a tiny MuJoCo store, and the MuJoCo restore it relies on."""
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -9,42 +10,44 @@ from genie_robot.data.store import EpisodeStore
 from genie_robot.eval.metrics import psnr
 from genie_robot.media import write_image
 from genie_robot.models.run import Run
+from genie_robot.plan.presets import task_settings
 from genie_robot.sim.controllers import behaviour_commands
 
-FAST = ["--maskgit-steps", "1", "--horizon", "3", "--population", "4", "--iterations", "2", "--elites", "2"]
+
+def settings(**values) -> list[str]:
+    return [word for key, value in values.items() for word in ("--set", f"{key}={value}")]
 
 
-@pytest.mark.parametrize("goal_kind, cost", [("stored", "object"), ("image", "embedding")])
-def test_plan_closed_loop_writes_videos_and_distances(planning_run, mujoco_store, tmp_path, capsys, goal_kind, cost):
-    """The default cost is the object cost toward a stored goal frame (it has masks), embedding toward an image."""
+FAST = settings(maskgit_steps=1, horizon=3, population=4, iterations=2, elites=2)
+
+
+def test_push_plans_closed_loop_and_writes_videos_and_distances(planning_run, mujoco_store, tmp_path, capsys):
+    """The push preset: the object cost toward a stored goal frame (it has masks), replanning every 2 here."""
     out = tmp_path / "plan"
-    goal = f"{mujoco_store}:1:8"
-    if goal_kind == "image":
-        with EpisodeStore(mujoco_store) as store:
-            goal = str(write_image(tmp_path / "goal.png", store.episode(1).read_frames(8, 9)[0]))
-    code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:2", "--goal", goal,
-                 "--out", str(out), "--replan-every", "2", "--steps", "3", *FAST])
+    code = main(["plan", "--task", "push", "--run", str(planning_run), "--start", f"{mujoco_store}:0:2",
+                 "--goal", f"{mujoco_store}:1:8", "--out", str(out), "--steps", "3", *FAST, *settings(replan_every=2)])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    assert f"{cost} distance to goal" in printed and ("red_cube" in printed) == (goal_kind == "stored")
+    assert "object distance to goal" in printed and "red_cube" in printed
     assert "frames of 32x32 are centre-cropped and downscaled to the model's 16x16" in printed  # says what it did
     result = json.loads((out / "plan.json").read_text())
     assert result["plans"] == 2 and len(result["latents"]) == 3 and np.shape(result["commands"]) == (3, 4)
     assert set(result["final_distance"]) == {"start", "imagined", "mujoco"}
-    assert result["cost"] == cost and (out / "plan.gif").stat().st_size > 0
-    if goal_kind == "stored":  # a goal image has no recorded positions
-        assert set(result["distance_m"]) == {"hand", "red_cube", "blue_cylinder", "soft_cube"}
+    assert result["settings"] == {**asdict(task_settings("push")), "maskgit_steps": 1, "horizon": 3, "population": 4,
+                                  "iterations": 2, "elites": 2, "replan_every": 2}
+    assert (out / "plan.gif").stat().st_size > 0
+    assert set(result["distance_m"]) == {"hand", "red_cube", "blue_cylinder", "soft_cube"}
 
 
 @pytest.mark.parametrize("target", ["all", "scene", "arm"])
 def test_plan_toward_an_object_position(planning_run, mujoco_store, tmp_path, capsys, target):
     out = tmp_path / "object"
-    code = main(["plan", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:9",
-                 "--out", str(out), "--cost", "object", "--object", target, "--method", "shooting",
-                 "--vocabulary", "behaviours", *FAST])
+    code = main(["plan", "--task", "push", "--run", str(planning_run), "--start", f"{mujoco_store}:0:0",
+                 "--goal", f"{mujoco_store}:0:9", "--out", str(out), "--steps", "3", *FAST,
+                 *settings(target=target, method="shooting", vocabulary="behaviours")])
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "plan.json").read_text())
-    assert result["cost"] == "object" and result["vocabulary"] == "behaviours"
+    assert result["settings"]["target"] == target and result["settings"]["vocabulary"] == "behaviours"
     # The arm's own behaviours are executed, each imagined as the latent action the adapter gives it.
     executed = np.array(result["commands"], np.float32)
     assert all((row == behaviour_commands()).all(-1).any() for row in executed)
@@ -73,23 +76,39 @@ def test_object_goal_targets_name_their_objects(planning_run, mujoco_store):
 
 
 def test_bad_plan_requests_fail_with_one_line(planning_run, tiny_run, mujoco_store, tmp_path, capsys):
-    small = write_image(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint8))
-    start = f"{mujoco_store}:0:0"
+    image = write_image(tmp_path / "goal.png", np.zeros((16, 16, 3), np.uint8))
+    start, goal = f"{mujoco_store}:0:0", f"{mujoco_store}:0:1"
     cases = [
-        (["--run", str(planning_run), "--start", start, "--goal", str(small)], "goal image frames are 8x8, smaller than the model's 16x16"),
-        (["--run", str(planning_run), "--start", str(small), "--goal", str(small)], "must be a stored MuJoCo frame"),
-        (["--run", str(tiny_run), "--start", f"{mujoco_store}:0:0", "--goal", f"{mujoco_store}:0:1"], "needs a trained adapter"),
-        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--horizon", "20"],
+        (["--run", str(planning_run), "--start", str(image), "--goal", goal], "must be a stored MuJoCo frame"),
+        (["--run", str(tiny_run), "--start", start, "--goal", goal], "needs a trained adapter"),
+        (["--run", str(planning_run), "--start", start, "--goal", goal, "--steps", "20", *settings(horizon=20)],
          "longer than the model's memory"),
-        (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", f"{mujoco_store}:0:1"], "episode 5 out of range"),
-        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--cost", "object", "--object", "table"],
+        (["--run", str(planning_run), "--start", f"{mujoco_store}:5:0", "--goal", goal], "episode 5 out of range"),
+        (["--run", str(planning_run), "--start", start, "--goal", goal, *settings(target="table")],
          "unknown object 'table'; choose from all, scene, hand, arm, red_cube, blue_cylinder, soft_cube"),
-        (["--run", str(planning_run), "--start", start, "--goal", f"{mujoco_store}:0:1", "--vocabulary", "joints"],
+        (["--run", str(planning_run), "--start", start, "--goal", goal, *settings(vocabulary="joints")],
          "unknown planning vocabulary 'joints'; choose from latent, behaviours"),
+        (["--run", str(planning_run), "--start", start, "--goal", str(image)], "object cost reads the goal's positions from "
+                                                                                "its stored masks"),
+        (["--run", str(planning_run), "--start", start, "--goal", goal, *settings(anchor="true")], "anchor shifts the state "
+                                                                                                     "cost's readings"),
     ]
     for args, message in cases:
-        assert main(["plan", *args, "--out", str(tmp_path / "x"), "--maskgit-steps", "1"]) == 2
+        assert main(["plan", "--task", "push", *args, "--out", str(tmp_path / "x"), *settings(maskgit_steps=1)]) == 2, message
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argument, message", [
+    ("horizon", "'horizon': give a planning setting as KEY=VALUE with KEY one of method, horizon,"),
+    ("colour=red", "'colour=red': give a planning setting as KEY=VALUE with KEY one of method, horizon,"),
+    ("horizon=two", "horizon=two: horizon takes an integer"),
+    ("anchor=maybe", "anchor=maybe: anchor is true or false"),
+])
+def test_settings_are_checked_while_parsing(argument, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["plan", "--task", "reach", "--run", "RUN", "--start", "S.h5:0:0", "--goal", "S.h5:0:1", "--out", "OUT",
+              "--set", argument])
+    assert message in capsys.readouterr().err
 
 
 def test_the_world_restores_a_stored_instant(mujoco_store):
@@ -117,8 +136,9 @@ def test_the_world_restores_a_stored_instant(mujoco_store):
         world.close()
 
 
-def test_reaching_plans_with_the_state_probe_where_the_run_has_one(planning_run, mujoco_store, tmp_path, capsys):
-    """--cost auto: the state cost to reach the hand once the run has a probe; without one, --cost state names the fix."""
+def test_reach_plans_with_the_state_probe(planning_run, mujoco_store, tmp_path, capsys):
+    """The reach preset: the hand to where the goal has it, as the run's state probe reads both (a goal image
+    will do), anchored; a run without a probe is told how to train one."""
     from genie_robot.models import ProbeConfig
     from genie_robot.train.trainer import TrainConfig, Trainer
 
@@ -126,19 +146,19 @@ def test_reaching_plans_with_the_state_probe_where_the_run_has_one(planning_run,
     run.mkdir()
     for kind in ("tokenizer", "lam", "dynamics", "adapter"):
         (run / kind).symlink_to(planning_run / kind)
-    start = ["plan", "--start", f"{mujoco_store}:0:2", "--goal", f"{mujoco_store}:0:8", "--steps", "2", *FAST]
-    assert main([*start, "--run", str(run), "--out", str(tmp_path / "none"), "--cost", "state", "--object", "arm"]) == 2
+    with EpisodeStore(mujoco_store) as store:
+        image = str(write_image(tmp_path / "goal.png", store.episode(0).read_frames(8, 9)[0]))
+    reach = ["plan", "--task", "reach", "--run", str(run), "--start", f"{mujoco_store}:0:2", "--steps", "2", *FAST]
+    assert main([*reach, "--goal", image, "--out", str(tmp_path / "none")]) == 2
     assert "state cost reads positions with the run's state probe" in capsys.readouterr().err
     config = TrainConfig(steps=4, batch_size=4, clip_len=1, warmup=1, ckpt_every=4, sample_every=0)
     Trainer("probe", ProbeConfig.preset("tiny"), [mujoco_store], run, config, progress=False).train()
-    for target, cost in (("arm", "state"), ("hand", "state"), ("all", "object")):
-        out = tmp_path / target
-        assert main([*start, "--run", str(run), "--out", str(out), "--object", target]) == 0, capsys.readouterr().err
-        assert json.loads((out / "plan.json").read_text())["cost"] == cost
+    for kind, goal in (("image", image), ("stored", f"{mujoco_store}:0:8")):
+        out = tmp_path / kind
+        assert main([*reach, "--goal", goal, "--out", str(out)]) == 0, capsys.readouterr().err
+        result = json.loads((out / "plan.json").read_text())
+        assert result["settings"]["cost"] == "state" and result["settings"]["anchor"] is True
+        assert len(result["commands"]) == 2 and all((row == behaviour_commands()).all(-1).any() for row in result["commands"])
     assert "state distance to goal" in capsys.readouterr().out
-    assert main([*start, "--run", str(run), "--out", str(tmp_path / "anchored"), "--object", "arm", "--anchor"]) == 0
-    assert json.loads((tmp_path / "anchored" / "plan.json").read_text())["config"]["anchor"] is True
-    assert main([*start, "--run", str(run), "--out", str(tmp_path / "y"), "--object", "all", "--anchor"]) == 2
-    assert "anchored readings" in capsys.readouterr().err
-    assert main([*start, "--run", str(run), "--out", str(tmp_path / "x"), "--cost", "state", "--object", "table"]) == 2
-    assert "the run's state probe reads no 'table'" in capsys.readouterr().err
+    assert main([*reach, "--goal", image, "--out", str(tmp_path / "x"), *settings(target="arm")]) == 2
+    assert "the run's state probe reads no 'arm'; choose from all, scene, hand" in capsys.readouterr().err
