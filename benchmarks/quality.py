@@ -16,9 +16,9 @@ With --planning N, the planning benchmark on N push tasks and N reach tasks from
 (its first 8 are the episodes `eval` reads), imagining with eval's --order and --draw.
 With --order confidence, eval fixes the most confident tokens first instead of random ones (reports
 in x<budget>/report*_confidence; the row says so): a model that commits to its motions (x3) gains by it,
-one that hedges (x1) copies more (README).
+one that hedges (x1) copies more (docs/experiments/longer_recipe.md).
 With --draw median, each MaskGIT step fixes per FSQ dimension the median level of the predicted
-distribution instead of a sample (reports in x<budget>/report*_median; README).
+distribution instead of a sample (reports in x<budget>/report*_median; docs/experiments/median_draw.md).
 With --heldout N, eval reads the first N episodes of the held-out seed instead of 8 (the first 8 are the
 protocol's): a steadier mean; each imagined row is also scored by the PSNR of the episodes' mean
 squared error, which an episode that copying gets exactly right (nothing moved) cannot dominate.
