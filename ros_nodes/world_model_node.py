@@ -21,9 +21,11 @@ is logged and leaves the node alive and unconfigured: fix the parameter and conf
                                                  in the queue and a step with none applies
                                                  `default_action`
 
-Planning (genie_robot.plan: CEM over latent-action sequences, batched imagined rollouts,
-plan_* parameters) runs on the generation worker and leaves the session where it was: send
-the plan's actions to ~/latent_action to imagine it, or its commands to a robot.
+Planning (genie_robot.plan: CEM over action sequences, batched imagined rollouts) runs on the
+generation worker and leaves the session where it was: send the plan's actions to
+~/latent_action to imagine it, or its commands to a robot. It plans `plan_task` with that task's
+preset (genie_robot/plan/presets.py), changed by `plan_set`; a goal image carries no object
+masks, so the node plans with the state cost: the positions the run's state probe reads.
 
 Generation runs on a worker thread, so the executor keeps answering messages, services and
 parameter requests while a frame is being made. With rate_hz = 0 every accepted action makes
@@ -49,6 +51,7 @@ from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDi
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import CheckpointError, GenieRobotError, InputError
+from genie_robot.plan.presets import TASKS
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import image_to_rgb, twist_to_command
@@ -77,16 +80,10 @@ PARAMETERS = [
     Param("qos", "reliable", "QoS of every topic", choices=QOS_CHOICES),
     Param("frame_id", "camera", "header.frame_id of published images"),
     Param("autostart", True, "configure and activate on start-up"),
-    Param("plan_method", "cem", "planner for ~/goal", choices=("cem", "shooting")),
-    Param("plan_cost", "embedding", "distance of the imagined final frame to the goal image; state: of plan_target's "
-          "positions as the run's state probe reads them (needs RUN/probe: genie-robot train probe)",
-          choices=("embedding", "pixel", "state")),
-    Param("plan_target", "hand", "what the state cost moves to where the goal image has it: hand, all (the objects), "
-          "scene (both) or an object's name"),
-    Param("plan_horizon", 8, "latent actions per plan (at most history - 1)", 1, 1023),
-    Param("plan_population", 16, "sequences imagined per iteration (one batched rollout)", 1, 4096),
-    Param("plan_iterations", 3, "CEM iterations", 1, 100),
-    Param("plan_elites", 4, "CEM elites (at most the population)", 1, 4096),
+    Param("plan_task", "reach", "what ~/goal plans, with the settings measured best for it: reach moves the hand to "
+          "where the goal image has it (needs RUN/probe and RUN/adapter)", choices=tuple(TASKS)),
+    Param("plan_set", "", "settings changed from the task's preset, space-separated KEY=VALUE, e.g. "
+          "'horizon=4 population=32' (keys: genie_robot/plan/presets.py)"),
 ]
 
 
@@ -126,7 +123,7 @@ class WorldModelNode(LifecycleNode):
     def on_configure(self, state) -> TransitionCallbackReturn:
         from genie_robot.models.inputs import as_video
         from genie_robot.models.run import Run, resolve_device
-        from genie_robot.plan.search import PlanConfig
+        from genie_robot.plan.presets import parse_setting, task_settings
 
         p = self.p = parameter_values(self, PARAMETERS)
         try:
@@ -134,7 +131,7 @@ class WorldModelNode(LifecycleNode):
                 raise CheckpointError("parameter checkpoint is empty; set it to a run directory (checkpoint:=RUN)")
             run = Run.load(p.checkpoint, device=resolve_device(p.device))
             self.wm, self.adapter = run.world_model(), run.adapter
-            self.probe = run.require("probe", "plan_cost state") if p.plan_cost == "state" else None
+            self.probe = run.probe
             if self.adapter is None:
                 self.get_logger().warning(f"no action adapter in {run.path / 'adapter'}: ~/arm_command messages will be "
                                           f"dropped; train one (genie-robot train adapter --out {run.path}) or send "
@@ -144,8 +141,11 @@ class WorldModelNode(LifecycleNode):
                                  f"0..{self.wm.num_actions - 1}")
             self.sampling = SamplingConfig(steps=p.maskgit_steps, temperature=p.temperature, order=p.unmask_order,
                                            draw=p.token_draw)
-            self.plan_config = PlanConfig(p.plan_method, p.plan_horizon, p.plan_population, p.plan_iterations,
-                                          p.plan_elites)
+            self.plan_settings = task_settings(p.plan_task, [parse_setting(pair) for pair in p.plan_set.split()])
+            if self.plan_settings.cost != "state":
+                raise InputError(f"planning toward a goal image needs the state cost (the {p.plan_task} preset plans with "
+                                 f"{self.plan_settings.cost!r}, which reads a stored goal frame's masks): plan_task reach, "
+                                 "or `genie-robot plan` toward a stored frame")
             self.memory = p.history or None
             self.start_frame = as_video(self._read_prompt(p), self.wm.image_size)[-1]
             self.session = self._start(self.start_frame)  # checks history and warms up
@@ -414,16 +414,19 @@ class WorldModelNode(LifecycleNode):
 
     def _plan(self, goal: np.ndarray) -> None:
         """Plan from the newest frame toward `goal`; publish latent actions (and commands)."""
-        from genie_robot.plan.imagine import Goal, ImaginationPlanner, state_goal
+        from genie_robot.plan.execute import vocabulary_commands
+        from genie_robot.plan.imagine import ImaginationPlanner, state_goal
 
+        settings = self.plan_settings
         try:
-            goal = state_goal(goal, self.p.plan_target, self.probe) if self.p.plan_cost == "state" else Goal(image=goal)
-            planner = ImaginationPlanner(self.wm, goal, self.p.plan_cost, self.plan_config, self.sampling, self.adapter)
+            planner = ImaginationPlanner(self.wm, state_goal(goal, settings.target, self.probe), settings.cost,
+                                         settings.search(), settings.sampling(), self.adapter,
+                                         vocabulary_commands(settings.vocabulary))
             plan = planner.plan(self.frame, seed=self.p.seed)
         except GenieRobotError as exc:
             self.get_logger().error(f"planning failed: {exc}")
             return
-        self.get_logger().info(f"plan {plan.latents.tolist()} ({plan.cost:.4f} {self.p.plan_cost} distance as "
+        self.get_logger().info(f"plan {plan.latents.tolist()} ({plan.cost:.4f} {settings.cost} distance as "
                                f"imagined, {plan.seconds:.1f} s)")
         if not self.active:
             return

@@ -40,7 +40,7 @@ def run_with_adapter(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def graph(ros_graph, run_with_adapter, tmp_path_factory):
     params = tmp_path_factory.mktemp("params") / "test.yaml"
-    values = {"checkpoint": f'"{run_with_adapter}"', "plan_cost": "state", **TEST_PARAMS}
+    values = {"checkpoint": f'"{run_with_adapter}"', **TEST_PARAMS}
     params.write_text("/**/world_model:\n  ros__parameters:\n" + "".join(f"    {k}: {v}\n" for k, v in values.items()))
     ros_graph.start("world_model", "ros_nodes.world_model_node",
                     "--params-file", CONFIG / "compare.yaml", "--params-file", params)  # the later file wins
@@ -162,8 +162,8 @@ def test_a_goal_image_comes_back_as_a_plan(graph):
     dropped, plan = graph.client(["goal", WM, wrong_size, 3.0], ["goal", WM, goal])
     assert dropped is None and "goal dropped: goal image frames are 8x8, smaller than the model's 16x16" in graph.log("world_model")
     assert plan is not None, "no plan came back"
-    assert len(plan["latents"]) == 8 and all(0 <= a < 8 for a in plan["latents"])  # plan_horizon default
-    assert plan["dims"] == [["step", 8], ["command", 4]] and len(plan["commands"]) == 32
+    assert len(plan["latents"]) == 2 and all(0 <= a < 8 for a in plan["latents"])  # the reach preset's horizon
+    assert plan["dims"] == [["step", 2], ["command", 4]] and len(plan["commands"]) == 8
     assert "state distance as imagined" in graph.log("world_model")  # the hand as the run's probe reads it
 
 
