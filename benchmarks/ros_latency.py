@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from genie_robot.cli import Names
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -135,7 +137,7 @@ def through_ros(run: Path, maskgit_steps: int, steps: int, seconds: float, depth
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--preset", default="small")
+    parser.add_argument("--preset", default="small", choices=Names("genie_robot.models", "DynamicsConfig.presets"))
     parser.add_argument("--maskgit-steps", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20, help="steps timed for latency")
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of the sustained-rate run")

@@ -121,16 +121,16 @@ def candidates_per_second(wm: WorldModel, population: int, horizon: int, steps: 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"], choices=list(MODELS["dynamics"][0].presets))
     parser.add_argument("--maskgit-steps", nargs="+", type=int, default=[8, 25])
     parser.add_argument("--history", nargs="+", type=int, default=[2, 16],
                         help="frames remembered at the timed step, the last one generated (so >= 2)")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--run", help="a trained run (its preset replaces --presets)")
     parser.add_argument("--population", type=int, default=32, help="candidate sequences imagined in one batch")
     parser.add_argument("--horizon", type=int, default=8, help="frames each candidate imagines")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="tiny preset, 1 and 8 steps, history 2 and 4 (CI)")
     args = parser.parse_args()
     if min(args.history) < 2:
