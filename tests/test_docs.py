@@ -7,6 +7,7 @@ import io
 import re
 import shlex
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -15,7 +16,8 @@ from genie_robot.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^\s*(```|~~~)")
-LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|<(?:img|a)\s[^>]*?(?:src|href)=\"([^\"]+)\"")
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|<(?:img|a)\s[^>]*?(?:src|href)=\"([^\"]+)\""
+                  r"|^\s*\[(?!\^)[^\]]+\]:\s*<?([^\s>]+)")  # inline, HTML, and reference-style definitions (not footnotes)
 # Where a shell line stops being the command: chained commands, pipes, redirections.
 SHELL_BREAKS = {"&&", "||", "|", ";", "&", ">", ">>", "2>", "2>&1", "&>"}
 
@@ -55,7 +57,7 @@ def relative_links() -> list[tuple[str, Path, str]]:
         for number, line in split_page(page)[0]:
             line = re.sub(r"`[^`]*`", "", line)  # code spans are not links
             for match in LINK.finditer(line):
-                target = match.group(1) or match.group(2)
+                target = next(group for group in match.groups() if group)
                 if not re.match(r"[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):
                     links.append((f"{page.relative_to(ROOT)}:{number}", page, target))
     return links
@@ -90,7 +92,7 @@ def commands() -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize("where,page,target", relative_links(), ids=[where for where, _, _ in relative_links()])
 def test_relative_link_resolves(where, page, target):
     path, _, anchor = target.partition("#")
-    linked = (page.parent / path).resolve() if path else page
+    linked = (page.parent / unquote(path)).resolve() if path else page
     assert linked.exists(), f"{where}: {target} links to {linked.relative_to(ROOT) if ROOT in linked.parents else linked}, " \
                             "which does not exist"
     if anchor and linked.suffix == ".md":
