@@ -386,3 +386,119 @@ class ArmWorld:
         for r in self._renderers.values():
             r.close()
         self._renderers.clear()
+
+    # ------------------------------------------------------------------ entities (world frame)
+    def entity_names(self) -> list[str]:
+        """The arm and the movable objects, as scene.OBJECTS names them."""
+        return [o.name for o in OBJECTS]
+
+    def _entity(self, name: str) -> str:
+        if name not in self.entity_names():
+            raise InputError(f"no entity {name!r}; entities: {', '.join(self.entity_names())}")
+        return next(o.kind for o in OBJECTS if o.name == name)
+
+    def _soft_nodes(self, name: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The soft body's node bodies, their positions [N, 3] and their dof addresses [N, 3]
+        (each node slides along the world axes from its compiled position)."""
+        m = self.model
+        bodies = self._flex_node_bodies(self._soft_flex[name])
+        dofs = np.array([m.jnt_dofadr[m.body_jntadr[b]] + np.arange(3) for b in bodies])
+        return bodies, self.data.xpos[bodies].copy(), dofs
+
+    def _soft_rotation(self, name: str) -> np.ndarray:
+        """The rotation that best carries the soft body's compiled node layout onto its nodes now (Kabsch)."""
+        bodies, nodes, _ = self._soft_nodes(name)
+        rest = self.model.body_pos[bodies]
+        u, _, vt = np.linalg.svd((rest - rest.mean(0)).T @ (nodes - nodes.mean(0)))
+        return vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
+
+    def entity_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(position [3], quaternion w, x, y, z [4]) of an entity's frame: the arm's base, a
+        rigid object's body, the soft body's node centroid turned as its nodes are turned."""
+        kind, d = self._entity(name), self.data
+        if kind == "soft":
+            quaternion = np.zeros(4)
+            mujoco.mju_mat2Quat(quaternion, self._soft_rotation(name).ravel())
+            return self._soft_nodes(name)[1].mean(0), quaternion
+        body = self.model.body(f"{ARM_PREFIX}b_base").id if kind == "arm" else self._rigid_bodies[name]
+        return d.xpos[body].copy(), d.xquat[body].copy()
+
+    def entity_twist(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(linear, angular) velocity [3] each, world axes, of the entity frame's origin."""
+        kind, m, d = self._entity(name), self.model, self.data
+        if kind == "soft":  # the rigid motion that best fits the nodes' velocities
+            _, nodes, dofs = self._soft_nodes(name)
+            velocities, arms = d.qvel[dofs], nodes - nodes.mean(0)
+            linear = velocities.mean(0)
+            skew = np.stack([np.cross(np.eye(3), arm) for arm in arms])  # v = w x r = -[r]x w, per node
+            angular = np.linalg.lstsq(-skew.reshape(-1, 3), (velocities - linear).ravel(), rcond=None)[0]
+            return linear, angular
+        body = m.body(f"{ARM_PREFIX}b_base").id if kind == "arm" else self._rigid_bodies[name]
+        velocity = np.zeros(6)
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
+        return velocity[3:], velocity[:3]
+
+    def entity_bounds(self, name: str, local: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The entity's axis-aligned box (low, high) from MuJoCo's geom boxes (the soft body: its
+        vertices and their radius), in the world, or with `local` in the entity's own frame."""
+        kind, m, d = self._entity(name), self.model, self.data
+        origin, rotation = np.zeros(3), np.eye(3)
+        if local:
+            origin, quaternion = self.entity_pose(name)
+            flat = np.zeros(9)
+            mujoco.mju_quat2Mat(flat, quaternion)
+            rotation = flat.reshape(3, 3)
+        if kind == "soft":
+            f = self._soft_flex[name]
+            vertices = (self._flex_vertices(f) - origin) @ rotation
+            return vertices.min(0) - m.flex_radius[f], vertices.max(0) + m.flex_radius[f]
+        mask = next(o.mask_id for o in OBJECTS if o.name == name)
+        geoms = np.flatnonzero(self._geom_mask == mask)
+        rotations = rotation.T @ d.geom_xmat[geoms].reshape(-1, 3, 3)
+        centres = (d.geom_xpos[geoms] - origin) @ rotation + np.einsum("gij,gj->gi", rotations, m.geom_aabb[geoms, :3])
+        halves = np.einsum("gij,gj->gi", np.abs(rotations), m.geom_aabb[geoms, 3:])
+        return (centres - halves).min(0), (centres + halves).max(0)
+
+    def placeable_space(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where an object's position may be set: over the table, from its top to 1 m above."""
+        table = self.model.geom("table")
+        centre, half = table.pos, table.size
+        return np.array([*(centre[:2] - half[:2]), centre[2] + half[2]]), np.array([*(centre[:2] + half[:2]), 1.0])
+
+    def set_entity_pose(self, name: str, position, quaternion) -> None:
+        """Move an object at once (its velocity kept): a rigid object's free joint, or every node
+        of the soft body by one rigid motion (its shape kept). The arm's base is fixed."""
+        kind, m, d = self._entity(name), self.model, self.data
+        position = np.asarray(position, np.float64)
+        quaternion = np.asarray(quaternion, np.float64) / np.linalg.norm(quaternion)
+        if kind == "arm":
+            raise InputError("the arm's base is fixed to the table; move its hand with arm commands")
+        if kind == "rigid":
+            adr = m.jnt_qposadr[m.body_jntadr[self._rigid_bodies[name]]]
+            d.qpos[adr : adr + 7] = (*position, *quaternion)
+        else:
+            bodies, nodes, _ = self._soft_nodes(name)
+            rotation = np.zeros(9)
+            mujoco.mju_quat2Mat(rotation, quaternion)
+            turn = rotation.reshape(3, 3) @ self._soft_rotation(name).T
+            for body, node in zip(bodies, nodes):
+                adr = m.jnt_qposadr[m.body_jntadr[body]]
+                d.qpos[adr : adr + 3] = position + turn @ (node - nodes.mean(0)) - m.body_pos[body]
+        mujoco.mj_forward(m, d)
+
+    def set_entity_twist(self, name: str, linear, angular) -> None:
+        """Set an object's velocity at once, world axes, at its frame's origin (the soft body:
+        every node moving with that rigid motion)."""
+        kind, m, d = self._entity(name), self.model, self.data
+        linear, angular = np.asarray(linear, np.float64), np.asarray(angular, np.float64)
+        if kind == "arm":
+            raise InputError("the arm's base is fixed to the table; move its hand with arm commands")
+        if kind == "rigid":
+            body = self._rigid_bodies[name]
+            adr = m.jnt_dofadr[m.body_jntadr[body]]
+            d.qvel[adr : adr + 3] = linear  # a free joint: linear in world axes, angular in the body's
+            d.qvel[adr + 3 : adr + 6] = d.xmat[body].reshape(3, 3).T @ angular
+        else:
+            _, nodes, dofs = self._soft_nodes(name)
+            d.qvel[dofs] = linear + np.cross(angular, nodes - nodes.mean(0))
+        mujoco.mj_forward(m, d)
