@@ -19,7 +19,10 @@ is logged and leaves the node alive and unconfigured: fix the parameter and conf
   ~/reset_simulation, ~/step_simulation, ... and ~/simulate_steps: ROS 2 simulation_interfaces
                                                  (ros_nodes/simulation.py); paused, actions wait
                                                  in the queue and a step with none applies
-                                                 `default_action`
+                                                 `default_action`. No entity services and no
+                                                 /clock: a learned simulator has frames, not
+                                                 entity state or physics time, so its features
+                                                 list no ENTITY_* nor SIMULATION_RESET_TIME
 
 Planning (genie_robot.plan: CEM over action sequences, batched imagined rollouts) runs on the
 generation worker and leaves the session where it was: send the plan's actions to

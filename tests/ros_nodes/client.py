@@ -12,10 +12,11 @@ import time
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, Vector3
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, Int32MultiArray
 from std_srvs.srv import Trigger
@@ -23,15 +24,34 @@ from std_srvs.srv import Trigger
 SIM_SERVICES = {  # simulation_interfaces: service name -> type name
     "get_simulator_features": "GetSimulatorFeatures", "reset_simulation": "ResetSimulation",
     "get_simulation_state": "GetSimulationState", "set_simulation_state": "SetSimulationState",
-    "step_simulation": "StepSimulation"}
+    "step_simulation": "StepSimulation", "get_entities": "GetEntities", "get_entity_state": "GetEntityState",
+    "get_entities_states": "GetEntitiesStates", "set_entity_state": "SetEntityState",
+    "get_entity_info": "GetEntityInfo", "get_entity_bounds": "GetEntityBounds"}
 
 READY_S = 40.0  # a node under test may still be loading its model
 FRAME_S = 10.0
 
 
+def seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def summary(msg: Image) -> dict:
     return {"height": msg.height, "width": msg.width, "encoding": msg.encoding, "frame_id": msg.header.frame_id,
-            "digest": hashlib.sha1(bytes(msg.data)).hexdigest()[:12], "mean": float(np.mean(msg.data))}
+            "digest": hashlib.sha1(bytes(msg.data)).hexdigest()[:12], "mean": float(np.mean(msg.data)),
+            "stamp": seconds(msg.header.stamp)}
+
+
+def vector(values) -> dict:
+    """JSON numbers (or "nan" / "inf" strings) as x, y, z[, w] fields."""
+    return dict(zip("xyzw", (float(v) for v in values)))
+
+
+def entity_state(state) -> dict:
+    p, o, t = state.pose.position, state.pose.orientation, state.twist
+    return {"position": [p.x, p.y, p.z], "orientation": [o.x, o.y, o.z, o.w], "linear": [t.linear.x, t.linear.y, t.linear.z],
+            "angular": [t.angular.x, t.angular.y, t.angular.z], "frame_id": state.header.frame_id,
+            "stamp": seconds(state.header.stamp)}
 
 
 class Client:
@@ -39,6 +59,7 @@ class Client:
         self.node = rclpy.create_node("test_client")
         self.images: dict[str, list[Image]] = {}
         self.publishers, self.clients = {}, {}
+        self.clocks: dict[str, list[float]] = {}  # clock topic -> its times, as they come
 
     def spin_until(self, condition, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -155,13 +176,33 @@ class Client:
 
     # ------------------------------------------------------------------ simulation_interfaces
     def _sim_request(self, service, fields):
+        """fields: the request's own scalars, and state (a SimulationState or, for
+        SetEntityState, {position, orientation (x, y, z, w), linear, angular, frame_id}),
+        filters {filter, categories, tags, mode, bounds: [type, [[x, y, z], ...]]}."""
+        import simulation_interfaces.msg as msg
         import simulation_interfaces.srv as srv
 
         kind = getattr(srv, SIM_SERVICES[service])
         request = kind.Request()
         for key, value in fields.items():
-            if key == "state":
+            if key == "state" and isinstance(value, dict):
+                state = request.state
+                state.header.frame_id = value.get("frame_id", "")
+                for target, field in ((state.pose.position, "position"), (state.pose.orientation, "orientation"),
+                                      (state.twist.linear, "linear"), (state.twist.angular, "angular")):
+                    for axis, number in vector(value.get(field, [0, 0, 0, 1][: 4 if field == "orientation" else 3])).items():
+                        setattr(target, axis, number)
+            elif key == "state":
                 request.state.state = value
+            elif key == "filters":
+                filters = request.filters
+                filters.filter = value.get("filter", "")
+                filters.categories = [msg.EntityCategory(category=c) for c in value.get("categories", [])]
+                filters.tags.tags, filters.tags.filter_mode = value.get("tags", []), value.get("mode", 0)
+                if "bounds" in value:
+                    kind_, points = value["bounds"]
+                    filters.bounds.type = kind_
+                    filters.bounds.points = [Vector3(**vector(point)) for point in points]
             else:
                 setattr(request, key, value)
         return kind, request
@@ -172,9 +213,18 @@ class Client:
         if hasattr(response, "result"):
             out.update(result=response.result.result, message=response.result.error_message)
         if hasattr(response, "state"):
-            out["state"] = response.state.state
+            out["state"] = entity_state(response.state) if hasattr(response.state, "pose") else response.state.state
         if hasattr(response, "features"):
             out.update(features=list(response.features.features), info=response.features.custom_info)
+        if hasattr(response, "entities"):
+            out["entities"] = list(response.entities)
+        if hasattr(response, "states"):
+            out["states"] = [entity_state(state) for state in response.states]
+        if hasattr(response, "info") and hasattr(response.info, "tags"):
+            out["info"] = {"category": response.info.category.category, "tags": list(response.info.tags),
+                           "description": response.info.description}
+        if hasattr(response, "bounds"):
+            out["bounds"] = {"type": response.bounds.type, "points": [[p.x, p.y, p.z] for p in response.bounds.points]}
         return out
 
     def sim(self, node, service, fields=None):
@@ -231,7 +281,25 @@ class Client:
         status = {GoalStatus.STATUS_SUCCEEDED: "succeeded", GoalStatus.STATUS_CANCELED: "canceled",
                   GoalStatus.STATUS_ABORTED: "aborted"}.get(result.result().status, result.result().status)
         return {"accepted": True, "feedback": feedback, "status": status,
-                "result": result.result().result.result.result}
+                "result": result.result().result.result.result, "message": result.result().result.result.error_message}
+
+    def services(self, node):
+        """The names of the services `node` offers, without its namespace prefix."""
+        namespace, name = node.rsplit("/", 1)
+        self.spin_until(lambda: False, 0.5)  # let discovery catch up
+        return sorted(s.removeprefix(f"{node}/") for s, _ in
+                      self.node.get_service_names_and_types_by_node(name, namespace or "/"))
+
+    def clock_now(self, topic="/clock"):
+        """The latest time on a rosgraph_msgs/Clock topic (None before any): the first call
+        subscribes (and waits for a publisher), later ones read what came since."""
+        if topic not in self.clocks:
+            self.clocks[topic] = times = []
+            self.node.create_subscription(Clock, topic, lambda m: times.append(seconds(m.clock)), 10)
+            if not self.spin_until(lambda: self.node.count_publishers(topic) > 0, READY_S):
+                raise TimeoutError(f"nobody publishes {topic}")
+        self.spin_until(lambda: False, 0.3)
+        return self.clocks[topic][-1] if self.clocks[topic] else None
 
     def listen(self, topic, count, timeout):
         """Values of the first `count` std_msgs/Float32 on `topic` (NaN as None)."""

@@ -167,20 +167,24 @@ def test_a_goal_image_comes_back_as_a_plan(graph):
     assert "state distance as imagined" in graph.log("world_model")  # the hand as the run's probe reads it
 
 
-# simulation_interfaces constants (SimulationState, Result, SetSimulationState, ResetSimulation)
+# simulation_interfaces constants (SimulationState, Result, SetSimulationState, ResetSimulation,
+# SetEntityState, SimulatorFeatures, EntityCategory, Bounds)
 STOPPED, PLAYING, PAUSED = 0, 1, 2
-UNSUPPORTED, OK, FAILED, ALREADY, INCORRECT_TRANSITION = 0, 1, 4, 101, 103
-SCOPE_ALL, SCOPE_SPAWNED = 255, 4
+UNSUPPORTED, OK, NOT_FOUND, FAILED, ALREADY, INVALID_POSE = 0, 1, 2, 4, 101, 101
+SCOPE_TIME, SCOPE_STATE, SCOPE_ALL, SCOPE_SPAWNED = 1, 2, 255, 4
+RESET_TIME, ENTITY_FEATURES = 21, {4, 5, 6, 8, 10, 11, 12}
+ROBOT, OBJECT, BOX = 1, 0, 1
 PUSH = [0.5, 0.0, -0.2, 1.0]
 
 
 @pytest.mark.parametrize("node", [WM, SIM])
 def test_simulation_interfaces_pause_step_and_stop_either_simulator(graph, node):
-    (features, playing, refused, paused, again, stepped, waiting, took_it, goal, reset, spawned, stopped, stopped_step,
-     bad_transition, resumed, frame) = graph.client(
+    (features, playing, refused, refused_goal, paused, again, stepped, waiting, took_it, goal, reset, spawned, stopped,
+     stopped_step, stopped_to_paused, resumed, frame) = graph.client(
         ["sim", node, "get_simulator_features"],
         ["sim", node, "get_simulation_state"],
         ["sim", node, "step_simulation", {"steps": 1}],
+        ["simulate_steps", node, 2],  # accepted, then aborted: the client learns why
         ["sim", node, "set_simulation_state", {"state": PAUSED}],
         ["sim", node, "set_simulation_state", {"state": PAUSED}],
         ["sim", node, "step_simulation", {"steps": 3}],
@@ -195,16 +199,18 @@ def test_simulation_interfaces_pause_step_and_stop_either_simulator(graph, node)
         ["sim", node, "set_simulation_state", {"state": PLAYING}],
         ["twist", node, PUSH],
     )
-    assert {20, 24, 25, 26, 31, 32, 33} <= set(features["features"]) and "genie-robot" in features["info"]
+    assert {20, 22, 24, 25, 26, 31, 32, 33} <= set(features["features"]) and "genie-robot" in features["info"]
     assert playing["state"] == PLAYING
     assert refused["result"] == FAILED and "needs PAUSED" in refused["message"] and refused["frames"] == 0
+    assert refused_goal["accepted"] and refused_goal["status"] == "aborted" and refused_goal["result"] == FAILED
+    assert "needs PAUSED" in refused_goal["message"] and refused_goal["feedback"] == []
     assert paused["result"] == OK and again["result"] == ALREADY
     assert stepped["result"] == OK and stepped["frames"] == 3
     assert waiting is None and took_it["result"] == OK and took_it["frames"] == 1
-    assert goal == {"accepted": True, "feedback": [1, 2, 3, 4], "status": "succeeded", "result": OK}
+    assert goal == {"accepted": True, "feedback": [1, 2, 3, 4], "status": "succeeded", "result": OK, "message": ""}
     assert reset["result"] == OK and spawned["result"] == UNSUPPORTED
     assert stopped["result"] == OK and stopped_step["result"] == FAILED and "STOPPED" in stopped_step["message"]
-    assert bad_transition["result"] == INCORRECT_TRANSITION
+    assert stopped_to_paused["result"] == OK  # as Gazebo does (the standard contradicts itself here)
     assert resumed["result"] == OK and frame is not None
 
 
@@ -216,10 +222,11 @@ def test_simulation_interfaces_survive_a_vanishing_client_and_concurrent_calls(g
     (vanished,) = graph.client(["simulate_steps", WM, 30, None, 2])  # disconnects after 2 of 30 steps
     # One spin can deliver several feedbacks on a loaded machine: the client leaves mid-goal, after 2 or a few more.
     assert 2 <= vanished["vanished_after"] < 30
-    rejected, too_many, (answers) = graph.client(
+    none, too_many, (answers) = graph.client(
         ["simulate_steps", WM, 0], ["simulate_steps", WM, 10**9],
         ["sim_concurrent", WM, [["step_simulation", {"steps": 2}]] * 6 + [["get_simulation_state", {}]] * 6])
-    assert rejected == {"accepted": False} and too_many == {"accepted": False}
+    for aborted in (none, too_many):
+        assert aborted["status"] == "aborted" and aborted["result"] == FAILED and "steps must be 1.." in aborted["message"]
     steps, states = answers[:6], answers[6:]
     assert all(a["result"] == OK or (a["result"] == FAILED and "another step request is running" in a["message"])
                for a in steps)  # one step request at a time: the others are refused, not queued
@@ -232,3 +239,108 @@ def test_simulation_interfaces_survive_a_vanishing_client_and_concurrent_calls(g
     after = rss_kb(pid)
     print(f"world model node RSS: {before / 1024:.1f} MB before, {after / 1024:.1f} MB after")  # for the issue notes (-s)
     assert (after - before) / 1024 < 20, f"RSS grew by {(after - before) / 1024:.1f} MB"
+
+
+ENTITY_SERVICES = ["get_entities", "get_entities_states", "get_entity_bounds", "get_entity_info", "get_entity_state",
+                   "set_entity_state"]
+YAW = [0.0, 0.0, float(np.sin(0.4)), float(np.cos(0.4))]  # x, y, z, w: 0.8 rad about z
+
+
+def test_the_mujoco_twin_serves_entities_and_the_world_model_declares_none(graph):
+    sim, wm, sim_services, wm_services, everything, rigid, arm, soft_info, cube_box, sphere = graph.client(
+        ["sim", SIM, "get_simulator_features"],
+        ["sim", WM, "get_simulator_features"],
+        ["services", SIM], ["services", WM],
+        ["sim", SIM, "get_entities"],
+        ["sim", SIM, "get_entities", {"filters": {"tags": ["rigid"]}}],
+        ["sim", SIM, "get_entity_info", {"entity": "arm"}],
+        ["sim", SIM, "get_entity_info", {"entity": "soft_cube"}],
+        ["sim", SIM, "get_entity_bounds", {"entity": "red_cube"}],
+        ["sim", SIM, "get_entities", {"filters": {"bounds": [3, [[0, 0, 0], [0.05, 0, 0]]]}}],  # a sphere at the base
+    )
+    assert ENTITY_FEATURES | {RESET_TIME} <= set(sim["features"])
+    assert not (ENTITY_FEATURES | {RESET_TIME}) & set(wm["features"])  # a learned simulator: frames, no entity state
+    assert set(ENTITY_SERVICES) <= set(sim_services) and not set(ENTITY_SERVICES) & set(wm_services)
+    assert everything["entities"] == ["arm", "red_cube", "blue_cylinder", "soft_cube"]
+    assert rigid["entities"] == ["red_cube", "blue_cylinder"] and sphere["entities"] == ["arm"]
+    assert arm["info"]["category"] == ROBOT and arm["info"]["tags"] == ["arm"] and "fixed" in arm["info"]["description"]
+    assert soft_info["info"] == {**soft_info["info"], "category": OBJECT, "tags": ["soft"]}
+    assert cube_box["bounds"]["type"] == BOX and np.allclose(cube_box["bounds"]["points"], [[0.03] * 3, [-0.03] * 3], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def timed(graph):
+    """A MuJoCo node of its own (nothing else drives it) with use_sim_time: its stamps are
+    simulation time, its /clock remapped beside it so that it does not meet the other's."""
+    graph.start("timed", "ros_nodes.mujoco_node", "-r", "__ns:=/timed", "-r", f"/clock:={TIMED_CLOCK}",
+                "-p", "use_sim_time:=true", "-p", "image_size:=16")
+    yield TIMED
+    graph.stop("timed")
+
+
+TIMED, TIMED_CLOCK = "/timed/mujoco_sim", "/timed/clock"
+
+
+def test_set_entity_state_moves_objects_and_refuses_bad_requests_with_the_standard_codes(graph, timed):
+    target = [0.3, -0.4, 0.15]  # away from the hand and the other objects
+    (_, paused, moved, cube, kicked, cylinder_before, cylinder, soft, soft_state, stepped, states, clock, reset_time,
+     clock_after, reset_state, cube_reset, playing) = graph.client(
+        ["clock_now", TIMED_CLOCK],
+        ["sim", timed, "set_simulation_state", {"state": PAUSED}],
+        ["sim", timed, "set_entity_state", {"entity": "red_cube", "set_pose": True, "set_twist": False,
+                                          "state": {"position": target, "orientation": YAW, "linear": [1, 0, 0]}}],
+        ["sim", timed, "get_entity_state", {"entity": "red_cube"}],
+        ["sim", timed, "set_entity_state", {"entity": "blue_cylinder", "set_pose": False, "set_twist": True,
+                                          "state": {"position": ["nan", 0, 0], "linear": [0, 0, 0.5]}}],
+        ["sim", timed, "get_entity_state", {"entity": "blue_cylinder"}],
+        ["sim", timed, "get_entity_state", {"entity": "blue_cylinder"}],
+        ["sim", timed, "set_entity_state", {"entity": "soft_cube", "set_pose": True,
+                                          "state": {"position": [0.5, 0.15, 0.1], "orientation": YAW, "frame_id": "world"}}],
+        ["sim", timed, "get_entity_state", {"entity": "soft_cube"}],
+        ["sim", timed, "step_simulation", {"steps": 2}],
+        ["sim", timed, "get_entities_states", {"filters": {"filter": "cube"}}],
+        ["clock_now", TIMED_CLOCK],
+        ["sim", timed, "reset_simulation", {"scope": SCOPE_TIME}],
+        ["clock_now", TIMED_CLOCK],
+        ["sim", timed, "reset_simulation", {"scope": SCOPE_STATE}],
+        ["sim", timed, "get_entity_state", {"entity": "red_cube"}],
+        ["sim", timed, "set_simulation_state", {"state": PLAYING}],
+    )
+    assert paused["result"] == moved["result"] == kicked["result"] == soft["result"] == OK
+    assert np.allclose(cube["state"]["position"], target, atol=1e-6) and np.allclose(cube["state"]["orientation"], YAW, atol=1e-6)
+    assert np.allclose(cube["state"]["linear"], 0, atol=1e-3)  # set_twist false: the request's twist is ignored
+    assert cube["state"]["frame_id"] == "world"
+    assert np.allclose(cylinder["state"]["linear"], [0, 0, 0.5], atol=1e-6)  # set_pose false: the NaN pose is ignored
+    assert cylinder["state"]["position"] == cylinder_before["state"]["position"]
+    assert np.allclose(soft_state["state"]["position"], [0.5, 0.15, 0.1], atol=1e-6)
+    assert np.allclose(soft_state["state"]["orientation"], YAW, atol=1e-4)  # every node moved by one rigid motion
+    assert stepped["result"] == OK and stepped["frames"] == 2
+    assert states["entities"] == ["red_cube", "soft_cube"]
+    fallen = states["states"][0]
+    assert fallen["position"][2] < target[2] and np.allclose(fallen["position"][:2], target[:2], atol=0.02)  # it fell
+    assert clock == states["states"][0]["stamp"] == pytest.approx(0.4)  # 2 frames of 0.2 s: stamps are simulation time
+    assert reset_time["result"] == OK and clock_after == 0.0
+    assert reset_state["result"] == OK and not np.allclose(cube_reset["state"]["position"], fallen["position"], atol=1e-3)
+    assert playing["result"] == OK
+
+    cube_state = {"position": [0.4, 0.0, 0.1], "orientation": [0, 0, 0, 1]}
+    bad = graph.client(*[["sim", timed, service, fields] for service, fields in (
+        ("get_entity_state", {"entity": "teapot"}),
+        ("get_entity_info", {"entity": "teapot"}),
+        ("set_entity_state", {"entity": "teapot", "set_pose": True, "state": cube_state}),
+        ("set_entity_state", {"entity": "red_cube", "set_pose": True, "state": {**cube_state, "position": ["nan", 0, 0.1]}}),
+        ("set_entity_state", {"entity": "red_cube", "set_pose": True, "state": {**cube_state, "orientation": [0, 0, 0, 2]}}),
+        ("set_entity_state", {"entity": "red_cube", "set_pose": True, "state": {**cube_state, "position": [0.4, 0, -1]}}),
+        ("set_entity_state", {"entity": "red_cube", "set_pose": True, "state": {**cube_state, "frame_id": "map"}}),
+        ("set_entity_state", {"entity": "arm", "set_pose": True, "state": cube_state}),
+        ("set_entity_state", {"entity": "red_cube", "set_twist": True, "state": {**cube_state, "angular": [0, "inf", 0]}}),
+        ("get_entities", {"filters": {"filter": "("}}),
+        ("get_entities", {"filters": {"bounds": [2, [[0, 0, 0], [1, 0, 0], [0, 1, 0]]]}}),
+    )])
+    codes = [(answer["result"], answer["message"]) for answer in bad]
+    expected = [(NOT_FOUND, "no entity 'teapot'"), (NOT_FOUND, "no entity 'teapot'"), (NOT_FOUND, "no entity 'teapot'"),
+                (INVALID_POSE, "NaN or inf"), (INVALID_POSE, "length 2"), (INVALID_POSE, "outside the world"),
+                (FAILED, "world frame"), (FAILED, "fixed to the table"), (FAILED, "twist has NaN or inf"),
+                (FAILED, "not a regular expression"), (UNSUPPORTED, "only TYPE_BOX and TYPE_SPHERE")]
+    for (code, message), (want, words) in zip(codes, expected):
+        assert code == want and words in message, (code, message, words)
