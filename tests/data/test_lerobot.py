@@ -121,6 +121,26 @@ def test_stores_that_cannot_export_are_refused_and_leave_nothing(make_store, tmp
         export_lerobot(tmp_path / "rates.h5", tmp_path / "stale", fps=10)
 
 
+def test_the_state_is_what_the_robot_measures_and_constant_elements_are_named(tmp_path, capsys):
+    from genie_robot.data.store import EpisodeWriter
+
+    ramp = np.linspace(0, 1, 5, dtype=np.float32)[:, None]
+    state = {"gripper": ramp, "joint_pos": np.concatenate([ramp, np.full_like(ramp, 0.5)], 1),  # joint 1 never moves
+             "ee_target": ramp.repeat(3, 1), "joint_vel": ramp.repeat(2, 1), "red_cube_pose": ramp.repeat(7, 1)}
+    with EpisodeWriter(tmp_path / "robot.h5") as writer:
+        writer.append(np.zeros((5, 8, 8, 3), np.uint8), np.zeros((4, 1), np.float32), ["a"], state=state, fps=10,
+                      source="teleop", robot="so100")
+    assert main(["data", "export-lerobot", "--data", str(tmp_path / "robot.h5"), "--out", str(tmp_path / "ds")]) == 0
+    printed = capsys.readouterr().out
+    assert "observation.state: joint_pos_0, joint_pos_1, gripper\n" in printed
+    assert "observation.environment_state: red_cube_x, red_cube_y, red_cube_z, red_cube_qw" in printed
+    assert "left out: ee_target (the controller's target" in printed and "left out: joint_vel (a velocity" in printed
+    assert "constant over this export (kept, so every export of this robot has one layout" in printed
+    assert printed.rstrip().endswith("divide by eps where a range is 0): joint_pos_1")
+    tasks = pq.read_table(tmp_path / "ds" / "meta" / "tasks.parquet").column("__index_level_0__").to_pylist()
+    assert tasks == ["Control the so100 as in the teleop recordings"]
+
+
 def test_an_export_that_fails_half_way_leaves_nothing(make_store, tmp_path, monkeypatch):
     import genie_robot.data.lerobot as lerobot
 
