@@ -6,10 +6,11 @@ Both on-disk versions are read from a local root (nothing is fetched from the Hu
         (data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet, ...)
   v3.0: meta/episodes/chunk-*/file-*.parquet (per episode: its data file and row range, each
         camera's video file and time range), meta/tasks.parquet; files hold many episodes
-The frame parquet has one row per frame: `action`, `observation.state`, timestamp,
-frame_index, episode_index, index, task_index; cameras are `video` features (mp4 files) or
-`image` features (PNG bytes inside the parquet). The default camera is the first colour one;
-a depth map is converted only when `camera` names it.
+The frame parquet has one row per frame: `action`, `observation.state` and
+`observation.environment_state` (both kept as the store's state), timestamp, frame_index,
+episode_index, index, task_index; cameras are `video` features (mp4 files) or `image`
+features (PNG bytes inside the parquet). The default camera is the first colour one; a depth
+map is converted only when `camera` names it.
 
 LeRobot records a frame's action beside the observation it was chosen from: action[t] moves
 frame t to t+1. The store keeps T frames and the T-1 actions between them (the last, which
@@ -48,6 +49,7 @@ CHUNK_SIZE = 1000  # LeRobot's files per chunk folder
 V3_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V3_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EXPORT_CAMERA = "observation.images.main"
+STATE, ENVIRONMENT = "observation.state", "observation.environment_state"
 
 
 def _read_json(path: Path) -> dict:
@@ -131,7 +133,7 @@ class LeRobotReader:
         self.action_key = action_key
         dim = int(np.prod(features[action_key]["shape"]))
         self.action_names = _names(self.root, action_key, features[action_key], dim) or [f"{action_key}_{i}" for i in range(dim)]
-        self.state_key = "observation.state" if "observation.state" in features else None
+        self.state_keys = [k for k in (STATE, ENVIRONMENT) if k in features]  # kept as the store's state/<key>
         if not isinstance(info.get("fps"), (int, float)) or info["fps"] <= 0:
             raise StoreError(f"{info_path} has no valid fps ({info.get('fps')!r}); the metadata is damaged")
         self.fps = float(info["fps"])
@@ -205,7 +207,7 @@ class LeRobotReader:
         if not path.is_file():
             raise StoreError(f"{path} is missing: episode {meta['episode_index']}'s frames are listed but not there")
         if self._cached is None or self._cached[0] != path:
-            names = ["episode_index", "index", self.action_key, self.state_key, None if self.is_video else self.camera]
+            names = ["episode_index", "index", self.action_key, *self.state_keys, None if self.is_video else self.camera]
             self._cached = path, self._read_table(path, [n for n in names if n is not None])
         table = self._cached[1]
         if self.version == "v3.0":
@@ -223,8 +225,7 @@ class LeRobotReader:
         length = len(rows["episode_index"])
         frames = self._video_frames(meta, length) if self.is_video else self._image_frames(rows[self.camera])
         actions = np.asarray(rows[self.action_key], np.float32).reshape(length, -1)[:-1]
-        state = ({"observation.state": np.asarray(rows[self.state_key], np.float32).reshape(length, -1)}
-                 if self.state_key else None)
+        state = {key: np.asarray(rows[key], np.float32).reshape(length, -1) for key in self.state_keys} or None
         tasks = meta.get("tasks") or []  # the episode's task texts
         language = tasks[0] if tasks and isinstance(tasks[0], str) else None
         attrs = {"source": f"lerobot:{self.root.name}", "robot": self.robot, "fps": self.fps, "split": "train",
@@ -273,7 +274,6 @@ class LeRobotReader:
 
 
 # ---------------------------------------------------------------------- export
-STATE, ENVIRONMENT = "observation.state", "observation.environment_state"
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # the ones LeRobot computes
 INDEX_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64",
                   "task_index": "int64"}

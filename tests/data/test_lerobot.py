@@ -91,6 +91,8 @@ def test_a_store_exports_as_lerobot_v3_that_reads_back(tmp_path, capsys):
             close(b.frames, a.frames)
             np.testing.assert_allclose(b.read_actions(), a.read_actions())
             assert b.action_names == a.action_names and b.fps == a.fps
+            np.testing.assert_array_equal(b.read_state("observation.state")[:, -1:], a.read_state("gripper"))
+            np.testing.assert_array_equal(b.read_state("observation.environment_state")[:, 7:14], a.read_state("red_cube_pose"))
     with pytest.raises(InputError, match="already exists"):
         export_lerobot(data, out)
     with pytest.raises(InputError, match="--task is empty"):
