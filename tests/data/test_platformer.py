@@ -72,7 +72,10 @@ def test_resume_mixture_and_bad_input(tmp_path, capsys):
     assert mixture.action_names is None  # latent-action training needs none
     share = np.mean([mixture.locate(i)[0] == 0 for i in range(2000)])
     assert abs(share - 0.75) < 0.04
-    assert main(args + ["--game", "mario_kart", "--out", str(tmp_path / "x.h5")]) == 2
-    assert "unknown game 'mario_kart'; platformers: pitfall" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the CLI lists the games
+        main(args + ["--game", "mario_kart", "--out", str(tmp_path / "x.h5")])
+    assert "argument --game: invalid choice: 'mario_kart' (choose from 'pitfall'," in capsys.readouterr().err
+    with pytest.raises(InputError, match="unknown game 'mario_kart'; platformers: pitfall"):
+        PlatformerReader("mario_kart", 1, 8)
     with pytest.raises(InputError, match="unknown policy"):
         PlatformerReader("pitfall", 1, 8, policy="greedy")
