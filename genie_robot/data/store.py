@@ -6,7 +6,7 @@
         actions  float32 [T-1, A]       optional; attrs action_names (json list)
         state/*  float32 [T, ...]       optional ground truth
         masks    uint8   [T, H, W]      optional object ids
-        attrs:   source, robot, fps, language, split, origin, complete
+        attrs:   source, robot, fps, language, split, origin, camera (MuJoCo: the view rendered), complete
 
 `actions[t]` is what moved frame t to frame t+1. An episode is visible to readers only
 once its `complete` attribute is set and the file flushed, so a writer killed mid-episode
@@ -33,7 +33,7 @@ VERSION = 1
 FRAME_CHUNK = 16  # frames per chunk: one 16-frame clip touches at most two chunks
 # `origin` names where an episode came from (input file, dataset episode, generator seed);
 # converters skip origins already in the store, which is how an interrupted conversion resumes.
-EPISODE_ATTRS = ("source", "robot", "fps", "language", "split", "origin")
+EPISODE_ATTRS = ("source", "robot", "fps", "language", "split", "origin", "camera")
 # Decompressed-chunk cache per open dataset; large enough for warm random clip reads.
 _CHUNK_CACHE_BYTES = 256 * 1024 * 1024
 

@@ -14,13 +14,14 @@ from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
 from genie_robot.errors import GenieRobotError, InputError
 from genie_robot.sim.controllers import POLICIES
+from genie_robot.sim.scene import CAMERAS, DEFAULT_CAMERA
 from genie_robot.sim.world import COMMAND_NAMES, FRAME_DT, ArmWorld
 
 ROBOT = "kinova_jaco"
 FPS = round(1 / FRAME_DT)
 
 
-def rollout(world: ArmWorld, policy, frames: int, size: int, camera: str = "front") -> dict:
+def rollout(world: ArmWorld, policy, frames: int, size: int, camera: str = DEFAULT_CAMERA) -> dict:
     """Run `policy` for frames-1 commands from the current world state; collect everything."""
     video, masks, commands, contact, deformation = [], [], [], [], []
     states: dict[str, list] = {}
@@ -58,7 +59,7 @@ _worker_world: ArmWorld | None = None
 
 
 def record_episode(world: ArmWorld, seed: int, index: int, policy: str = "mixed", steps: int = 32, size: int = 64,
-                   camera: str = "front") -> dict:
+                   camera: str = DEFAULT_CAMERA) -> dict:
     """Episode `index` of a `data mujoco --seed seed` store, recorded in `world`: a pure function of
     (seed, index), whichever process or world (of the same scene and frame rate) runs it."""
     seq = episode_seed(seed, index)
@@ -81,7 +82,7 @@ def generate_dataset(
     size: int = 64,
     seed: int = 0,
     policy: str = "mixed",
-    camera: str = "front",
+    camera: str = DEFAULT_CAMERA,
     split: str = "train",
     overwrite: bool = False,
     progress: bool = True,
@@ -95,6 +96,8 @@ def generate_dataset(
     check_policy_run(policy, POLICIES, episodes, steps)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
+    if camera not in CAMERAS:
+        raise InputError(f"unknown camera {camera!r}: the arm world has {', '.join(CAMERAS)}")
     contact_episodes = deformed_episodes = 0
     with EpisodeWriter(out, overwrite=overwrite) as writer, _episode_runner(workers) as run:
         first = len(writer)
@@ -116,6 +119,7 @@ def generate_dataset(
                 fps=FPS,
                 language="",
                 split=split,
+                camera=camera,
             )
             contact_episodes += bool(data["state"]["contact"].any())
             deformed_episodes += bool(data["state"]["soft_deformation"].max() > VISIBLE_DEFORMATION)

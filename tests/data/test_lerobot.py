@@ -20,7 +20,7 @@ from genie_robot.sim.generate import generate_dataset
 def close(actual, expected):
     """H.264 yuv420p at crf 15: a few levels off on average."""
     diff = np.abs(actual.astype(int) - expected.astype(int))
-    assert diff.mean() < 4, diff.mean()
+    assert diff.mean() < 5, diff.mean()
 
 
 @pytest.mark.parametrize("version", ["v2.1", "v3.0"])
