@@ -13,7 +13,7 @@ PSNR with the LAM's actions minus the copy-first-frame baseline at t = 4, 8, 16,
 NMI of latent codes vs arm behaviours, the share of the hand's motion the codes explain, adapter
 accuracy vs the majority code, arm-mask IoU of imagined frames at t = 8 vs the copy baseline.
 With --planning N, the planning benchmark on N push tasks and N reach tasks from 2N episodes of the held-out seed
-(its first 8 are the episodes `eval` reads), imagining with eval's --order and --draw.
+(its first 8 are the episodes `eval` reads), each task planned with its preset.
 With --order confidence, eval fixes the most confident tokens first instead of random ones (reports
 in x<budget>/report*_confidence; the row says so): a model that commits to its motions (x3) gains by it,
 one that hedges (x1) copies more (docs/experiments/longer_recipe.md).
@@ -170,12 +170,11 @@ def planning_store(out: Path, tasks: int, quick: bool) -> Path:
     return mujoco_store(out / "planning.h5", 2 if quick else max(8, 2 * tasks), quick, *HELD_OUT)
 
 
-def planning(run: Path, store: Path, tasks: int, sampling: dict) -> list[str]:
+def planning(run: Path, store: Path, tasks: int) -> list[str]:
     """The planning benchmark's summary tables, push tasks then reach tasks (a header, a row per method),
-    imagined with eval's `sampling` settings."""
-    options = [arg for name, value in sampling.items() for arg in (f"--{name}", value)]
+    each task planned with its preset (genie_robot/plan/presets.py)."""
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "planning.py"), "--run", str(run),
-                           "--data", str(store), "--tasks", str(tasks), "--task", "push", "reach", *options],
+                           "--data", str(store), "--tasks", str(tasks), "--task", "push", "reach"],
                           capture_output=True, text=True, check=True)
     lines = proc.stdout.splitlines()
     headers = [i for i, line in enumerate(lines) if line.split()[:2] == ["method", "success"]]
@@ -267,7 +266,7 @@ def main() -> None:
         row = {"scale": scale, "preset": preset, "minutes": args.minutes, "sampling": sampling, "train": spent,
                "figures": figures(json.loads((report / "metrics.json").read_text()))}
         if args.planning:
-            row["planning"] = planning(run, planning_store(out / "data", args.planning, args.quick), args.planning, sampling)
+            row["planning"] = planning(run, planning_store(out / "data", args.planning, args.quick), args.planning)
         rows.append(row)
     text = table(rows)
     print(text)

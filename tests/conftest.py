@@ -19,14 +19,6 @@ def indexed_episode(length: int, size: int = 8, action_dim: int = 2, offset: int
     return frames, actions
 
 
-def with_random_modulation(dynamics):
-    """adaLN starts as the identity (zero weights): give it weights, so that tests see it act."""
-    for block in dynamics.transformer.blocks:
-        if block.modulation is not None:
-            torch.nn.init.normal_(block.modulation.weight, std=0.2)
-    return dynamics
-
-
 @pytest.hookimpl(trylast=True)  # after `-m` has deselected what this run does not take
 def pytest_collection_modifyitems(config, items):
     """TensorFlow and MuJoCo's EGL renderer segfault when both are loaded into one process, in

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange
 
 
 class RMSNorm(nn.Module):
@@ -105,23 +105,9 @@ def local_mask(grid: int, window: int) -> torch.Tensor:
     return ((row[:, None] - row).abs() <= window) & ((col[:, None] - col).abs() <= window)
 
 
-def modulate(h: torch.Tensor, scale_shift_2BTD, pattern: str, **sizes) -> torch.Tensor:
-    """h * (1 + scale) + shift, with per-frame [B, T, D] scale and shift laid out as h by the
-    einops `pattern` (identity where there is no conditioning)."""
-    if scale_shift_2BTD is None:
-        return h
-    scale, shift = (repeat(m_BTD, f"b t d -> {pattern}", **sizes) for m_BTD in scale_shift_2BTD)
-    return h * (1 + scale) + shift
-
-
 class STBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True, temporal: bool = True,
-                 conditioned: bool = False):
-        """conditioned: each sub-layer's normalised input is scaled and shifted by a per-frame
-        vector (adaptive LayerNorm, as DiT conditions on its class), starting as the identity."""
+    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True, temporal: bool = True):
         super().__init__()
-        if conditioned and not temporal:
-            raise ValueError("per-frame conditioning needs a temporal block")
         self.causal_time, self.temporal = causal_time, temporal
         self.norm_space = nn.LayerNorm(dim)
         self.space = Attention(dim, heads, qk_norm)
@@ -130,24 +116,17 @@ class STBlock(nn.Module):
             self.time = Attention(dim, heads, qk_norm)
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = FeedForward(dim)
-        self.modulation = nn.Linear(dim, 6 * dim) if conditioned else None
-        if conditioned:
-            nn.init.zeros_(self.modulation.weight)
-            nn.init.zeros_(self.modulation.bias)
 
-    def forward(self, x_BTSD: torch.Tensor, kv_buffers=None, start: int = 0, space_mask=None, cond_BTD=None):
-        B, T, S, _ = x_BTSD.shape
-        space, time, ff = (None, None, None) if self.modulation is None else \
-            rearrange(self.modulation(cond_BTD), "b t (three two d) -> three two b t d", three=3, two=2)
+    def forward(self, x_BTSD: torch.Tensor, kv_buffers=None, start: int = 0, space_mask=None):
+        B = x_BTSD.shape[0]
         x_NSD = rearrange(x_BTSD, "b t s d -> (b t) s d")
-        x_NSD = x_NSD + self.space(modulate(self.norm_space(x_NSD), space, "(b t) 1 d"), attn_mask=space_mask)
+        x_NSD = x_NSD + self.space(self.norm_space(x_NSD), attn_mask=space_mask)
         if not self.temporal:
             x_NSD = x_NSD + self.ff(self.norm_ff(x_NSD))
             return rearrange(x_NSD, "(b t) s d -> b t s d", b=B)
         x_NTD = rearrange(x_NSD, "(b t) s d -> (b s) t d", b=B)
-        x_NTD = x_NTD + self.time(modulate(self.norm_time(x_NTD), time, "(b s) t d", s=S), causal=self.causal_time,
-                                  kv_buffers=kv_buffers, start=start)
-        x_NTD = x_NTD + self.ff(modulate(self.norm_ff(x_NTD), ff, "(b s) t d", s=S))
+        x_NTD = x_NTD + self.time(self.norm_time(x_NTD), causal=self.causal_time, kv_buffers=kv_buffers, start=start)
+        x_NTD = x_NTD + self.ff(self.norm_ff(x_NTD))
         return rearrange(x_NTD, "(b s) t d -> b t s d", b=B)
 
 
@@ -170,15 +149,13 @@ class STTransformer(nn.Module):
     """A stack of ST blocks on [B, T, S, D] token grids with learned space/time positions."""
 
     def __init__(self, dim: int, depth: int, heads: int, max_frames: int, tokens_per_frame: int,
-                 qk_norm: bool = True, causal_time: bool = True, temporal: bool = True, window: int = 0,
-                 conditioned: bool = False):
+                 qk_norm: bool = True, causal_time: bool = True, temporal: bool = True, window: int = 0):
         """temporal=False: frames are independent (no temporal attention, no time positions).
-        window > 0: spatial attention only within `window` tokens (needs a square token grid).
-        conditioned: every block is modulated by a per-frame vector (`forward`'s cond_BTD)."""
+        window > 0: spatial attention only within `window` tokens (needs a square token grid)."""
         super().__init__()
         self.pos_space = nn.Parameter(torch.randn(tokens_per_frame, dim) * 0.02)
         self.pos_time = nn.Parameter(torch.randn(max_frames, dim) * 0.02) if temporal else None
-        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time, temporal, conditioned) for _ in range(depth))
+        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time, temporal) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.max_frames = max_frames
         if window:
@@ -197,7 +174,7 @@ class STTransformer(nn.Module):
                            if block.temporal else None for block in self.blocks])
 
     def forward(self, x_BTSD: torch.Tensor, cache: TemporalKV | None = None, commit: bool = True,
-                time_offset: torch.Tensor | None = None, cond_BTD: torch.Tensor | None = None):
+                time_offset: torch.Tensor | None = None):
         """With `cache`, x holds only the new frames, which follow the cached ones in time; their
         keys and values are written into the cache, and it keeps them (`length` grows) when
         `commit`. Without, a scratch write: the next call overwrites it (MaskGIT's passes).
@@ -215,7 +192,7 @@ class STTransformer(nn.Module):
             x_BTSD = x_BTSD + self.pos_time[offset : offset + T, None]
         for i, block in enumerate(self.blocks):
             x_BTSD = block(x_BTSD, kv_buffers=cache.layers[i] if cache is not None else None, start=offset,
-                           space_mask=self.space_mask, cond_BTD=cond_BTD)
+                           space_mask=self.space_mask)
         if cache is not None and commit:
             cache.length += T
         return self.norm(x_BTSD)
