@@ -60,7 +60,7 @@ from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, state_g
 from genie_robot.plan.presets import COSTS, TASKS, task_settings
 from genie_robot.plan.search import PlanConfig, receding_horizon, search
 from genie_robot.sim.controllers import BEHAVIOURS, behaviour_commands
-from genie_robot.sim.scene import OBJECTS
+from genie_robot.sim.scene import OBJECTS, recorded_camera
 from genie_robot.sim.world import ArmWorld
 
 SOFT = {o.name for o in OBJECTS if o.kind == "soft"}
@@ -249,7 +249,9 @@ def main() -> None:
                          f"STORE_WITH_STATE.h5 --out {run}`, or plan with --set cost=object --set target=arm --set anchor=false")
         print(f"run {run} ({wm.image_size}px, {wm.num_actions} latent actions); adapter {run}/adapter: "
               f"{int((adapter.latent_counts > 0).sum())} latent actions with a command")
-    world, sim = ArmWorld(), ArmWorld()
+    with EpisodeStore(args.data) as store:
+        camera = recorded_camera(store[0])  # MuJoCo shows the planner what the store's episodes show
+    world, sim = ArmWorld(camera=camera), ArmWorld(camera=camera)
     try:
         for kind, settings in presets.items():
             benchmark(kind, settings, args, methods, wm, adapter, probe, world, sim)

@@ -367,7 +367,7 @@ def _cmd_plan(args) -> None:
     run = Run.load(args.run, device=resolve_device(args.device))
     adapter = run.require("adapter", "planning arm commands")
     result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, settings, args.steps,
-                              args.seed, args.camera, probe=run.probe)
+                              args.seed, probe=run.probe)
     for note in result["notes"]:
         _note(note)
     distance = result["final_distance"]
@@ -474,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lerobot = conversion("lerobot", "convert a local LeRobotDataset (v2.1 or v3.0: meta/info.json, parquet, mp4)")
     lerobot.add_argument("--root", required=True, help="the dataset folder holding meta/, data/ and videos/")
-    lerobot.add_argument("--camera", help="camera feature, e.g. observation.images.top (default: the first)")
+    lerobot.add_argument("--camera", help="camera feature, e.g. observation.images.top (default: the first colour one; "
+                         "a depth map only when named)")
     lerobot.add_argument("--action-key", default="action", help="feature holding the actions")
     lerobot.set_defaults(func=_cmd_data_lerobot)
 
@@ -616,8 +617,6 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--goal", required=True, help="goal image (PNG/JPEG at the model's size) or FILE.h5:EPISODE:STEP")
     plan.add_argument("--out", required=True, help="folder for plan.gif and plan.json")
     plan.add_argument("--steps", type=POSITIVE, default=12, help="commands executed in MuJoCo in all")
-    plan.add_argument("--camera", default="front", choices=Names("genie_robot.sim.scene", "CAMERAS"),
-                      help="MuJoCo camera the episodes were rendered from")
     plan.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                       help="change one setting of the task's preset (repeatable), e.g. --set maskgit_steps=8; KEY is one of "
                            + ", ".join(f.name for f in dataclasses.fields(PlanSettings)))

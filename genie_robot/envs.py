@@ -186,11 +186,13 @@ class MuJoCoArmEnv(_GenieEnv):
     translated = ("latent", "arm commands")
 
     def __init__(self, run, data, action_space: str = "arm", goal=None, render_mode=None, device: str = "cpu",
-                 camera: str = "front"):
+                 camera: str | None = None):
+        """camera: the MuJoCo view observed (default: the one the store's episodes were rendered from)."""
         super().__init__(run, data, action_space, goal, render_mode, device)
+        from genie_robot.sim.scene import recorded_camera
         from genie_robot.sim.world import ArmWorld
 
-        self.world, self.camera = ArmWorld(), camera
+        self.world = ArmWorld(camera=camera or recorded_camera(self.starts.store[0]))
 
     def command_dim(self) -> int:
         from genie_robot.sim.world import COMMAND_NAMES
@@ -203,14 +205,14 @@ class MuJoCoArmEnv(_GenieEnv):
         if not state:
             raise InputError("the store has no recorded MuJoCo state to restore; use episodes of `genie-robot data mujoco`")
         self.world.set_state(state)
-        self.frame, self.steps = self.world.render(self.observation_space.shape[0], camera=self.camera), 0
+        self.frame, self.steps = self.world.render(self.observation_space.shape[0]), 0
         return self.frame, info
 
     def step(self, action):
         self._check(action)
         command = np.asarray(action, np.float32) if self.kind == "arm" else self.adapter.to_commands(int(action))[0]
         self.world.step(command)
-        return self._result(self.world.render(self.observation_space.shape[0], camera=self.camera))
+        return self._result(self.world.render(self.observation_space.shape[0]))
 
     def close(self):
         self.world.close()

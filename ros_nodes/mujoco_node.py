@@ -38,6 +38,7 @@ from simulation_interfaces.msg import EntityCategory
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import InputError
+from genie_robot.sim.scene import CAMERAS, DEFAULT_CAMERA
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
 from ros_nodes.conversions import twist_to_command
 from ros_nodes.simulation import Entities, Entity, SimulationClock, SimulationControl
@@ -45,7 +46,7 @@ from ros_nodes.simulation import Entities, Entity, SimulationClock, SimulationCo
 PARAMETERS = [
     Param("seed", 0, "layout seed used by every reset (as the world model node's scene_seed)", 0, 2**31 - 1),
     Param("image_size", 64, "rendered frame size in pixels (square); match the world model's", 8, 512),
-    Param("camera", "front", "MuJoCo camera", choices=("front", "top")),
+    Param("camera", DEFAULT_CAMERA, "MuJoCo camera", choices=CAMERAS),
     Param("qos", "reliable", "QoS of every topic", choices=QOS_CHOICES),
     Param("frame_id", "camera", "header.frame_id of published images"),
     Param("queue_size", 16, "most commands waiting for steps while the simulation is paused", 1, 10000),

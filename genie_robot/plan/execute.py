@@ -25,7 +25,7 @@ from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, object_
 from genie_robot.plan.presets import VOCABULARIES, PlanSettings
 from genie_robot.plan.search import receding_horizon
 from genie_robot.sim.controllers import behaviour_commands
-from genie_robot.sim.scene import MOVABLE_OBJECTS, OBJECTS
+from genie_robot.sim.scene import DEFAULT_CAMERA, MOVABLE_OBJECTS, OBJECTS, recorded_camera
 
 
 @dataclass
@@ -39,6 +39,7 @@ class StoredFrame:
     episode_masks: np.ndarray | None
     resolution_note: str | None  # what was done to the store's frames to reach the model's size
     episode: tuple[str, int] = ("", -1)  # (store, episode index) the frames come from
+    camera: str = DEFAULT_CAMERA  # the MuJoCo view the frames were rendered from
 
 
 def parse_frame_ref(text: str) -> tuple[str, int, int] | None:
@@ -61,7 +62,9 @@ def read_stored_frame(path: str, episode: int, step: int, size: int) -> StoredFr
         frames = resize_video(ep.read_frames(), size)
         masks = resize_masks(ep.masks[:], size) if ep.has_masks else None
         state = {key: ep.read_state(key)[step] for key in ep.state_keys}
-    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note, (str(path), episode))
+        camera = recorded_camera(ep)
+    return StoredFrame(frames[step], state, None if masks is None else masks[step], frames, masks, note, (str(path), episode),
+                       camera)
 
 
 def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
@@ -80,11 +83,16 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
         raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
     names = groups.get(name, [name])
     far_end_from = {}
-    if name == "hand":  # the arm's mount: its pixels in every frame of the episode
-        mount_N2 = np.argwhere((start.episode_masks == ids["arm"]).all(0))
+    if name == "hand":  # the arm's mount: its pixels in every frame of the episode, or where it enters the view
+        arm_THW = start.episode_masks == ids["arm"]
+        mount_N2 = np.argwhere(arm_THW.all(0))
         if not len(mount_N2):
-            raise InputError("no arm pixel stays put through the start's episode to locate the arm's mount; "
-                             "reach the arm's pose with --object arm")
+            border_HW = np.ones(arm_THW.shape[1:], bool)
+            border_HW[1:-1, 1:-1] = False
+            mount_N2 = np.argwhere(arm_THW.any(0) & border_HW)
+        if not len(mount_N2):
+            raise InputError("the arm neither stays put anywhere in the start's episode nor enters the view at its edge, "
+                             "so its mount cannot be located; reach the arm's pose with --set target=arm")
         far_end_from = {ids["arm"]: tuple(mount_N2.mean(0))}
     targets_rc = {ids[n]: tuple(object_points(goal.mask[None], ids[n], far_end_from)[0]) for n in names}
     targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}
@@ -127,9 +135,10 @@ def final_costs(cost: GoalCost, frame_HWC: np.ndarray) -> float:
 
 
 def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, settings: PlanSettings, steps: int = 12,
-                     seed: int = 0, camera: str = "front", fps: float = 5.0, probe=None) -> dict:
-    """Plan with `settings`, execute `steps` commands in MuJoCo, write OUT/{plan.gif, plan.json};
-    returns what plan.json holds. `probe`: the run's state probe (cost state)."""
+                     seed: int = 0, fps: float = 5.0, probe=None) -> dict:
+    """Plan with `settings`, execute `steps` commands in MuJoCo (seen from the camera the start
+    frame was rendered from), write OUT/{plan.gif, plan.json}; returns what plan.json holds.
+    `probe`: the run's state probe (cost state)."""
     from genie_robot.sim.world import ArmWorld
 
     size = wm.image_size
@@ -146,10 +155,10 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, settings: 
     planner = ImaginationPlanner(wm, goal, settings.cost, config, settings.sampling(), adapter,
                                  vocabulary_commands(settings.vocabulary))
 
-    world = ArmWorld()
+    world = ArmWorld(camera=start.camera)
     try:
         world.set_state(start.state)
-        executed, imagined, plans, latents, commands = [world.render(size, camera=camera)], [], [], [], []
+        executed, imagined, plans, latents, commands = [world.render(size)], [], [], [], []
 
         def plan_fn(done: int) -> np.ndarray:
             plan = planner.plan(executed[-1], seed=seed + done, steps_left=steps - done)
@@ -161,7 +170,7 @@ def plan_and_execute(wm, adapter, start_ref: str, goal_ref: str, out, settings: 
             latents.append(int(planner.latent_of_choice[choice]))
             commands.append(planner.commands[choice])
             world.step(commands[-1])
-            executed.append(world.render(size, camera=camera))
+            executed.append(world.render(size))
 
         receding_horizon(plan_fn, execute_fn, steps, config)
         final_positions = state_positions(world.state())

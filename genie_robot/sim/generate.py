@@ -14,7 +14,7 @@ from genie_robot.data.inspect import VISIBLE_DEFORMATION
 from genie_robot.data.store import EpisodeWriter
 from genie_robot.errors import GenieRobotError, InputError
 from genie_robot.sim.controllers import POLICIES
-from genie_robot.sim.scene import CAMERAS, DEFAULT_CAMERA
+from genie_robot.sim.scene import DEFAULT_CAMERA, check_camera
 from genie_robot.sim.world import COMMAND_NAMES, FRAME_DT, ArmWorld
 
 ROBOT = "kinova_jaco"
@@ -96,8 +96,7 @@ def generate_dataset(
     check_policy_run(policy, POLICIES, episodes, steps)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
-    if camera not in CAMERAS:
-        raise InputError(f"unknown camera {camera!r}: the arm world has {', '.join(CAMERAS)}")
+    check_camera(camera)
     contact_episodes = deformed_episodes = 0
     with EpisodeWriter(out, overwrite=overwrite) as writer, _episode_runner(workers) as run:
         first = len(writer)

@@ -13,6 +13,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from genie_robot.errors import InputError
+
 ARM_PREFIX = "arm/"
 HAND_PREFIX = "arm/hand/"
 ARM_JOINTS = tuple(f"{ARM_PREFIX}joint_{i}" for i in range(1, 7))
@@ -24,6 +26,18 @@ TABLE_HEIGHT = 0.0
 # covers ~190 pixels here against ~45 from `front` (docs/experiments/scene_and_contact.md).
 DEFAULT_CAMERA = "workspace"
 CAMERAS = ("workspace", "front", "top")
+
+
+def check_camera(camera: str) -> str:
+    if camera not in CAMERAS:
+        raise InputError(f"unknown camera {camera!r}: the arm world has {', '.join(CAMERAS)}")
+    return camera
+
+
+def recorded_camera(episode) -> str:
+    """The camera a stored MuJoCo episode was rendered from: its `camera` attribute, or `front` for
+    stores written before episodes recorded it (the view every store had then)."""
+    return getattr(episode, "camera", "front")
 
 
 @dataclass(frozen=True)

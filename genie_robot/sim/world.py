@@ -25,6 +25,7 @@ from genie_robot.sim.scene import (
     MOVABLE_OBJECTS,
     OBJECTS,
     build_model,
+    check_camera,
 )
 
 _OBJ_GEOM, _OBJ_FLEX = int(mujoco.mjtObj.mjOBJ_GEOM), int(mujoco.mjtObj.mjOBJ_FLEX)
@@ -66,7 +67,9 @@ class ArmWorld:
         max_speed: float = 0.2,
         grip_rate: float = 3.0,
         workspace: Workspace = Workspace(),
+        camera: str = DEFAULT_CAMERA,
     ):
+        self.camera = check_camera(camera)  # what render() and masks() show unless told otherwise
         self.model = build_model()
         self.data = mujoco.MjData(self.model)
         self.frame_dt = frame_dt
@@ -313,15 +316,15 @@ class ArmWorld:
                 ) from None
         return self._renderers[key]
 
-    def render(self, height: int = 64, width: int | None = None, camera: str = DEFAULT_CAMERA) -> np.ndarray:
+    def render(self, height: int = 64, width: int | None = None, camera: str | None = None) -> np.ndarray:
         r = self._renderer(height, width or height)
-        r.update_scene(self.data, camera)
+        r.update_scene(self.data, camera or self.camera)
         return r.render()
 
-    def masks(self, height: int = 64, width: int | None = None, camera: str = DEFAULT_CAMERA) -> np.ndarray:
+    def masks(self, height: int = 64, width: int | None = None, camera: str | None = None) -> np.ndarray:
         """Per-pixel object ids (0 background, see scene.OBJECTS), uint8 [H, W]."""
         r = self._renderer(height, width or height)
-        r.update_scene(self.data, camera)
+        r.update_scene(self.data, camera or self.camera)
         r.enable_segmentation_rendering()
         try:
             seg = r.render()
