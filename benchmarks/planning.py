@@ -64,6 +64,7 @@ from genie_robot.sim.scene import OBJECTS, recorded_camera
 from genie_robot.sim.world import ArmWorld
 
 SOFT = {o.name for o in OBJECTS if o.kind == "soft"}
+MASK_IDS = {**{o.name: o.mask_id for o in OBJECTS}, "hand": next(o.mask_id for o in OBJECTS if o.kind == "arm")}
 METHODS = ("planner", "random", "perfect model", "oracle", "recorded")
 MIN_MOVE = {"push": 0.04, "reach": 0.08}  # metres the pushed object (the hand) moved in the recording
 QUICK = (("population", 2), ("iterations", 1), ("elites", 1), ("maskgit_steps", 1))  # --quick's search: CI's seconds
@@ -82,8 +83,15 @@ def task_distance(a: np.ndarray, b: np.ndarray, task_kind: str) -> float:
     return float(np.linalg.norm((a - b) if task_kind == "reach" else (a - b)[:2]))
 
 
+def shows(masks_THW, t: int, name: str) -> bool:
+    """Whether frame t shows `name` (the hand: the arm); a goal the camera cannot see is no goal
+    image. Stores without masks show everything."""
+    return masks_THW is None or bool((masks_THW[t] == MASK_IDS[name]).any())
+
+
 def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_kind: str, reach_per_step: float) -> list[dict]:
-    """One task per episode (the start where an object, or the hand, moves most); pushes take
+    """One task per episode (the start where an object, or the hand, moves most, and shows in the
+    goal frame); pushes take
     soft-object pushes first up to half of the tasks, then rigid ones. A reach goal must lie within
     k steps of the 9 single-axis behaviours (L1 distance <= REACHABLE * k * reach_per_step): the
     recorded commands also move diagonally, and their fastest stretches no behaviour sequence can match."""
@@ -92,9 +100,10 @@ def find_tasks(store: EpisodeStore, k: int, min_move: float, count: int, task_ki
         state = {key: episode.read_state(key) for key in episode.state_keys}
         at = [tracked_positions({key: v[t] for key, v in state.items()}, task_kind) for t in range(episode.num_frames)]
         reach_l1 = REACHABLE * k * reach_per_step
+        masks = episode.masks[:] if episode.has_masks else None
         moves = [(task_distance(at[s + k][n], at[s][n], task_kind), s, n)
                  for s in range(episode.num_frames - k) for n in at[s]
-                 if task_kind != "reach" or np.abs(at[s + k][n] - at[s][n]).sum() <= reach_l1]
+                 if (task_kind != "reach" or np.abs(at[s + k][n] - at[s][n]).sum() <= reach_l1) and shows(masks, s + k, n)]
         if not moves:
             continue
         move, start, name = max(moves)
