@@ -421,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     mj.add_argument("--seed", type=COUNT, default=0)
     mj.add_argument("--policy", default="mixed", choices=Names("genie_robot.sim.controllers", "POLICIES"),
                     help="the scripted policy that moves the arm")
-    mj.add_argument("--camera", default="workspace", choices=Names("genie_robot.sim.scene", "CAMERAS"),
-                    help="the view rendered (default: workspace, framed on the objects; front: the wider view)")
+    mj.add_argument("--camera", default="front", choices=Names("genie_robot.sim.scene", "CAMERAS"),
+                    help="the view rendered (each episode records it)")
     mj.add_argument("--split", default="train")
     mj.add_argument("--out", required=True)
     mj.add_argument("--overwrite", action="store_true", help="replace FILE instead of appending/resuming")

@@ -83,16 +83,11 @@ def object_goal(start: StoredFrame, goal: StoredFrame, name: str, wm) -> Goal:
         raise InputError("the object cost needs masks: give --start and --goal as stored MuJoCo frames (FILE.h5:EPISODE:STEP)")
     names = groups.get(name, [name])
     far_end_from = {}
-    if name == "hand":  # the arm's mount: its pixels in every frame of the episode, or where it enters the view
-        arm_THW = start.episode_masks == ids["arm"]
-        mount_N2 = np.argwhere(arm_THW.all(0))
+    if name == "hand":  # the arm's mount: its pixels in every frame of the episode
+        mount_N2 = np.argwhere((start.episode_masks == ids["arm"]).all(0))
         if not len(mount_N2):
-            border_HW = np.ones(arm_THW.shape[1:], bool)
-            border_HW[1:-1, 1:-1] = False
-            mount_N2 = np.argwhere(arm_THW.any(0) & border_HW)
-        if not len(mount_N2):
-            raise InputError("the arm neither stays put anywhere in the start's episode nor enters the view at its edge, "
-                             "so its mount cannot be located; reach the arm's pose with --set target=arm")
+            raise InputError("no arm pixel stays put through the start's episode to locate the arm's mount; "
+                             "reach the arm's pose with --set target=arm")
         far_end_from = {ids["arm"]: tuple(mount_N2.mean(0))}
     targets_rc = {ids[n]: tuple(object_points(goal.mask[None], ids[n], far_end_from)[0]) for n in names}
     targets_rc = {object_id: rc for object_id, rc in targets_rc.items() if not np.isnan(rc).any()}

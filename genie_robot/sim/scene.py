@@ -22,10 +22,8 @@ FINGER_JOINTS = tuple(f"{HAND_PREFIX}finger_{i}" for i in range(1, 4))
 EE_SITE = f"{HAND_PREFIX}pinchsite"
 FINGER_RANGE = (0.15, 1.35)  # radians, from jaco_hand.xml: open .. closed
 TABLE_HEIGHT = 0.0
-# Framed on where objects start and get pushed, so each spans many patches: at 64x64 the red cube
-# covers ~190 pixels here against ~45 from `front` (docs/experiments/scene_and_contact.md).
-DEFAULT_CAMERA = "workspace"
-CAMERAS = ("workspace", "front", "top")
+DEFAULT_CAMERA = "front"
+CAMERAS = ("front", "top")
 
 
 def check_camera(camera: str) -> str:
@@ -95,7 +93,6 @@ _WORLD_XML = f"""
     <geom name="table" type="box" size=".7 .7 .02" pos="0.2 0 -.02" material="table"/>
     <camera name="front" {_look_at((0.92, -0.46, 0.52), (0.40, 0.0, 0.1))} fovy="45"/>
     <camera name="top" {_look_at((0.42, 0.0, 0.85), (0.42, 0.0, 0.0), up=(1.0, 0.0, 0.0))} fovy="45"/>
-    <camera name="workspace" {_look_at((0.76, -0.18, 0.40), (0.46, 0.0, 0.02))} fovy="32"/>
     <body name="red_cube" pos="0.45 0.05 0.031">
       <freejoint/>
       <geom name="red_cube" type="box" size=".03 .03 .03" rgba="{_rgba('red_cube')}"

@@ -40,8 +40,8 @@ _HOME_QPOS = np.array([-0.247, 2.517, 5.08, 2.969, 0.67, -1.99])
 class Workspace:
     """Box the end-effector target is kept inside (metres, world frame)."""
 
-    low: tuple[float, float, float] = (0.3, -0.2, 0.02)
-    high: tuple[float, float, float] = (0.62, 0.2, 0.25)
+    low: tuple[float, float, float] = (0.22, -0.32, 0.02)
+    high: tuple[float, float, float] = (0.62, 0.32, 0.30)
 
 
 def rigid_residual(rest_N3: np.ndarray, current_N3: np.ndarray) -> float:
@@ -216,14 +216,13 @@ class ArmWorld:
 
     def _sample_layout(self) -> dict:
         # Objects on a jittered grid so they never start interpenetrating.
-        # Slots 12-14 cm apart: close enough for the workspace camera to see every object large.
-        slots = np.array([[0.40, -0.12], [0.40, 0.0], [0.40, 0.12], [0.52, -0.06], [0.52, 0.06]])
+        slots = np.array([[0.36, -0.18], [0.36, 0.02], [0.36, 0.2], [0.52, -0.12], [0.52, 0.1]])
         chosen = self.rng.choice(len(slots), size=len(MOVABLE_OBJECTS), replace=False)
         objects = {}
         for obj, slot in zip(MOVABLE_OBJECTS, chosen):
-            x, y = slots[slot] + self.rng.uniform(-0.015, 0.015, size=2)
+            x, y = slots[slot] + self.rng.uniform(-0.03, 0.03, size=2)
             objects[obj.name] = (float(x), float(y), float(self.rng.uniform(-np.pi, np.pi)))
-        ee = self.rng.uniform([0.36, -0.1, 0.12], [0.54, 0.1, 0.18])
+        ee = self.rng.uniform([0.3, -0.15, 0.12], [0.5, 0.15, 0.2])
         return {"objects": objects, "ee": ee.tolist(), "grip": FINGER_RANGE[0]}
 
     def _place(self, name: str, x: float, y: float, yaw: float) -> None:

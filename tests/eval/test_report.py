@@ -36,8 +36,8 @@ def test_full_report_reads_the_run_and_resizes_the_episodes(planning_run, heldou
     metrics = evaluate(Run.load(planning_run), heldout_32, out, EvalConfig(horizons=(1, 4, 8), max_episodes=2, **FAST),
                        progress=False)
     assert run_digest(planning_run) == before, "evaluation must not write into the run"
-    assert metrics["skipped"] == {}
-    assert metrics["interaction"]["moves"] > 0 and metrics["interaction"]["share_shown"]["truth"] > 0.5
+    # At the tiny model's 16 px no object in these 10-frame episodes moves a whole pixel in one step.
+    assert metrics["skipped"] == {"interaction": "no object moved in these episodes"}
     assert "32x32 are centre-cropped and downscaled to the model's 16x16" in metrics["notes"]["resolution"]
     assert set(metrics["fidelity"]) == {"lam", "adapter", "random", "reconstruction", "copy_first"}
     assert set(metrics["fidelity"]["lam"]["psnr"]) == {"1", "4", "8"}

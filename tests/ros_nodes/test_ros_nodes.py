@@ -61,7 +61,7 @@ def test_yaml_parameters_take_effect_and_actions_make_frames(graph):
         ["twist", SIM, [0.5, 0.0, -0.2, 1.0]],
     )
     assert wm_params == {**TEST_PARAMS, "action_policy": "queue", "scene_seed": 0}
-    assert sim_params == {"image_size": 16, "camera": "workspace", "qos": "reliable"}
+    assert sim_params == {"image_size": 16, "camera": "front", "qos": "reliable"}
     assert start["success"] and start["frame"] is not None
     for frame in frames:
         assert frame is not None, "an action got no frame"

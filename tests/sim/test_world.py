@@ -9,7 +9,7 @@ from genie_robot.sim.world import ArmWorld, rigid_residual
 
 SOFT_AT = (0.42, 0.0)
 LAYOUT = {
-    "objects": {"red_cube": (0.40, -0.12, 0.0), "blue_cylinder": (0.52, 0.06, 0.0), "soft_cube": (*SOFT_AT, 0.0)},
+    "objects": {"red_cube": (0.36, -0.2, 0.0), "blue_cylinder": (0.52, 0.2, 0.0), "soft_cube": (*SOFT_AT, 0.0)},
     "ee": [0.42, 0.0, 0.16],
     "grip": 0.15,
 }
