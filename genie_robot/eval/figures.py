@@ -228,9 +228,13 @@ def _interaction(interaction: dict) -> str:
     names = {"truth": "true next frame", "reconstruction": LABELS["reconstruction"], "lam": LABELS["lam"],
              "random": LABELS["random"]}
     rows = [[names[row], _num(share, 2)] for row, share in interaction["share_shown"].items()]
-    return _section("Predicted interactions, one step ahead", reading,
-                    _table(rows, ["next frame", f"motion shown ({interaction['moves']} object moves, "
-                                                f"{_num(interaction['true_travel_px'], 0, 'px')} in all)"]))
+    body = _table(rows, ["next frame", f"motion shown ({interaction['moves']} object moves, "
+                                       f"{_num(interaction['true_travel_px'], 0, 'px')} in all)"])
+    if lag := interaction["lag_fit"]:
+        body += (f"<p>The LAM row's object step, fit on MuJoCo's steps ({lag['moves']} moves): "
+                 f"{_num(lag['step'], 2, signed=True)} x the step t -> t+1 {_num(lag['previous_step'], 2, signed=True)} x "
+                 "the step t-1 -> t (moving objects on: 1 and 0; falling back to frame t-1: 0 and -1).</p>")
+    return _section("Predicted interactions, one step ahead", reading, body)
 
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse} "

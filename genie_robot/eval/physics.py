@@ -169,6 +169,7 @@ class Move:
     start_rc: np.ndarray  # centroid at t
     step_rc: np.ndarray  # centroid at t+1 minus at t
     radius: float  # where the object is looked for in a frame: around start_rc
+    previous_rc: np.ndarray  # centroid at t minus at t-1 (NaN at t = 0 or where it was not visible)
 
 
 def object_moves(masks_THW: np.ndarray) -> list[Move]:
@@ -182,7 +183,8 @@ def object_moves(masks_THW: np.ndarray) -> list[Move]:
             length = np.linalg.norm(step)
             if np.isfinite(length) and length >= MIN_MOTION_PX:
                 # Wide enough for the object's own extent plus its move, narrow enough to miss its twins.
-                moves.append(Move(t, mask_id, centre_T2[t], step, 1.5 * np.sqrt(area_T[t] / np.pi) + length + 2.0))
+                previous = centre_T2[t] - centre_T2[t - 1] if t else np.full(2, np.nan)
+                moves.append(Move(t, mask_id, centre_T2[t], step, 1.5 * np.sqrt(area_T[t] / np.pi) + length + 2.0, previous))
     return moves
 
 
@@ -196,12 +198,27 @@ def local_centroid(masks_HW: np.ndarray, move: Move) -> np.ndarray:
     return np.array([rows[near].mean(), cols[near].mean()])
 
 
-def motion_shown(moves: list[Move], before_NHW: np.ndarray, after_NHW: np.ndarray) -> tuple[float, float]:
-    """(shown step along the true one, true step length), summed over moves; frame n of before /
-    after is segmented frame t / t+1 of move n. An object not found shows no motion. Kept as two
-    sums so episodes pool by motion; their ratio is the share of MuJoCo's motion shown."""
-    along = 0.0
-    for move, before_HW, after_HW in zip(moves, before_NHW, after_NHW):
-        shown = np.nan_to_num(local_centroid(after_HW, move) - local_centroid(before_HW, move))
-        along += float(shown @ move.step_rc / np.linalg.norm(move.step_rc))
+def shown_steps(moves: list[Move], before_NHW: np.ndarray, after_NHW: np.ndarray) -> np.ndarray:
+    """[N, 2] the step each move's object shows, frame n of before / after being segmented frame
+    t / t+1 of move n; no step where the object is not found."""
+    return np.array([np.nan_to_num(local_centroid(after_HW, move) - local_centroid(before_HW, move))
+                     for move, before_HW, after_HW in zip(moves, before_NHW, after_NHW)]).reshape(-1, 2)
+
+
+def motion_shown(moves: list[Move], shown_N2: np.ndarray) -> tuple[float, float]:
+    """(shown step along the true one, true step length), summed over moves (`shown_steps`). Kept
+    as two sums so episodes pool by motion; their ratio is the share of MuJoCo's motion shown."""
+    along = sum(float(s @ m.step_rc / np.linalg.norm(m.step_rc)) for m, s in zip(moves, shown_N2))
     return along, float(sum(np.linalg.norm(m.step_rc) for m in moves))
+
+
+def lag_fit(moves: list[Move], shown_N2: np.ndarray) -> dict | None:
+    """Least squares shown = a * step(t -> t+1) + b * step(t-1 -> t) over the moves whose previous
+    step is known: a next frame that moves the object on has a near 1 and b near 0; one that falls
+    back to frame t-1 has b near -1. None with fewer than 2 such moves."""
+    known = [i for i, m in enumerate(moves) if np.isfinite(m.previous_rc).all()]
+    if len(known) < 2:
+        return None
+    steps_K2x2 = np.stack([np.stack([moves[i].step_rc, moves[i].previous_rc], -1) for i in known])
+    (a, b), *_ = np.linalg.lstsq(steps_K2x2.reshape(-1, 2), shown_N2[known].reshape(-1), rcond=None)
+    return {"step": round(float(a), 3), "previous_step": round(float(b), 3), "moves": len(known)}

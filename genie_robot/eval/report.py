@@ -35,7 +35,7 @@ from genie_robot.eval import actions as action_eval
 from genie_robot.eval.figures import write_domains_report, write_report
 from genie_robot.eval.fvd import MIN_FRAMES, frechet_distance, gaussian_stats, i3d_features, load_i3d
 from genie_robot.eval.metrics import mse, psnr_of_mse, ssim, token_stability
-from genie_robot.eval.physics import ColourSegmenter, compare_rollout, motion_shown, nanmean, object_moves
+from genie_robot.eval.physics import ColourSegmenter, compare_rollout, lag_fit, motion_shown, nanmean, object_moves, shown_steps
 from genie_robot.io import atomic_path
 from genie_robot.models.run import Run
 from genie_robot.models.world_model import WorldModel
@@ -331,7 +331,7 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
         return
     rng = np.random.default_rng(config.seed)
     sums = {row: np.zeros(2) for row in INTERACTION_ROWS}
-    count = 0
+    all_moves, lam_shown = [], []  # for the lag fit of the LAM row
     for position, episode in enumerate(episodes):
         frames = resize_video(episode.read_frames(), wm.image_size)
         moves = [m for m in object_moves(resize_masks(episode.masks[:], wm.image_size)) if m.t >= CONTEXT - 1]
@@ -350,18 +350,24 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
         pairs = {"truth": (frames[:-1], frames[1:]), "reconstruction": (reconstruction[:-1], reconstruction[1:])}
         at = [m.t for m in moves]
         for row, (before, after) in pairs.items():
-            sums[row] += motion_shown(moves, segmenter(before[at]), segmenter(after[at]))
+            sums[row] += motion_shown(moves, shown_steps(moves, segmenter(before[at]), segmenter(after[at])))
         for row, shift in (("lam", 0), ("random", len(steps))):
             index = [row_of[m.t] + shift for m in moves]
-            sums[row] += motion_shown(moves, segmenter(real_last[index]), segmenter(imagined[index]))
-        count += len(moves)
+            shown_N2 = shown_steps(moves, segmenter(real_last[index]), segmenter(imagined[index]))
+            sums[row] += motion_shown(moves, shown_N2)
+            if row == "lam":
+                lam_shown.append(shown_N2)
+        all_moves += moves
+    count = len(all_moves)
     if not count:
         found.skipped["interaction"] = "no object moved in these episodes"
         return
     travelled = sums["truth"][1]
     found.metrics["interaction"] = {"moves": count, "true_travel_px": round(float(travelled), 1),
                                     "context_frames": CONTEXT,
-                                    "share_shown": {row: round(float(along / travelled), 3) for row, (along, _) in sums.items()}}
+                                    "share_shown": {row: round(float(along / travelled), 3) for row, (along, _) in sums.items()},
+                                    # Does the LAM row's next frame move objects on, or fall back to frame t-1?
+                                    "lag_fit": lag_fit(all_moves, np.concatenate(lam_shown))}
 
 
 def _physics_summary(runs: list[dict]) -> dict:

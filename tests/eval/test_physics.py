@@ -8,11 +8,13 @@ from genie_robot.eval.physics import (
     centroids,
     compare_rollout,
     far_ends,
+    lag_fit,
     mask_iou,
     motion_followed,
     motion_shown,
     object_moves,
     shape_change,
+    shown_steps,
 )
 from genie_robot.sim.scene import OBJECTS
 
@@ -121,13 +123,29 @@ def test_one_step_motion_shown_is_one_for_the_truth_zero_for_a_copy_and_negative
     np.testing.assert_allclose(moves[0].step_rc, [0, 2])
     segmenter = ColourSegmenter.fit(_scene(masks), masks)
     before, after = segmenter(_scene(masks[:-1])), segmenter(_scene(masks[1:]))
-    along, travel = motion_shown(moves, before, after)
+    along, travel = motion_shown(moves, shown_steps(moves, before, after))
     assert travel == pytest.approx(8.0) and along / travel == pytest.approx(1.0)
-    assert motion_shown(moves, before, before)[0] == 0.0  # an imagined frame that copies frame t
-    along, _ = motion_shown(moves, after, before)  # the object goes the other way
+    assert motion_shown(moves, shown_steps(moves, before, before))[0] == 0.0  # an imagined frame that copies frame t
+    along, _ = motion_shown(moves, shown_steps(moves, after, before))  # the object goes the other way
     assert along / travel == pytest.approx(-1.0)
     # A same-coloured blob far from where the object was is not taken for it: it shows no motion.
     elsewhere = before.copy()
     elsewhere[elsewhere == 2] = 0
     elsewhere[:, 26:32, 26:32] = 2
-    assert motion_shown(moves, before, elsewhere)[0] == 0.0
+    assert motion_shown(moves, shown_steps(moves, before, elsewhere))[0] == 0.0
+
+
+def test_lag_fit_tells_a_next_frame_that_moves_on_from_one_that_falls_back():
+    """A square that speeds up (1, 2, 3, 4 px a step), so each step differs from the one before."""
+    masks = np.zeros((6, 32, 32), np.uint8)
+    for t, col in enumerate([2, 3, 5, 8, 12, 17]):
+        masks[t, 10:16, col:col + 6] = 2
+    moves = object_moves(masks)
+    segmenter = ColourSegmenter.fit(_scene(masks), masks)
+    frames = segmenter(_scene(masks))
+    at = [m.t for m in moves]
+    forward = lag_fit(moves, shown_steps(moves, frames[at], frames[[t + 1 for t in at]]))
+    assert forward["step"] == pytest.approx(1.0, abs=0.05) and forward["previous_step"] == pytest.approx(0.0, abs=0.05)
+    back = lag_fit(moves, shown_steps(moves, frames[at], frames[[t - 1 for t in at]]))  # frame t-1 shown as t+1
+    assert back["step"] == pytest.approx(0.0, abs=0.05) and back["previous_step"] == pytest.approx(-1.0, abs=0.05)
+    assert lag_fit(moves[:1], np.zeros((1, 2))) is None

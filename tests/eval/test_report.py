@@ -167,5 +167,6 @@ def test_one_step_interaction_is_scored_on_every_transition_where_an_object_move
     interaction = metrics["interaction"]
     assert interaction["moves"] == 11 - 2 and interaction["true_travel_px"] == pytest.approx(9.0)  # t >= 2: context
     assert set(interaction["share_shown"]) == {"truth", "reconstruction", "lam", "random"}
+    assert interaction["lag_fit"]["moves"] == 9  # every scored move has a previous step
     assert interaction["share_shown"]["truth"] == pytest.approx(1.0)
     assert "Predicted interactions, one step ahead" in (tmp_path / "r" / "index.html").read_text()
