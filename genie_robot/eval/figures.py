@@ -100,6 +100,31 @@ def plot_physics(metrics: dict, out: Path) -> str:
     return _save(fig, out / "physics.png")
 
 
+PUSH_CROP = 32  # pixels of the model's frame around the pushed object the picture shows
+
+
+def plot_push(rows: dict, track_K2: np.ndarray, titles: dict, path: Path) -> str:
+    """One push, a row per source of frames [K, H, W, 3] (the true ones, imagined ones), cropped
+    around the object's true path, which every frame marks (+: where MuJoCo has it then)."""
+    size = rows[next(iter(rows))].shape[1]
+    crop = min(PUSH_CROP, size)
+    centre = np.nan_to_num(nanmean(track_K2), nan=size / 2)
+    top, left = (np.clip(np.round(centre - crop / 2), 0, size - crop)).astype(int)
+    steps = len(track_K2)
+    fig, axes = plt.subplots(len(rows), steps, figsize=(1.9 * steps, 2.1 * len(rows)), squeeze=False)
+    for r, (row, frames) in enumerate(rows.items()):
+        for k in range(steps):
+            ax = axes[r, k]
+            ax.imshow(frames[k, top : top + crop, left : left + crop], interpolation="nearest")
+            ax.plot(track_K2[k, 1] - left, track_K2[k, 0] - top, "+", color="magenta", ms=9, mew=1.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"t + {k}" if k else "t", fontsize=9)
+        axes[r, 0].set_ylabel(titles[row], fontsize=8, rotation=0, ha="right", va="center", wrap=True)
+    return _save(fig, path)
+
+
 def write_gifs(videos: dict, count: int, out: Path) -> list[str]:
 
     names = [n for n in ("truth", "reconstruction", "lam", "adapter", "random") if videos[n]]
@@ -234,6 +259,11 @@ def _interaction(interaction: dict) -> str:
         body += (f"<p>The LAM row's object step, fit on MuJoCo's steps ({lag['moves']} moves): "
                  f"{_num(lag['step'], 2, signed=True)} x the step t -> t+1 {_num(lag['previous_step'], 2, signed=True)} x "
                  "the step t-1 -> t (moving objects on: 1 and 0; falling back to frame t-1: 0 and -1).</p>")
+    if push := interaction.get("push"):
+        shown = ", ".join(f"{LABELS.get(row, 'true frames')} {_num(share, 2)}" for row, share in push["shown"].items())
+        body += (f"<p>The largest push over {push['steps']} steps (episode {push['episode']}, {push['object']} from frame "
+                 f"{push['t']}, {_num(push['true_travel_px'], 1, ' px')}), imagined from the real frames up to it; "
+                 f"share of its travel shown by the last frame: {shown} (picture below).</p>")
     return _section("Predicted interactions, one step ahead", reading, body)
 
 
@@ -247,6 +277,8 @@ def write_report(out: Path, metrics: dict, videos: dict, config) -> Path:
         images += plot_latent_actions(metrics, out)
     if "physics" in metrics:
         images.append(plot_physics(metrics, out))
+    if picture := metrics.get("interaction", {}).get("push", {}).get("picture"):
+        images.append(picture)
     gifs = write_gifs(videos, config.gifs, out)
 
     parts = [f"<h1>genie-robot evaluation</h1><p>run <code>{html.escape(metrics['run'])}</code>, data "

@@ -162,29 +162,36 @@ def compare_rollout(imagined_THWC, truth_THWC, truth_masks_THW, segmenter: Colou
 
 @dataclass(frozen=True)
 class Move:
-    """One object's motion over one transition t -> t+1 in the true masks, in pixels."""
+    """One object's motion from frame t to a later frame (t + 1 in `object_moves`) in the true masks, in pixels."""
 
     t: int
     mask_id: int
     start_rc: np.ndarray  # centroid at t
-    step_rc: np.ndarray  # centroid at t+1 minus at t
+    step_rc: np.ndarray  # centroid at the later frame minus at t
     radius: float  # where the object is looked for in a frame: around start_rc
     previous_rc: np.ndarray  # centroid at t minus at t-1 (NaN at t = 0 or where it was not visible)
+
+    @classmethod
+    def over(cls, masks_THW: np.ndarray, mask_id: int, t: int, steps: int = 1) -> Move:
+        """The object's motion from frame t to t + steps."""
+        first = max(t - 1, 0)
+        centre_K2 = centroids(masks_THW[first : t + steps + 1], mask_id)
+        start_rc = centre_K2[t - first]
+        step_rc = centre_K2[-1] - start_rc
+        previous_rc = start_rc - centre_K2[0] if t else np.full(2, np.nan)
+        area = (masks_THW[t] == mask_id).sum()
+        # Wide enough for the object's own extent plus its move, narrow enough to miss its twins.
+        radius = 1.5 * np.sqrt(area / np.pi) + np.linalg.norm(step_rc) + 2.0
+        return cls(t, mask_id, start_rc, step_rc, float(radius), previous_rc)
 
 
 def object_moves(masks_THW: np.ndarray) -> list[Move]:
     """Every transition where a movable object's centroid moves >= MIN_MOTION_PX."""
     moves = []
     for mask_id in MOVABLE:
-        centre_T2 = centroids(masks_THW, mask_id)
-        area_T = (masks_THW == mask_id).sum((-2, -1))
-        for t in range(len(masks_THW) - 1):
-            step = centre_T2[t + 1] - centre_T2[t]
-            length = np.linalg.norm(step)
-            if np.isfinite(length) and length >= MIN_MOTION_PX:
-                # Wide enough for the object's own extent plus its move, narrow enough to miss its twins.
-                previous = centre_T2[t] - centre_T2[t - 1] if t else np.full(2, np.nan)
-                moves.append(Move(t, mask_id, centre_T2[t], step, 1.5 * np.sqrt(area_T[t] / np.pi) + length + 2.0, previous))
+        length_T = np.linalg.norm(np.diff(centroids(masks_THW, mask_id), axis=0), axis=-1)
+        moved = np.flatnonzero(np.nan_to_num(length_T, nan=0.0) >= MIN_MOTION_PX)
+        moves += [Move.over(masks_THW, mask_id, int(t)) for t in moved]
     return moves
 
 
@@ -210,6 +217,21 @@ def motion_shown(moves: list[Move], shown_N2: np.ndarray) -> tuple[float, float]
     as two sums so episodes pool by motion; their ratio is the share of MuJoCo's motion shown."""
     along = sum(float(s @ m.step_rc / np.linalg.norm(m.step_rc)) for m, s in zip(moves, shown_N2))
     return along, float(sum(np.linalg.norm(m.step_rc) for m in moves))
+
+
+def largest_push(masks_THW: np.ndarray, steps: int, first: int = 0) -> tuple[int, int, float] | None:
+    """(mask_id, t, travel in px) of the movable object whose centroid travels furthest from
+    frame t to t + steps, t >= first; None where no object travels MIN_MOTION_PX."""
+    best = None
+    for mask_id in MOVABLE:
+        centre_T2 = centroids(masks_THW, mask_id)
+        travel_T = np.linalg.norm(centre_T2[first + steps :] - centre_T2[first : len(centre_T2) - steps], axis=-1)
+        if not np.isfinite(travel_T).any():
+            continue
+        t = int(np.nanargmax(travel_T))
+        if travel_T[t] >= MIN_MOTION_PX and (best is None or travel_T[t] > best[2]):
+            best = (mask_id, first + t, float(travel_T[t]))
+    return best
 
 
 def lag_fit(moves: list[Move], shown_N2: np.ndarray) -> dict | None:

@@ -32,10 +32,22 @@ from genie_robot.data.store import Episode, EpisodeStore
 from genie_robot.data.transforms import resize_masks, resize_video
 from genie_robot.errors import InputError
 from genie_robot.eval import actions as action_eval
-from genie_robot.eval.figures import write_domains_report, write_report
+from genie_robot.eval.figures import LABELS, plot_push, write_domains_report, write_report
 from genie_robot.eval.fvd import MIN_FRAMES, frechet_distance, gaussian_stats, i3d_features, load_i3d
 from genie_robot.eval.metrics import mse, psnr_of_mse, ssim, token_stability
-from genie_robot.eval.physics import ColourSegmenter, compare_rollout, lag_fit, motion_shown, nanmean, object_moves, shown_steps
+from genie_robot.eval.physics import (
+    MOVABLE,
+    ColourSegmenter,
+    Move,
+    centroids,
+    compare_rollout,
+    lag_fit,
+    largest_push,
+    motion_shown,
+    nanmean,
+    object_moves,
+    shown_steps,
+)
 from genie_robot.io import atomic_path
 from genie_robot.models.run import Run
 from genie_robot.models.world_model import WorldModel
@@ -140,9 +152,9 @@ def evaluate_domain(run: Run, wm: WorldModel, data, out: Path, config: EvalConfi
         fvd_figures(wm, videos, config, found)
         segmenter = fit_segmenter(videos, masks, found) if masks is not None else None
         physics_figures(episodes, videos, masks, segmenter, config, found, data)
-        interaction_figures(wm, episodes, transitions, segmenter, config, found)
+        out.mkdir(parents=True, exist_ok=True)
+        interaction_figures(wm, episodes, transitions, segmenter, config, found, out)
     found.metrics.update(skipped=found.skipped, notes=found.notes, seconds=round(time.time() - started, 1))
-    out.mkdir(parents=True, exist_ok=True)
     write_report(out, found.metrics, videos, config)
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(found.metrics, indent=2))
@@ -320,7 +332,8 @@ INTERACTION_ROWS = ("truth", "reconstruction", "lam", "random")
 CONTEXT = 3  # real frames t-2..t before the imagined t+1: the arm's recent motion is visible
 
 
-def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config: EvalConfig, found: Findings) -> None:
+def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config: EvalConfig, found: Findings,
+                        out: Path) -> None:
     """Predicted interactions, one step ahead: for every transition of the whole episodes where
     MuJoCo moves an object, the frame imagined from the real frames up to t (`CONTEXT` of them)
     with the LAM's latent action of that transition, and with a random one, beside the true next
@@ -332,14 +345,17 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
     rng = np.random.default_rng(config.seed)
     sums = {row: np.zeros(2) for row in INTERACTION_ROWS}
     all_moves, lam_shown = [], []  # for the lag fit of the LAM row
+    push = None  # (travel, episode position, mask id, t) of the push the picture shows
     for position, episode in enumerate(episodes):
         frames = resize_video(episode.read_frames(), wm.image_size)
-        moves = [m for m in object_moves(resize_masks(episode.masks[:], wm.image_size)) if m.t >= CONTEXT - 1]
+        masks = resize_masks(episode.masks[:], wm.image_size)
+        if (found_push := largest_push(masks, PUSH_STEPS, CONTEXT - 1)) and (push is None or found_push[2] > push[0]):
+            push = (found_push[2], position, found_push[0], found_push[1])
+        moves = [m for m in object_moves(masks) if m.t >= CONTEXT - 1]
         if not moves:
             continue
         steps = sorted({m.t for m in moves})
-        latents = (transitions.latents[transitions.episode == position] if transitions is not None
-                   else wm.infer_actions(frames))
+        latents = episode_latents(wm, transitions, position, frames)
         prompts = [frames[t - CONTEXT + 1 : t + 1] for t in steps]
         prompt_actions = [latents[t - CONTEXT + 1 : t] for t in steps]
         session = wm.start_rows(prompts * 2, prompt_actions * 2, seed=config.seed, sampling=config.sampling)
@@ -368,6 +384,45 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
                                     "share_shown": {row: round(float(along / travelled), 3) for row, (along, _) in sums.items()},
                                     # Does the LAM row's next frame move objects on, or fall back to frame t-1?
                                     "lag_fit": lag_fit(all_moves, np.concatenate(lam_shown))}
+    if push is not None:
+        _, position, mask_id, t = push
+        found.metrics["interaction"]["push"] = push_figures(wm, episodes[position], position, mask_id, t, transitions,
+                                                            segmenter, config, out)
+
+
+def episode_latents(wm: WorldModel, transitions, position: int, frames) -> np.ndarray:
+    """The LAM's latent actions of an evaluated episode (read once in `latent_action_figures`)."""
+    return transitions.latents[transitions.episode == position] if transitions is not None else wm.infer_actions(frames)
+
+
+PUSH_STEPS = 4  # transitions the push picture imagines
+
+
+def push_figures(wm: WorldModel, episode, position: int, mask_id: int, t: int, transitions, segmenter,
+                 config: EvalConfig, out: Path) -> dict:
+    """The episode's largest push over PUSH_STEPS transitions from frame t, imagined from the real
+    frames t-2..t with the LAM's actions and with random ones: how far the object gets along its
+    true path by the last frame (1 = as MuJoCo, 0 = it stayed), and a picture of the three rows."""
+    frames = resize_video(episode.read_frames(), wm.image_size)
+    masks = resize_masks(episode.masks[:], wm.image_size)
+    latents = episode_latents(wm, transitions, position, frames)
+    rng = np.random.default_rng(config.seed + 1)
+    session = wm.start_rows([frames[t - CONTEXT + 1 : t + 1]] * 2, [latents[t - CONTEXT + 1 : t]] * 2, seed=config.seed,
+                            sampling=config.sampling)
+    imagined_2KHWC = session.rollout(np.stack([latents[t : t + PUSH_STEPS], rng.integers(0, wm.num_actions, PUSH_STEPS)]))
+    start = session.row_prompt_frames[:, -1:]  # frame t as the model saw it
+    rows = {"truth": frames[t : t + PUSH_STEPS + 1], "lam": np.concatenate([start[0], imagined_2KHWC[0]]),
+            "random": np.concatenate([start[1], imagined_2KHWC[1]])}
+    move = Move.over(masks, mask_id, t, PUSH_STEPS)
+    shown = {}
+    for row, video in rows.items():
+        segmented = segmenter(video[[0, -1]])
+        along, travel = motion_shown([move], shown_steps([move], segmented[:1], segmented[1:]))
+        shown[row] = round(along / travel, 3)
+    titles = {row: f"{LABELS.get(row, 'true frames')}: {shown[row]:.2f} of the push" for row in rows}
+    picture = plot_push(rows, centroids(masks[t : t + PUSH_STEPS + 1], mask_id), titles, out / "push.png")
+    return {"episode": position, "object": MOVABLE[mask_id], "t": t, "steps": PUSH_STEPS,
+            "true_travel_px": round(float(np.linalg.norm(move.step_rc)), 1), "shown": shown, "picture": picture}
 
 
 def _physics_summary(runs: list[dict]) -> dict:

@@ -5,10 +5,12 @@ import pytest
 from genie_robot.errors import InputError
 from genie_robot.eval.physics import (
     ColourSegmenter,
+    Move,
     centroids,
     compare_rollout,
     far_ends,
     lag_fit,
+    largest_push,
     mask_iou,
     motion_followed,
     motion_shown,
@@ -149,3 +151,17 @@ def test_lag_fit_tells_a_next_frame_that_moves_on_from_one_that_falls_back():
     back = lag_fit(moves, shown_steps(moves, frames[at], frames[[t - 1 for t in at]]))  # frame t-1 shown as t+1
     assert back["step"] == pytest.approx(0.0, abs=0.05) and back["previous_step"] == pytest.approx(-1.0, abs=0.05)
     assert lag_fit(moves[:1], np.zeros((1, 2))) is None
+
+
+def test_largest_push_finds_the_object_that_travels_furthest_over_the_window():
+    masks = np.zeros((6, 32, 32), np.uint8)
+    for t, col in enumerate([2, 3, 5, 8, 12, 17]):  # the red cube speeds up
+        masks[t, 10:16, col:col + 6] = 2
+    masks[:, 20:26, 20:26] = 4  # the soft cube stays
+    assert largest_push(masks, steps=2) == (2, 3, pytest.approx(9.0))  # cols 8 -> 17
+    assert largest_push(masks, steps=2, first=4) is None  # no window of 2 steps starts at frame 4 or later
+    assert largest_push(np.zeros((6, 32, 32), np.uint8), steps=1) is None
+    move = Move.over(masks, 2, t=1, steps=3)
+    np.testing.assert_allclose(move.step_rc, [0, 9])
+    np.testing.assert_allclose(move.previous_rc, [0, 1])
+    assert move.radius > 9

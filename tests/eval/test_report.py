@@ -169,4 +169,10 @@ def test_one_step_interaction_is_scored_on_every_transition_where_an_object_move
     assert set(interaction["share_shown"]) == {"truth", "reconstruction", "lam", "random"}
     assert interaction["lag_fit"]["moves"] == 9  # every scored move has a previous step
     assert interaction["share_shown"]["truth"] == pytest.approx(1.0)
-    assert "Predicted interactions, one step ahead" in (tmp_path / "r" / "index.html").read_text()
+    # The push picture: the first 4-step window after the context (every window travels 4 px).
+    push = interaction["push"]
+    assert (push["t"], push["steps"], push["object"], push["true_travel_px"]) == (2, 4, "red_cube", pytest.approx(4.0))
+    assert set(push["shown"]) == {"truth", "lam", "random"} and push["shown"]["truth"] == pytest.approx(1.0)
+    assert (tmp_path / "r" / push["picture"]).stat().st_size > 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Predicted interactions, one step ahead" in page and 'src="push.png"' in page
