@@ -62,6 +62,7 @@ class DynamicsConfig(ModelConfig):
     mask_schedule: str = "uniform"  # uniform | cosine: rate = min + (max - min) * cos(pi/2 u), MaskGIT's
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
+    previous_tokens: bool = False  # each token also embeds the token one frame earlier at its position
     qk_norm: bool = True
     # Options of earlier versions that nothing trained with: a checkpoint may still name them at
     # the value that meant "off" (`from_dict`).
@@ -114,6 +115,9 @@ class DynamicsModel(nn.Module, Stage):
         self.config = c = config
         self.token_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the mask token
         self.action_embed = nn.Embedding(c.num_actions + 1, c.dim)
+        # The previous frame's token at the same position (the mask id where there is none): a
+        # token to predict starts from what was there, and a context token shows how it changed.
+        self.previous_embed = nn.Embedding(c.codebook_size + 1, c.dim) if c.previous_tokens else None
         self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
         self.head = nn.Linear(c.dim, c.codebook_size)
 
@@ -144,22 +148,33 @@ class DynamicsModel(nn.Module, Stage):
         return self.transformer.empty_cache(batch, self.head.weight.device, self.head.weight.dtype)
 
     def frame_logits(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV | None = None,
-                     commit: bool = True, time_offset: torch.Tensor | None = None) -> torch.Tensor:
+                     commit: bool = True, time_offset: torch.Tensor | None = None,
+                     previous_B1hw: torch.Tensor | None = None) -> torch.Tensor:
         """Frames that continue `cache` in time, each with the action that led into it
         (no_action_id for a window's first frame) -> logits [B, T, h, w, V]. The frames join
         the cache when `commit` (MaskGIT's passes over a partly decoded frame do not).
-        `time_offset`: where an uncached clip starts in the window (STTransformer.forward)."""
-        logits_BTSV = self.head(self._hidden(tokens_BThw, actions_in_BT, cache, commit, time_offset))
-        return rearrange(logits_BTSV, "b t (h w) v -> b t h w v", h=self.config.grid)
+        `time_offset`: where an uncached clip starts in the window (STTransformer.forward).
+        `previous_B1hw`: the cached frames' last tokens, which a model with `previous_tokens`
+        needs to continue a cache (a window's first frame has none)."""
+        hidden = self._hidden(tokens_BThw, actions_in_BT, cache, commit, time_offset, previous_B1hw)
+        return rearrange(self.head(hidden), "b t (h w) v -> b t h w v", h=self.config.grid)
 
-    def remember(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV) -> None:
+    def remember(self, tokens_BThw: torch.Tensor, actions_in_BT: torch.Tensor, cache: TemporalKV,
+                 previous_B1hw: torch.Tensor | None = None) -> None:
         """Add finished frames to `cache` without the logits nobody would read."""
-        self._hidden(tokens_BThw, actions_in_BT, cache, commit=True)
+        self._hidden(tokens_BThw, actions_in_BT, cache, True, None, previous_B1hw)
 
-    def _hidden(self, tokens_BThw, actions_in_BT, cache, commit, time_offset=None) -> torch.Tensor:
+    def _hidden(self, tokens_BThw, actions_in_BT, cache, commit, time_offset, previous_B1hw) -> torch.Tensor:
         """The transformer's output for the image tokens [B, T, h*w, D]."""
-        tokens_BTS = rearrange(tokens_BThw, "b t h w -> b t (h w)")
-        x_BTSD = self.token_embed(tokens_BTS) + self.action_embed(actions_in_BT)[:, :, None]
+        x_BThwD = self.token_embed(tokens_BThw) + self.action_embed(actions_in_BT)[:, :, None, None]
+        if self.previous_embed is not None:
+            if previous_B1hw is None:
+                if cache is not None and cache.length:
+                    raise ValueError("this dynamics model embeds each frame's predecessor: pass the cached frames' last "
+                                     "tokens (previous_B1hw) to continue a cache")
+                previous_B1hw = torch.full_like(tokens_BThw[:, :1], self.config.mask_id)
+            x_BThwD = x_BThwD + self.previous_embed(torch.cat([previous_B1hw, tokens_BThw[:, :-1]], dim=1))
+        x_BTSD = rearrange(x_BThwD, "b t h w d -> b t (h w) d")
         return self.transformer(x_BTSD, cache=cache, commit=commit, time_offset=time_offset)
 
     def random_mask(self, tokens_BThw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

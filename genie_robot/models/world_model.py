@@ -252,9 +252,11 @@ class Session:
         B, h = self.batch, c.grid
         action_in_B1 = actions_B[:, None]
 
+        last_B1hw = self.tokens_BThw[:, -1:]
         if self.use_cache:
             def logits_fn(tokens_BN):
-                logits = wm.dynamics.frame_logits(tokens_BN.view(B, 1, h, h), action_in_B1, self.dynamics_cache, commit=False)
+                logits = wm.dynamics.frame_logits(tokens_BN.view(B, 1, h, h), action_in_B1, self.dynamics_cache, commit=False,
+                                                  previous_B1hw=last_B1hw)
                 return rearrange(logits, "b 1 h w v -> b (h w) v")
         else:
             def logits_fn(tokens_BN):
@@ -266,7 +268,7 @@ class Session:
         new_B1hw = maskgit_decode(logits_fn, masked_BN, c.mask_id, self.sampling, self.generators, wm.fsq).view(B, 1, h, h)
 
         if self.use_cache:
-            wm.dynamics.remember(new_B1hw, action_in_B1, self.dynamics_cache)
+            wm.dynamics.remember(new_B1hw, action_in_B1, self.dynamics_cache, previous_B1hw=last_B1hw)
             frame_B1HWC = wm.tokenizer.decode(new_B1hw, self.decoder_cache)
         else:
             frame_B1HWC = wm.tokenizer.decode(torch.cat([self.tokens_BThw, new_B1hw], dim=1))[:, -1:]

@@ -50,8 +50,12 @@ def test_lam_reads_each_transition_alone_unless_temporal(enc_temporal):
         assert torch.equal(actions, pairwise)
 
 
-def test_temporal_causality(models):
+@pytest.mark.parametrize("previous_tokens", [False, True])
+def test_temporal_causality(models, previous_tokens):
     tok, lam, dyn = models
+    if previous_tokens:  # frame 3's tokens also reach frame 4 through its predecessor's embedding
+        torch.manual_seed(0)
+        dyn = DynamicsModel(DynamicsConfig.preset("tiny", previous_tokens=True)).eval()
     v = video()
     changed = v.clone()
     changed[:, 3] = 255 - changed[:, 3]  # change frame 3 only

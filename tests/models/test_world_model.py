@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from genie_robot.errors import CheckpointError, InputError
+from genie_robot.models.dynamics import DynamicsConfig, DynamicsModel
 from genie_robot.models.run import Run
+from genie_robot.models.world_model import WorldModel
 from genie_robot.sampling import SamplingConfig
 
 FAST = SamplingConfig(steps=4, temperature=1.0, draw="sample")  # draws, so that seeds matter
@@ -34,10 +36,21 @@ def test_session_api_shapes(wm):
     assert wm.reconstruct(frames(20)).shape == (20, 16, 16, 3)
 
 
+@pytest.fixture(scope="module")
+def wm_previous_tokens(wm):
+    """The tiny run's tokenizer and LAM with an (untrained) dynamics model that embeds each
+    frame's predecessor, which a cached step must be handed."""
+    torch.manual_seed(0)
+    config = DynamicsConfig.preset("tiny", num_actions=wm.num_actions, previous_tokens=True)
+    return WorldModel(wm.tokenizer, DynamicsModel(config).eval(), wm.lam)
+
+
 @pytest.mark.parametrize("memory", [16, 5])
-def test_cached_equals_uncached(wm, memory):
+@pytest.mark.parametrize("model", ["wm", "wm_previous_tokens"])
+def test_cached_equals_uncached(model, memory, request):
     """Same seed, same actions: identical tokens; pixels equal up to float rounding.
     memory 5 crosses the window limit several times (the cache is rebuilt after sliding)."""
+    wm = request.getfixturevalue(model)
     actions = [3, 1, 4, 1, 5, 0, 2, 6, 5, 3]
     runs = {}
     for cached in (True, False):
@@ -47,6 +60,15 @@ def test_cached_equals_uncached(wm, memory):
     assert torch.equal(runs[True][1], runs[False][1])
     assert np.abs(runs[True][0].astype(int) - runs[False][0].astype(int)).max() <= 1
     assert runs[True][1].shape[1] == min(memory, 2 + len(actions))  # the window ends full
+
+
+def test_a_cached_step_of_a_previous_tokens_model_needs_the_last_frame(wm_previous_tokens):
+    dynamics = wm_previous_tokens.dynamics
+    ids = torch.zeros(1, 2, dynamics.config.grid, dynamics.config.grid, dtype=torch.long)
+    cache = dynamics.new_cache(1)
+    dynamics.remember(ids, torch.tensor([[dynamics.config.no_action_id, 0]]), cache)
+    with pytest.raises(ValueError, match="previous_B1hw"):
+        dynamics.frame_logits(ids[:, :1], torch.tensor([[1]]), cache, commit=False)
 
 
 def test_same_seed_same_frames_other_seed_differs(wm):
