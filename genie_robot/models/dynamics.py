@@ -62,11 +62,12 @@ class DynamicsConfig(ModelConfig):
     mask_schedule: str = "uniform"  # uniform | cosine: rate = min + (max - min) * cos(pi/2 u), MaskGIT's
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
+    clean_frames: float = 0.0  # share of frames after the first left unmasked (mask_per_frame): complete context
     previous_tokens: bool = False  # each token also embeds the token one frame earlier at its position
     qk_norm: bool = True
     # Options of earlier versions that nothing trained with: a checkpoint may still name them at
     # the value that meant "off" (`from_dict`).
-    removed: ClassVar[dict] = {"clean_frames": 0.0, "head": "joint", "action_input": "add", "action_dropout": 0.0}
+    removed: ClassVar[dict] = {"head": "joint", "action_input": "add", "action_dropout": 0.0}
 
     def validate(self) -> None:
         super().validate()
@@ -76,6 +77,8 @@ class DynamicsConfig(ModelConfig):
             raise ConfigError(f"dynamics config: mask_schedule must be 'uniform' or 'cosine', got {self.mask_schedule!r}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
+        if not 0.0 <= self.clean_frames < 1.0 or (self.clean_frames and not self.mask_per_frame):
+            raise ConfigError(f"dynamics config: clean_frames must be in [0, 1) and needs mask_per_frame, got {self.clean_frames}")
         if not self.changed_weight > 0:
             raise ConfigError(f"dynamics config: changed_weight must be > 0, got {self.changed_weight}")
 
@@ -187,6 +190,8 @@ class DynamicsModel(nn.Module, Stage):
         if c.mask_schedule == "cosine":
             u = SCHEDULES["cosine"](u)
         rate = c.mask_rate_min + (c.mask_rate_max - c.mask_rate_min) * u
+        if c.clean_frames:
+            rate = rate.masked_fill(torch.rand(rate.shape, device=rate.device, generator=generator) < c.clean_frames, 0.0)
         mask = torch.rand(tokens_BThw.shape, device=tokens_BThw.device, generator=generator) < rate
         mask[:, 0] = False
         return mask

@@ -99,6 +99,11 @@ def test_dynamics_masks_per_frame_and_weighs_changed_tokens():
     cosine = share(DynamicsModel(DynamicsConfig.preset("tiny")))[:, 1:]  # our presets' schedule
     assert abs(cosine.mean() - 2 / math.pi) < 0.04 and abs(share(per_frame)[:, 1:].mean() - 0.5) < 0.04
     assert 0.22 < (cosine > 0.9).float().mean() < 0.36
+    # clean_frames: that share of the frames after the first is left complete, as generation sees its context.
+    clean = share(DynamicsModel(DynamicsConfig.preset("tiny", clean_frames=0.3)))
+    assert (clean[:, 0] == 0).all() and 0.22 < (clean[:, 1:] == 0).float().mean() < 0.38
+    with pytest.raises(ConfigError, match="clean_frames"):
+        DynamicsConfig.preset("tiny", mask_per_frame=False, clean_frames=0.3)
     # Weighting changed tokens changes the loss only where tokens changed.
     tokens = torch.randint(0, 64, (64, 8, 4, 4))
     static = tokens[:, :1].repeat(1, 8, 1, 1)
