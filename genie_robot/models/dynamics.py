@@ -7,12 +7,18 @@ complete previous one, which is all it ever sees when it generates. Our presets 
 frame (`mask_per_frame`): a lightly masked frame is the clean context of a heavily masked next
 one. They draw it by MaskGIT's cosine schedule (`mask_schedule`, r_t = cos(pi/2 u), u ~ U(0, 1)),
 which masks nearly all of a frame more often than a uniform rate does, and a nearly blank frame
-is where only the past and the action can say where the arm went. They also weigh the loss of
+is where only the past and the action can say where the arm went; and they leave a share of the
+frames complete (`clean_frames`), as generation's context always is. They also weigh the loss of
 tokens that differ from the previous frame's token at the same position (`changed_weight`):
 with stable tokens most tokens repeat, and a model that copies them gets most of the loss right
-while ignoring the arm and its actions. And while generating, the context holds the model's
-own mistakes: `context_noise` replaces a share of visible tokens by random ones in training,
-so that errors get corrected instead of compounding.
+while ignoring the arm and its actions.
+
+`context_noise` (random tokens in the visible context while training, off in our presets) was
+meant to teach the model to correct its own mistakes; since a noised token is one that just
+changed and its target is the old value, it taught the model to undo every change, real pushes
+included (docs/experiments/next_frame_lag.md). `previous_tokens` embeds, at each token, the token
+one frame earlier at its position: a copy-or-change prior, which made the model copy more and
+follow its actions less (same page).
 
 The latent action a_t (what moved frame t to t+1) is added as an embedding to every token of
 frame t+1 (the paper's way). Causal temporal attention lets frame t+1's logits depend on frames
@@ -35,7 +41,7 @@ from genie_robot.nn import STTransformer, TemporalKV
 from genie_robot.sampling import SCHEDULES
 
 # Our presets' training objective (module docstring); the paper's presets keep the paper's.
-_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, mask_schedule="cosine", changed_weight=8.0, context_noise=0.1)
+_OURS = dict(mask_per_frame=True, mask_rate_min=0.0, mask_schedule="cosine", clean_frames=0.3, changed_weight=8.0)
 
 
 @dataclass

@@ -141,7 +141,7 @@ def test_config_validation():
 def test_checkpoints_of_earlier_versions_load_without_removed_options():
     """Options this version removed load where they are off, and are refused, named, where a model used one."""
     config = DynamicsConfig.preset("tiny")
-    old = {**config.to_dict(), "clean_frames": 0.0, "head": "joint", "action_input": "add", "action_dropout": 0.0}
+    old = {**config.to_dict(), "head": "joint", "action_input": "add", "action_dropout": 0.0}
     assert DynamicsConfig.from_dict(old) == config
     with pytest.raises(ConfigError, match="trained with action_input='token', an option this version no longer supports"):
         DynamicsConfig.from_dict({**old, "action_input": "token"})

@@ -90,17 +90,17 @@ def test_dynamics_masks_per_frame_and_weighs_changed_tokens():
 
     torch.manual_seed(0)
     grid = torch.randint(0, 64, (64, 8, 16, 16))  # random_mask reads only the shape
-    per_clip = DynamicsModel(DynamicsConfig.preset("tiny", mask_per_frame=False, mask_rate_min=0.5))
-    per_frame = DynamicsModel(DynamicsConfig.preset("tiny", mask_schedule="uniform"))
+    per_clip = DynamicsModel(DynamicsConfig.preset("tiny", mask_per_frame=False, mask_rate_min=0.5, clean_frames=0.0))
+    per_frame = DynamicsModel(DynamicsConfig.preset("tiny", mask_schedule="uniform", clean_frames=0.0))
     share = lambda m: m.random_mask(grid).float().mean(dim=(2, 3))  # noqa: E731  [B, T]
     assert (share(per_clip)[:, 1:] > 0.3).all() and (share(per_clip)[:, 0] == 0).all()
     assert (share(per_frame)[:, 1:] < 0.2).any()  # some context frames almost fully visible
     # MaskGIT's cosine schedule: mean rate 2/pi instead of 1/2, and 29% of frames (not 10%) over 90% masked.
-    cosine = share(DynamicsModel(DynamicsConfig.preset("tiny")))[:, 1:]  # our presets' schedule
+    cosine = share(DynamicsModel(DynamicsConfig.preset("tiny", clean_frames=0.0)))[:, 1:]  # our presets' schedule
     assert abs(cosine.mean() - 2 / math.pi) < 0.04 and abs(share(per_frame)[:, 1:].mean() - 0.5) < 0.04
     assert 0.22 < (cosine > 0.9).float().mean() < 0.36
     # clean_frames: that share of the frames after the first is left complete, as generation sees its context.
-    clean = share(DynamicsModel(DynamicsConfig.preset("tiny", clean_frames=0.3)))
+    clean = share(DynamicsModel(DynamicsConfig.preset("tiny")))  # our presets: 0.3
     assert (clean[:, 0] == 0).all() and 0.22 < (clean[:, 1:] == 0).float().mean() < 0.38
     with pytest.raises(ConfigError, match="clean_frames"):
         DynamicsConfig.preset("tiny", mask_per_frame=False, clean_frames=0.3)
