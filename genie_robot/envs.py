@@ -23,6 +23,8 @@ MaskGIT step for all N): every row truncates at the same step, and the next `ste
 of them (Gymnasium's next-step autoreset)."""
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from genie_robot.data.store import EpisodeStore
@@ -56,7 +58,7 @@ class _StoredStarts:
         return frame, state, {"episode": index, "step": step}
 
 
-class _GenieEnv(gym.Env):
+class _GenieEnv(gym.Env, abc.ABC):
     """What both environments share: spaces, start frames, reward, truncation, rendering."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}  # the arm world's frame rate (sim.world.FRAME_DT)
@@ -86,9 +88,9 @@ class _GenieEnv(gym.Env):
         self.max_steps = self.wm.max_memory - 1
         self.frame, self.steps = None, 0
 
+    @abc.abstractmethod
     def command_dim(self) -> int:
         """The size of an arm command."""
-        raise NotImplementedError
 
     def goal_reward(self, frame: np.ndarray) -> float:
         return 0.0 if self.goal is None else -float(np.mean((frame.astype(np.float32) / 255 - self.goal) ** 2))
