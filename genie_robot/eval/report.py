@@ -345,12 +345,12 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
     rng = np.random.default_rng(config.seed)
     sums = {row: np.zeros(2) for row in INTERACTION_ROWS}
     all_moves, lam_shown = [], []  # for the lag fit of the LAM row
-    push = None  # (travel, episode position, mask id, t) of the push the picture shows
+    push = None  # (travel, episode position, mask id, t, frames, masks) of the push the picture shows
     for position, episode in enumerate(episodes):
         frames = resize_video(episode.read_frames(), wm.image_size)
         masks = resize_masks(episode.masks[:], wm.image_size)
         if (found_push := largest_push(masks, PUSH_STEPS, CONTEXT - 1)) and (push is None or found_push[2] > push[0]):
-            push = (found_push[2], position, found_push[0], found_push[1])
+            push = (found_push[2], position, found_push[0], found_push[1], frames, masks)
         moves = [m for m in object_moves(masks) if m.t >= CONTEXT - 1]
         if not moves:
             continue
@@ -385,8 +385,8 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
                                     # Does the LAM row's next frame move objects on, or fall back to frame t-1?
                                     "lag_fit": lag_fit(all_moves, np.concatenate(lam_shown))}
     if push is not None:
-        _, position, mask_id, t = push
-        found.metrics["interaction"]["push"] = push_figures(wm, episodes[position], position, mask_id, t, transitions,
+        _, position, mask_id, t, frames, masks = push
+        found.metrics["interaction"]["push"] = push_figures(wm, frames, masks, position, mask_id, t, transitions,
                                                             segmenter, config, out)
 
 
@@ -398,21 +398,20 @@ def episode_latents(wm: WorldModel, transitions, position: int, frames) -> np.nd
 PUSH_STEPS = 4  # transitions the push picture imagines
 
 
-def push_figures(wm: WorldModel, episode, position: int, mask_id: int, t: int, transitions, segmenter,
+def push_figures(wm: WorldModel, frames, masks, position: int, mask_id: int, t: int, transitions, segmenter,
                  config: EvalConfig, out: Path) -> dict:
-    """The episode's largest push over PUSH_STEPS transitions from frame t, imagined from the real
-    frames t-2..t with the LAM's actions and with random ones: how far the object gets along its
-    true path by the last frame (1 = as MuJoCo, 0 = it stayed), and a picture of the three rows."""
-    frames = resize_video(episode.read_frames(), wm.image_size)
-    masks = resize_masks(episode.masks[:], wm.image_size)
+    """Evaluated episode `position`'s largest push over PUSH_STEPS transitions from frame t (its
+    frames and masks at the model's size), imagined from the real frames t-2..t with the LAM's
+    actions and with random ones: how far the object gets along its true path by the last frame
+    (1 = as MuJoCo, 0 = it stayed), and a picture of the three rows."""
     latents = episode_latents(wm, transitions, position, frames)
     rng = np.random.default_rng(config.seed + 1)
     session = wm.start_rows([frames[t - CONTEXT + 1 : t + 1]] * 2, [latents[t - CONTEXT + 1 : t]] * 2, seed=config.seed,
                             sampling=config.sampling)
     imagined_2KHWC = session.rollout(np.stack([latents[t : t + PUSH_STEPS], rng.integers(0, wm.num_actions, PUSH_STEPS)]))
-    start = session.row_prompt_frames[:, -1:]  # frame t as the model saw it
-    rows = {"truth": frames[t : t + PUSH_STEPS + 1], "lam": np.concatenate([start[0], imagined_2KHWC[0]]),
-            "random": np.concatenate([start[1], imagined_2KHWC[1]])}
+    start_21HWC = session.row_prompt_frames[:, -1:]  # frame t as the model saw it
+    rows = {"truth": frames[t : t + PUSH_STEPS + 1],
+            **{row: np.concatenate([start_21HWC[i], imagined_2KHWC[i]]) for i, row in enumerate(("lam", "random"))}}
     move = Move.over(masks, mask_id, t, PUSH_STEPS)
     shown = {}
     for row, video in rows.items():
