@@ -36,7 +36,7 @@ EVERY_PRESET = {"adapter": ADAPTER, "probe": PROBE}  # small models of their own
 _SMALL_MODELS = {
     "tokenizer": dict(steps=2600, batch_size=4, clip_len=1, warmup=50, lr=1e-3),
     "lam": dict(steps=2000, batch_size=16, clip_len=2, warmup=50, lr=1e-3),
-    "dynamics": dict(steps=3400, batch_size=1, clip_len=16, warmup=50, lr=1e-3, compile=True, ema=0.999),
+    "dynamics": dict(steps=6000, batch_size=1, clip_len=16, warmup=50, lr=1e-3, compile=True, ema=0.999),
 }
 RECIPES: dict[str, dict[str, dict]] = {
     "small": _SMALL_MODELS,
