@@ -196,6 +196,11 @@ def _cmd_train(args) -> None:
             raise InputError(f"--num-actions sets the LAM's latent actions; the {args.stage} takes its count from the "
                              "run's LAM, so train that with `genie-robot train lam --num-actions N` instead")
         overrides["num_actions"] = args.num_actions
+    if args.command_weight is not None:
+        if args.stage != "lam":
+            raise InputError(f"--command-weight supervises the LAM's latent actions with recorded commands; the "
+                             f"{args.stage} stage has no such loss, so pass it to `genie-robot train lam`")
+        overrides["command_weight"] = args.command_weight
     model_config = config_cls.preset(args.preset, **overrides)
     schedule = {k: v if (v := getattr(args, k)) is not None else default
                 for k, default in recipe(args.preset, args.stage).items()}
@@ -526,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-frames", type=FRAMES, default=None, help="model temporal window (default: preset)")
     train.add_argument("--num-actions", type=FRAMES, default=None,
                        help="LAM only: latent actions it learns (default: the preset's 8); dynamics and adapter take the run's LAM's")
+    train.add_argument("--command-weight", type=bounded(float, 0), default=None,
+                       help="LAM only: weight of a loss predicting each transition's recorded robot command from its "
+                            "latent action (the stores must record commands); 0 = video alone (default: the preset's)")
     train.add_argument("--lr", type=RATE, default=None, help="peak learning rate (default: the recipe)")
     train.add_argument("--warmup", type=COUNT, help="learning-rate warmup steps (default: the recipe)")
     train.add_argument("--accum", type=POSITIVE, default=1, help="gradient accumulation micro-batches")

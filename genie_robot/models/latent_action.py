@@ -11,9 +11,15 @@ decoder with history predicts "keep moving as before" and the action code is lef
 almost nothing. Our presets decode each transition from x_t alone (`dec_temporal=False`):
 where the arm goes next then has to come through the action. Their encoder also reads each
 transition on its own (`enc_temporal=False`: x_t+1 and its change since x_t say all there is
-about the move), so the LAM trains on 2-frame clips and infers the same codes in any window."""
+about the move), so the LAM trains on 2-frame clips and infers the same codes in any window.
+
+Where the training stores record the robot's commands, `command_weight` > 0 adds a loss that
+predicts each transition's command from its latent action (a linear read-out of the quantized
+code), as LAOM (Nikulin et al., ICML 2025) supervises latent actions with a few labels: the
+codes are pulled toward the motions the robot commands rather than any change the video shows."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genie_robot.errors import ConfigError, InputError
 from genie_robot.models.config import PixelModelConfig
 from genie_robot.models.patches import patchify, to_unit, unpatchify
 from genie_robot.models.stage import Stage, StepOutput
@@ -30,6 +37,7 @@ from genie_robot.nn import STTransformer, VectorQuantizer
 @dataclass
 class LatentActionConfig(PixelModelConfig):
     kind: ClassVar[str] = "lam"
+    may_be_zero: ClassVar[tuple[str, ...]] = ("command_dim",)
     presets: ClassVar[dict] = {
         "tiny": dict(image_size=16, patch=8, dim=32, enc_layers=1, dec_layers=1, heads=2, num_actions=8, code_dim=8, max_frames=16,
                      enc_temporal=False, dec_temporal=False),
@@ -55,9 +63,31 @@ class LatentActionConfig(PixelModelConfig):
     qk_norm: bool = True
     enc_temporal: bool = True  # False: a_t read from x_t+1 and x_t+1 - x_t alone
     dec_temporal: bool = True  # False: the decoder predicts x_t+1 from x_t and a_t alone
+    command_weight: float = 0.0  # weight of predicting the recorded command from the code (0: video alone)
+    command_dim: int = 0  # recorded command values per transition; set from the data when command_weight > 0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.command_weight < 0:
+            raise ConfigError(f"lam config: command_weight must be >= 0, got {self.command_weight}")
 
 
 class LatentActionModel(nn.Module, Stage):
+    @classmethod
+    def uses_actions(cls, config: LatentActionConfig) -> bool:
+        return config.command_weight > 0
+
+    @classmethod
+    def config_for_run(cls, config: LatentActionConfig, frozen: dict, dataset) -> LatentActionConfig:
+        """With command_weight > 0, the command length of the training stores, which must record one."""
+        if not config.command_weight:
+            return config
+        if not dataset.action_names:
+            raise InputError("train lam --command-weight learns from recorded robot commands, but the training stores "
+                             "carry none (or differing layouts); leave --command-weight out, or train on stores of "
+                             "`genie-robot data mujoco` or converted robot data with one action layout")
+        return dataclasses.replace(config, command_dim=len(dataset.action_names))
+
     def __init__(self, config: LatentActionConfig):
         super().__init__()
         self.config = c = config
@@ -79,6 +109,10 @@ class LatentActionModel(nn.Module, Stage):
         self.to_pixels = nn.Linear(c.dim, patch_dim)
         nn.init.zeros_(self.to_pixels.weight)  # start as "copy the last frame"
         nn.init.zeros_(self.to_pixels.bias)
+        if c.command_weight and not c.command_dim:
+            raise ConfigError("lam config: command_weight > 0 needs command_dim, the recorded command's length "
+                              "(train sets it from the stores)")
+        self.to_command = nn.Linear(c.code_dim, c.command_dim) if c.command_weight else None
 
     def _check(self, video_BTHWC: torch.Tensor) -> None:
         c = self.config
@@ -137,5 +171,13 @@ class LatentActionModel(nn.Module, Stage):
         # the commitment loss (~1e-1) would drown, pulling every step onto one code.
         copy_mse = F.mse_loss(to_unit(video[:, :-1]), target).clamp_min(1e-6)
         loss = recon_loss / copy_mse + vq_loss
-        return StepOutput(loss, {"loss": loss.detach(), "recon_mse": recon_loss.detach(), **vq_metrics},
-                          {"target": target, "output": pred_BTHWC.detach()})
+        metrics = {"recon_mse": recon_loss.detach(), **vq_metrics}
+        if self.to_command is not None:
+            # Relative to the commands' variance, like the reconstruction to copying: a share
+            # of the command left unexplained, whatever its units.
+            commands_BTA = batch["actions"].float()
+            command_mse = F.mse_loss(self.to_command(codes_BTC), commands_BTA)
+            unexplained = command_mse / commands_BTA.var().clamp_min(1e-6)
+            loss = loss + self.config.command_weight * unexplained
+            metrics["command_r2"] = 1.0 - unexplained.detach()
+        return StepOutput(loss, {"loss": loss.detach(), **metrics}, {"target": target, "output": pred_BTHWC.detach()})

@@ -27,6 +27,16 @@ class Stage:
     needs_actions: ClassVar[bool] = False           # clips must carry the store's recorded actions
     needs_positions: ClassVar[bool] = False         # clips must carry the recorded positions (state probe)
 
+    def object_grid(self) -> int:
+        """The token grid on which this stage's loss reads where the stores' movable objects are
+        (from their object masks); 0 when it does not."""
+        return 0
+
+    @classmethod
+    def uses_actions(cls, config) -> bool:
+        """Whether clips should carry the stores' recorded actions, given the config to train."""
+        return cls.needs_actions
+
     @classmethod
     def config_for_run(cls, config, frozen: dict, dataset):
         """The config to train, given the run's frozen models and the training data (a

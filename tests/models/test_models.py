@@ -4,6 +4,7 @@ import torch
 from genie_robot.errors import CheckpointError, ConfigError
 from genie_robot.models import DynamicsConfig, DynamicsModel, LatentActionConfig, LatentActionModel, TokenizerConfig, VideoTokenizer
 from genie_robot.models.checkpoint import load_model, save_model
+from genie_robot.models.patches import patchify, to_unit
 from genie_robot.nn import VectorQuantizer
 
 
@@ -48,6 +49,51 @@ def test_lam_reads_each_transition_alone_unless_temporal(enc_temporal):
     if not enc_temporal:
         pairwise = torch.cat([lam.infer_actions(v[:, t : t + 2]) for t in range(5)], dim=1)
         assert torch.equal(actions, pairwise)
+
+
+def test_lam_command_loss_adds_the_unexplained_share_and_reaches_the_encoder():
+    """command_weight w: loss = the video-only loss + w x (MSE of the command read from the code
+    / the commands' variance), and that term trains the encoder that picks the code."""
+    torch.manual_seed(0)
+    supervised = LatentActionModel(LatentActionConfig.preset("tiny", command_weight=2.0, command_dim=3)).eval()
+    video_only = LatentActionModel(LatentActionConfig.preset("tiny")).eval()  # eval: no dead-code restarts between passes
+    video_only.load_state_dict({k: v for k, v in supervised.state_dict().items() if not k.startswith("to_command")})
+    v, commands = video(T=4), torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(1))
+    out, base = supervised({"video": v, "actions": commands}), video_only({"video": v})
+    codes = supervised._actions(patchify(to_unit(v), supervised.config.patch))[0]
+    unexplained = torch.nn.functional.mse_loss(supervised.to_command(codes), commands) / commands.var()
+    assert torch.allclose(out.loss, base.loss + 2.0 * unexplained, rtol=1e-5)
+    assert torch.allclose(out.metrics["command_r2"], 1.0 - unexplained, rtol=1e-5)
+    unexplained.backward()
+    assert supervised.to_action.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="command_weight must be >= 0"):
+        LatentActionConfig.preset("tiny", command_weight=-1.0)
+    with pytest.raises(ConfigError, match="needs command_dim"):
+        LatentActionModel(LatentActionConfig.preset("tiny", command_weight=1.0))
+
+
+def test_dynamics_object_weight_replaces_changed_weight_where_objects_are():
+    """Changed tokens where a movable object is (or was a frame before) weigh object_weight;
+    other changed tokens changed_weight; without object cells the loss is the plain one."""
+    torch.manual_seed(0)
+    weighted = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=4.0, object_weight=16.0)).eval()
+    ids = torch.randint(0, 64, (2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
+    batch = {"tokens": ids, "actions": torch.tensor([[1, 2, 3], [4, 5, 6]]), "mask": torch.ones(2, 4, 4, 4, dtype=torch.bool)}
+    batch["mask"][:, 0] = False
+
+    def loss(changed_weight, objects=None):
+        plain = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=changed_weight)).eval()
+        plain.load_state_dict(weighted.state_dict())
+        return (weighted if objects is not None else plain)({**batch, **({"objects": objects} if objects is not None else {})}).loss
+
+    everywhere, nowhere = torch.ones(2, 4, 4, 4, dtype=torch.bool), torch.zeros(2, 4, 4, 4, dtype=torch.bool)
+    assert torch.allclose(loss(16.0, everywhere), loss(16.0))
+    assert torch.allclose(loss(4.0, nowhere), loss(4.0))
+    first_frame_only = nowhere.clone()
+    first_frame_only[:, 0] = True  # an object in frame 1 makes frame 2's changed tokens there count as near it
+    assert not torch.allclose(loss(4.0, first_frame_only), loss(4.0))
+    with pytest.raises(ConfigError, match="object_weight must be > 0"):
+        DynamicsConfig.preset("tiny", object_weight=0.0)
 
 
 @pytest.mark.parametrize("previous_tokens", [False, True])
