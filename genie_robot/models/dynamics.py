@@ -67,7 +67,6 @@ class DynamicsConfig(ModelConfig):
     mask_per_frame: bool = False  # one mask rate per frame instead of per clip
     mask_schedule: str = "uniform"  # uniform | cosine: rate = min + (max - min) * cos(pi/2 u), MaskGIT's
     changed_weight: float = 1.0  # loss weight of tokens that differ from the previous frame's
-    object_weight: float = 1.0  # in its place where a movable object is (stores with object masks: MuJoCo's)
     context_noise: float = 0.0  # share of visible tokens replaced by random ones while training
     clean_frames: float = 0.0  # share of frames after the first left unmasked (mask_per_frame): complete context
     previous_tokens: bool = False  # each token also embeds the token one frame earlier at its position
@@ -86,9 +85,8 @@ class DynamicsConfig(ModelConfig):
             raise ConfigError(f"dynamics config: context_noise must be in [0, 1), got {self.context_noise}")
         if not 0.0 <= self.clean_frames < 1.0 or (self.clean_frames and not self.mask_per_frame):
             raise ConfigError(f"dynamics config: clean_frames must be in [0, 1) and needs mask_per_frame, got {self.clean_frames}")
-        if not self.changed_weight > 0 or not self.object_weight > 0:
-            raise ConfigError(f"dynamics config: changed_weight and object_weight must be > 0, got {self.changed_weight} "
-                              f"and {self.object_weight}")
+        if not self.changed_weight > 0:
+            raise ConfigError(f"dynamics config: changed_weight must be > 0, got {self.changed_weight}")
 
     @classmethod
     def from_dict(cls, data: dict):
@@ -208,19 +206,12 @@ class DynamicsModel(nn.Module, Stage):
     def clip_size(cls, config, frozen: dict) -> int:
         return frozen["tokenizer"].config.image_size
 
-    def object_grid(self) -> int:
-        return self.config.grid if self.config.object_weight != 1.0 else 0
-
     def training_inputs(self, batch: dict, frozen: dict) -> dict:
-        """Token ids and the LAM's latent actions (cached by the trainer, or computed here), and
-        where movable objects are when the loss weighs them (the trainer's `objects`)."""
+        """Token ids and the LAM's latent actions (cached by the trainer, or computed here)."""
         video = batch["video"]
         tokens = batch["tokens"] if "tokens" in batch else frozen["tokenizer"].encode(video)
         actions = batch["latents"] if "latents" in batch else frozen["lam"].infer_actions(video)
-        inputs = {"tokens": tokens, "actions": actions, "video": video}
-        if "objects" in batch:
-            inputs["objects"] = batch["objects"]
-        return inputs
+        return {"tokens": tokens, "actions": actions, "video": video}
 
     def forward(self, batch: dict) -> StepOutput:
         tokens, actions = batch["tokens"], batch["actions"]
@@ -243,16 +234,9 @@ class DynamicsModel(nn.Module, Stage):
         logits = self.frame_logits(inputs, actions_in, time_offset=time_offset)
         changed = torch.zeros_like(mask)
         changed[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
-        # Masked tokens only, changed ones weighted up (a changed token where a movable object
-        # is or was by object_weight instead); written without data-dependent branches or
-        # indexing so that a step never waits on the device.
-        changed_weight = torch.full_like(mask, self.config.changed_weight, dtype=torch.float)
-        if "objects" in batch:
-            objects = batch["objects"].bool()
-            near_object = objects.clone()
-            near_object[:, 1:] |= objects[:, :-1]
-            changed_weight = changed_weight.masked_fill(near_object, self.config.object_weight)
-        weight = mask.float() * torch.where(changed, changed_weight, 1.0)
+        # Masked tokens only, changed ones weighted up; written without data-dependent
+        # branches or indexing so that a step never waits on the device.
+        weight = mask.float() * (1.0 + (self.config.changed_weight - 1.0) * changed.float())
         nll = F.cross_entropy(rearrange(logits, "b t h w v -> b v t h w"), tokens, reduction="none")
         loss = (nll * weight).sum() / weight.sum().clamp_min(1.0)
         with torch.no_grad():

@@ -27,11 +27,6 @@ class Stage:
     needs_actions: ClassVar[bool] = False           # clips must carry the store's recorded actions
     needs_positions: ClassVar[bool] = False         # clips must carry the recorded positions (state probe)
 
-    def object_grid(self) -> int:
-        """The token grid on which this stage's loss reads where the stores' movable objects are
-        (from their object masks); 0 when it does not."""
-        return 0
-
     @classmethod
     def uses_actions(cls, config) -> bool:
         """Whether clips should carry the stores' recorded actions, given the config to train."""

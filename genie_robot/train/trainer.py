@@ -34,19 +34,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from einops import rearrange
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from genie_robot.data.sampler import ClipDataset
-from genie_robot.data.transforms import resize_masks, resize_video
+from genie_robot.data.transforms import resize_video
 from genie_robot.errors import CheckpointError, ConfigError, TrainingDiverged
 from genie_robot.media import write_image
 from genie_robot.models.checkpoint import MODELS, check_compatible, load_model, load_tensors, save_model, save_tensors
 from genie_robot.models.run import STAGES, Run, resolve_device
 from genie_robot.nn import STTransformer
-from genie_robot.sim.scene import MOVABLE_OBJECTS
 from genie_robot.train.checkpoint import load_optimizer, save_optimizer
 from genie_robot.train.samples import sample_image
 
@@ -171,17 +169,6 @@ def training_autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-def movable_objects_on_grid(episode, size, grid: int) -> torch.Tensor:
-    """Bool [T, grid, grid]: the token cells of an episode's frames (at the training `size`)
-    where its object masks show a movable object; all False for an episode without masks."""
-    masks = episode.masks
-    if masks is None:
-        return torch.zeros(episode.num_frames, grid, grid, dtype=torch.bool)
-    movable = np.isin(resize_masks(masks, size), [o.mask_id for o in MOVABLE_OBJECTS])
-    cells = rearrange(torch.from_numpy(movable), "t (h a) (w b) -> t h w (a b)", h=grid, w=grid)
-    return cells.any(-1)
-
-
 class Trainer:
     def __init__(self, stage: str, model_config, data_sources, run_dir: str | Path, cfg: TrainConfig,
                  resume: bool = False, progress: bool = True):
@@ -281,15 +268,11 @@ class Trainer:
         """What the frozen models make of every episode, computed once when it depends on each
         frame (or transition) alone, so that a clip's share is exactly a slice of it:
           tokens:  token ids [T, h, w] per episode per store (a per-frame tokenizer);
-          latents: latent actions [T-1] (a per-transition LAM, clips without frame skip);
-          objects: where movable objects are on the token grid [T, h, w], bool (a loss that
-                   weighs them; from the stores' object masks, none where a store has none).
+          latents: latent actions [T-1] (a per-transition LAM, clips without frame skip).
         Training reads them instead of running the frozen encoders on every batch."""
         tokenizer, lam = self.frozen.get("tokenizer"), self.frozen.get("lam")
-        object_grid = self.model.object_grid()
         wanted = {"tokens": tokenizer is not None and not tokenizer.config.enc_temporal,
-                  "latents": lam is not None and not lam.config.enc_temporal and self.cfg.frame_skip == 1,
-                  "objects": object_grid > 0}
+                  "latents": lam is not None and not lam.config.enc_temporal and self.cfg.frame_skip == 1}
         wanted = [name for name, ok in wanted.items() if ok]
         cache: dict[str, list] = {name: [[] for _ in self.dataset.stores] for name in wanted}
         if not wanted:
@@ -303,15 +286,13 @@ class Trainer:
                 cache["tokens"][store_idx].append(tokenizer.encode_windows(frames_1THWC)[0].to(torch.int16))
             if "latents" in cache:
                 cache["latents"][store_idx].append(lam.infer_actions_windows(frames_1THWC)[0].to(torch.int16))
-            if "objects" in cache:
-                cache["objects"][store_idx].append(movable_objects_on_grid(episode, self.dataset.size, object_grid))
         return cache
 
     # ------------------------------------------------------------------ batches
     def _cached(self, name: str, batch: dict) -> torch.Tensor:
-        """The batch's clips' slices of a frozen-output cache (tokens, objects: frames; latents: transitions)."""
+        """The batch's clips' slices of a frozen-output cache (tokens: frames; latents: transitions)."""
         span, skip = self.dataset.span, self.dataset.frame_skip
-        stop = span - 1 if name == "latents" else span
+        stop = span if name == "tokens" else span - 1
         clips = [self.frozen_outputs[name][s][e][start : start + stop : skip]
                  for s, e, start in zip(batch["source"].tolist(), batch["episode"].tolist(), batch["start"].tolist())]
         return torch.stack(clips).to(self.device, torch.long)

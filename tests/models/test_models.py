@@ -72,30 +72,6 @@ def test_lam_command_loss_adds_the_unexplained_share_and_reaches_the_encoder():
         LatentActionModel(LatentActionConfig.preset("tiny", command_weight=1.0))
 
 
-def test_dynamics_object_weight_replaces_changed_weight_where_objects_are():
-    """Changed tokens where a movable object is (or was a frame before) weigh object_weight;
-    other changed tokens changed_weight; without object cells the loss is the plain one."""
-    torch.manual_seed(0)
-    weighted = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=4.0, object_weight=16.0)).eval()
-    ids = torch.randint(0, 64, (2, 4, 4, 4), generator=torch.Generator().manual_seed(3))
-    batch = {"tokens": ids, "actions": torch.tensor([[1, 2, 3], [4, 5, 6]]), "mask": torch.ones(2, 4, 4, 4, dtype=torch.bool)}
-    batch["mask"][:, 0] = False
-
-    def loss(changed_weight, objects=None):
-        plain = DynamicsModel(DynamicsConfig.preset("tiny", changed_weight=changed_weight)).eval()
-        plain.load_state_dict(weighted.state_dict())
-        return (weighted if objects is not None else plain)({**batch, **({"objects": objects} if objects is not None else {})}).loss
-
-    everywhere, nowhere = torch.ones(2, 4, 4, 4, dtype=torch.bool), torch.zeros(2, 4, 4, 4, dtype=torch.bool)
-    assert torch.allclose(loss(16.0, everywhere), loss(16.0))
-    assert torch.allclose(loss(4.0, nowhere), loss(4.0))
-    first_frame_only = nowhere.clone()
-    first_frame_only[:, 0] = True  # an object in frame 1 makes frame 2's changed tokens there count as near it
-    assert not torch.allclose(loss(4.0, first_frame_only), loss(4.0))
-    with pytest.raises(ConfigError, match="object_weight must be > 0"):
-        DynamicsConfig.preset("tiny", object_weight=0.0)
-
-
 @pytest.mark.parametrize("previous_tokens", [False, True])
 def test_temporal_causality(models, previous_tokens):
     tok, lam, dyn = models

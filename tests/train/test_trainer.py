@@ -3,7 +3,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -234,30 +233,6 @@ def test_lam_command_weight_reads_the_stores_commands(mujoco_store, make_store, 
     assert "recorded robot commands" in capsys.readouterr().err
     assert train("tokenizer", mujoco_store, tmp_path / "tok", "--command-weight", "1") == 2
     assert "pass it to `genie-robot train lam`" in capsys.readouterr().err
-
-
-def test_dynamics_object_weight_reads_movable_objects_from_the_stores_masks(tiny_run, mujoco_store, store, tmp_path):
-    """object_weight != 1: the trainer caches, per episode, the token cells where the masks show
-    a movable object (not the arm), at the training resolution; a store without masks has none."""
-    from genie_robot.sim.scene import MOVABLE_OBJECTS
-    from genie_robot.train.trainer import movable_objects_on_grid
-
-    for kind in ("tokenizer", "lam"):
-        (tmp_path / kind).symlink_to(tiny_run / kind)
-    config = DynamicsConfig.preset("tiny", object_weight=8.0)
-    trainer = Trainer("dynamics", config, [mujoco_store, store], tmp_path, cfg(steps=2), progress=False)
-    objects = trainer.frozen_outputs["objects"]
-    from genie_robot.data import EpisodeStore
-
-    episode = EpisodeStore(mujoco_store)[0]
-    assert objects[0][0].shape == (episode.num_frames, 4, 4) and objects[0][0].any()
-    assert not torch.cat(objects[1]).any()  # the squares store records no masks
-    arm_only = episode.masks.copy()
-    arm_only[np.isin(arm_only, [o.mask_id for o in MOVABLE_OBJECTS])] = 0
-    assert (arm_only == 1).any()
-    assert not movable_objects_on_grid(types.SimpleNamespace(masks=arm_only), 16, 4).any()  # the arm is no movable object
-    trainer.train()
-    assert (tmp_path / "dynamics" / "config.json").exists()
 
 
 def test_frames_smaller_than_model_are_refused(store, tmp_path):
