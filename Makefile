@@ -36,20 +36,26 @@ define arm_data
 	$(CLI) data mujoco --episodes 64 --steps 32 --size 64 --seed 2 --policy random --workers 2 --out $(1)/explore.h5
 	$(CLI) data mujoco --episodes 8 --steps 32 --size 64 --seed 1 --split test --out $(1)/heldout.h5
 endef
-# $(call train_run,DIR,STORES): the three stages on STORES (video alone) and the adapter on the arm's commands.
+# $(call train_run,DIR,STORES[,DYNAMICS_FLAGS]): the three stages on STORES (video alone) and the adapter on the arm's commands.
 define train_run
 	rm -rf $(1)/run
 	$(CLI) train tokenizer --data $(2) --preset small --sample-every 1000 --ckpt-every 500 --out $(1)/run
 	$(CLI) train lam       --data $(2) --preset small --sample-every 500 --ckpt-every 500 --out $(1)/run
-	$(CLI) train dynamics  --data $(2) --preset small --sample-every 1000 --ckpt-every 1000 --out $(1)/run
+	$(CLI) train dynamics  --data $(2) --preset small --sample-every 1000 --ckpt-every 1000 --out $(1)/run $(3)
 	$(CLI) train adapter   --data $(1)/mujoco.h5 --preset small --sample-every 0 --out $(1)/run
 endef
 
+# The demo fits DEMO_MINUTES on any host: the dynamics, which gains most from more steps, trains
+# the recipe's steps or as many as fit in what is left once the data, tokenizer and LAM are done,
+# less DEMO_TAIL_S seconds for its start-up, the adapter, the videos and the report.
+DEMO_MINUTES ?= 29
+DEMO_TAIL_S  ?= 270
 demo: $(STAMP)
+	mkdir -p $(DEMO) && date +%s > $(DEMO)/.started
 	$(call arm_data,$(DEMO))
 	$(CLI) data info $(DEMO)/mujoco.h5
 	$(CLI) data preview $(DEMO)/mujoco.h5 --out $(DEMO)/preview.png
-	$(call train_run,$(DEMO),$(DEMO)/mujoco.h5:2 $(DEMO)/explore.h5:1)
+	$(call train_run,$(DEMO),$(DEMO)/mujoco.h5:2 $(DEMO)/explore.h5:1,--minutes $$(awk -v start=$$(cat $(DEMO)/.started) -v now=$$(date +%s) 'BEGIN { m = ($(DEMO_MINUTES) * 60 - (now - start) - $(DEMO_TAIL_S)) / 60; printf "%.1f", (m < 2 ? 2 : m) }'))
 	$(CLI) rollout --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 3 --frames 16 --prompt-frames 2 --maskgit-steps 8 --out $(DEMO)/rollout.gif
 	$(CLI) play --run $(DEMO)/run --data $(DEMO)/mujoco.h5 --episode 5 --headless --actions 0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7 --maskgit-steps 8 --out $(DEMO)/play.gif
 	$(CLI) eval --run $(DEMO)/run --data $(DEMO)/heldout.h5 --out $(DEMO)/report
