@@ -49,7 +49,7 @@ endef
 # the recipe's steps or as many as fit in what is left once the data, tokenizer and LAM are done,
 # less DEMO_TAIL_S seconds for its start-up, the adapter, the videos and the report.
 DEMO_MINUTES ?= 29
-DEMO_TAIL_S  ?= 270
+DEMO_TAIL_S  ?= 180
 demo: $(STAMP)
 	mkdir -p $(DEMO) && date +%s > $(DEMO)/.started
 	$(call arm_data,$(DEMO))
