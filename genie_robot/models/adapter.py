@@ -50,7 +50,10 @@ STILL = 0.25
 
 class ActionAdapter(nn.Module, Stage):
     frozen_stages = ("lam",)
-    needs_actions = True
+
+    @classmethod
+    def uses_actions(cls, config) -> bool:
+        return True  # it learns the mapping from recorded commands
 
     def __init__(self, config: AdapterConfig):
         super().__init__()

@@ -24,13 +24,12 @@ class Stage:
     """Mixin of the model classes the trainer trains (tokenizer, lam, dynamics, adapter, probe)."""
 
     frozen_stages: ClassVar[tuple[str, ...]] = ()  # stages of the run this one trains on, frozen
-    needs_actions: ClassVar[bool] = False           # clips must carry the store's recorded actions
     needs_positions: ClassVar[bool] = False         # clips must carry the recorded positions (state probe)
 
     @classmethod
     def uses_actions(cls, config) -> bool:
         """Whether clips should carry the stores' recorded actions, given the config to train."""
-        return cls.needs_actions
+        return False
 
     @classmethod
     def config_for_run(cls, config, frozen: dict, dataset):
