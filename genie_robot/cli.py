@@ -191,6 +191,9 @@ def _cmd_train(args) -> None:
 
     config_cls = MODELS[args.stage][0]
     overrides = {"max_frames": args.max_frames} if args.max_frames else {}
+    if overrides and "max_frames" not in {f.name for f in dataclasses.fields(config_cls)}:
+        raise InputError(f"--max-frames sets a model's temporal window; the {args.stage} reads one transition at a "
+                         "time and has none, so leave --max-frames out")
     if args.num_actions:
         if args.stage != "lam":
             raise InputError(f"--num-actions sets the LAM's latent actions; the {args.stage} takes its count from the "
@@ -513,9 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     game.set_defaults(func=_cmd_data_platformer)
 
     train = commands.add_parser("train", help="train one stage of a run on a mixture of episode stores")
-    train.add_argument("stage", choices=["tokenizer", "lam", "dynamics", "adapter", "probe"],
+    train.add_argument("stage", choices=Names("genie_robot.models.run", "STAGES"),
                        help="in this order; the adapter (arm command <-> latent action) needs stores with arm commands, "
-                       "the probe (frame -> hand and object positions, for planning) stores with recorded state")
+                       "the probe (frame -> hand and object positions, for planning) stores with recorded state; "
+                       "change_tokenizer and change_dynamics (after the LAM) are the change-token world model "
+                       "(docs/experiments/change_tokens.md)")
     train.add_argument("--data", nargs="+", required=True, help="FILE.h5[:WEIGHT] ...")
     train.add_argument("--preset", default="small", choices=Names("genie_robot.models", "DynamicsConfig.presets"),
                        help="model size (every stage has the same presets)")

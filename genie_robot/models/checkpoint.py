@@ -12,6 +12,8 @@ from safetensors.torch import load_file, save_file
 from genie_robot.errors import CheckpointError, ConfigError
 from genie_robot.io import atomic_path
 from genie_robot.models.adapter import ActionAdapter, AdapterConfig
+from genie_robot.models.change_dynamics import ChangeDynamics, ChangeDynamicsConfig
+from genie_robot.models.change_tokenizer import ChangeTokenizer, ChangeTokenizerConfig
 from genie_robot.models.dynamics import DynamicsConfig, DynamicsModel
 from genie_robot.models.latent_action import LatentActionConfig, LatentActionModel
 from genie_robot.models.state_probe import ProbeConfig, StateProbe
@@ -23,6 +25,8 @@ MODELS = {
     "dynamics": (DynamicsConfig, DynamicsModel),
     "adapter": (AdapterConfig, ActionAdapter),
     "probe": (ProbeConfig, StateProbe),
+    "change_tokenizer": (ChangeTokenizerConfig, ChangeTokenizer),
+    "change_dynamics": (ChangeDynamicsConfig, ChangeDynamics),
 }
 
 
@@ -94,7 +98,10 @@ def load_model(folder: str | Path, kind: str | None = None, expect_config=None, 
 _AGREE = (("dynamics", "tokenizer", "grid"), ("dynamics", "tokenizer", "codebook_size"),
           ("dynamics", "lam", "num_actions"), ("lam", "tokenizer", "image_size"),
           ("adapter", "lam", "num_actions"), ("adapter", "dynamics", "num_actions"),
-          ("probe", "tokenizer", "image_size"))
+          ("probe", "tokenizer", "image_size"), ("change_tokenizer", "lam", "image_size"),
+          ("change_tokenizer", "lam", "num_actions"), ("change_dynamics", "lam", "num_actions"),
+          ("change_dynamics", "change_tokenizer", "grid"), ("change_dynamics", "change_tokenizer", "codebook_size"),
+          ("change_dynamics", "change_tokenizer", "image_size"))
 
 
 def check_compatible(configs: dict) -> None:

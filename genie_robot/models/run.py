@@ -15,7 +15,9 @@ from genie_robot.errors import CheckpointError, ConfigError
 from genie_robot.models.checkpoint import check_compatible, load_model
 from genie_robot.models.world_model import WorldModel
 
-STAGES = ("tokenizer", "lam", "dynamics", "adapter", "probe")  # in training order; the probe needs none of the others
+# In training order; the probe needs none of the others. The change tokenizer and its dynamics
+# (trained after the LAM) are the Delta-IRIS-style alternative to the tokenizer and dynamics.
+STAGES = ("tokenizer", "lam", "dynamics", "adapter", "probe", "change_tokenizer", "change_dynamics")
 
 
 def resolve_device(choice: str, rank: int = 0) -> torch.device:

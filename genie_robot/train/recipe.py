@@ -37,6 +37,10 @@ _SMALL_MODELS = {
     "tokenizer": dict(steps=2600, batch_size=4, clip_len=1, warmup=50, lr=1e-3),
     "lam": dict(steps=2000, batch_size=16, clip_len=2, warmup=50, lr=1e-3),
     "dynamics": dict(steps=6000, batch_size=1, clip_len=16, warmup=50, lr=1e-3, compile=True, ema=0.999),
+    # The change-token world model (docs/experiments/change_tokens.md): the tokenizer unrolls its
+    # reading over 4 steps; the dynamics' clips fill its 16-frame window with a change out of each.
+    "change_tokenizer": dict(steps=4000, batch_size=8, clip_len=5, warmup=50, lr=1e-3),
+    "change_dynamics": dict(steps=3000, batch_size=8, clip_len=17, warmup=50, lr=1e-3),
 }
 RECIPES: dict[str, dict[str, dict]] = {
     "small": _SMALL_MODELS,
