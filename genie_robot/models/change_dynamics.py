@@ -37,6 +37,10 @@ class ChangeDynamicsConfig(ModelConfig):
     presets: ClassVar[dict] = {
         "tiny": dict(image_size=16, grid=2, codebook_size=64, num_actions=8, dim=32, layers=1, heads=2, max_frames=16),
         "small": dict(image_size=64, grid=4, codebook_size=1000, num_actions=8, dim=128, layers=4, heads=4, max_frames=16),
+        # At the video dynamics' larger scales, for GPUs; never trained here.
+        "base": dict(image_size=64, grid=4, codebook_size=1000, num_actions=8, dim=512, layers=12, heads=8, max_frames=16),
+        "coinrun": dict(image_size=64, grid=4, codebook_size=1000, num_actions=6, dim=512, layers=12, heads=8, max_frames=16),
+        "paper": dict(image_size=160, grid=10, codebook_size=1000, num_actions=8, dim=1024, layers=24, heads=16, max_frames=16),
     }
     image_size: int = 64
     grid: int = 4  # the change tokenizer's tokens per side
@@ -111,8 +115,8 @@ class ChangeDynamics(nn.Module, Stage):
                              f"{tuple(change_in_BTgg.shape)} / {tuple(change_out_BTgg.shape)}")
         if actions_BT.numel() and (actions_BT.min() < 0 or actions_BT.max() >= c.num_actions):
             raise ValueError(f"latent actions must lie in 0..{c.num_actions - 1}, got {actions_BT.min().item()}..{actions_BT.max().item()}")
-        scene_BDgg = self.frame_embed(channels_first(rearrange(frames_BTHWC, "b t h w c -> (b t) h w c")))
-        scene_BTSD = rearrange(scene_BDgg, "(b t) d h w -> b t (h w) d", b=B)
+        scene_NDgg = self.frame_embed(channels_first(rearrange(frames_BTHWC, "b t h w c -> (b t) h w c")))
+        scene_BTSD = rearrange(scene_NDgg, "(b t) d h w -> b t (h w) d", b=B)
         changes_BTSD = rearrange(self.change_in_embed(change_in_BTgg) + self.change_out_embed(change_out_BTgg),
                                  "b t h w d -> b t (h w) d")
         x_BTSD = scene_BTSD + changes_BTSD + self.action_embed(actions_BT)[:, :, None]

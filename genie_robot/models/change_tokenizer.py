@@ -45,6 +45,10 @@ class ChangeTokenizerConfig(ModelConfig):
     presets: ClassVar[dict] = {
         "tiny": dict(image_size=16, grid=2, width=16, codebook_size=64, num_actions=8),
         "small": dict(image_size=64, grid=4, width=48, codebook_size=1000, num_actions=8),
+        # At the video models' larger scales, for GPUs; never trained here.
+        "base": dict(image_size=64, grid=4, width=96, codebook_size=1000, num_actions=8),
+        "coinrun": dict(image_size=64, grid=4, width=96, codebook_size=1000, num_actions=6),
+        "paper": dict(image_size=160, grid=10, width=128, codebook_size=1000, num_actions=8),
     }
     image_size: int = 64
     grid: int = 4  # change tokens per side of a frame
@@ -130,8 +134,8 @@ class ChangeTokenizer(nn.Module, Stage):
         self._check(frame_BHWC)
         self._check(next_BHWC)
         now, after = channels_first(frame_BHWC), channels_first(next_BHWC)
-        z_BgCg = rearrange(self.encoder(torch.cat([now, after, after - now], dim=1)), "b c h w -> b h w c")
-        codes_BhwC, ids_Bhw, _, _ = self.quantizer(z_BgCg)
+        z_BhwC = rearrange(self.encoder(torch.cat([now, after, after - now], dim=1)), "b c h w -> b h w c")
+        codes_BhwC, ids_Bhw, _, _ = self.quantizer(z_BhwC)
         return rearrange(codes_BhwC, "b h w c -> b c h w"), ids_Bhw
 
     def render(self, frame_BHWC: torch.Tensor, codes_BCgg: torch.Tensor, actions_B: torch.Tensor) -> torch.Tensor:
