@@ -33,14 +33,11 @@ import torch
 
 from genie_robot.data.store import EpisodeStore
 from genie_robot.data.transforms import resize_masks, resize_video
-from genie_robot.eval.figures import plot_push
 from genie_robot.eval.metrics import mse, psnr_of_mse
 from genie_robot.eval.physics import (
     MOVABLE,
     TRACKED,
     ColourSegmenter,
-    Move,
-    centroids,
     lag_fit,
     largest_push,
     mask_iou,
@@ -48,13 +45,12 @@ from genie_robot.eval.physics import (
     object_moves,
     shown_steps,
 )
+from genie_robot.eval.report import CONTEXT, PUSH_STEPS, push_shown
 from genie_robot.io import atomic_path
 from genie_robot.models.change_dynamics import imagine
 from genie_robot.models.run import Run
 from genie_robot.sampling import ORDERS, SamplingConfig
 
-CONTEXT = 3  # real frames t-2..t before the imagined t+1, as `genie-robot eval`
-PUSH_STEPS = 4
 HORIZONS = (1, 4, 8, 16)
 ARM_ID = next(i for i, name in TRACKED.items() if i not in MOVABLE)
 
@@ -129,22 +125,14 @@ def interactions(world: ChangeWorld, store: EpisodeStore, out: Path, rng) -> dic
 
 
 def push_picture(world: ChangeWorld, found, frames, masks, actions, segmenter, out: Path, rng) -> dict:
-    mask_id, t, travel = found
-    window = slice(t - CONTEXT + 1, t + 1)
-    read, imagined = world.imagine([frames[window]] * 2, [actions[t - CONTEXT + 1 : t]] * 2,
+    """The push picture of `genie-robot eval`, for this model: the largest push imagined from the
+    real frames t-2..t with the LAM's actions and with random ones."""
+    mask_id, t, _ = found
+    read, imagined = world.imagine([frames[t - CONTEXT + 1 : t + 1]] * 2, [actions[t - CONTEXT + 1 : t]] * 2,
                                    [actions[t : t + PUSH_STEPS], rng.integers(0, world.num_actions, PUSH_STEPS)])
     rows = {"truth": frames[t : t + PUSH_STEPS + 1],
             **{row: np.concatenate([read[i, -1:], imagined[i]]) for i, row in enumerate(("lam", "random"))}}
-    move = Move.over(masks, mask_id, t, PUSH_STEPS)
-    shown = {}
-    for row, video in rows.items():
-        segmented = segmenter(video[[0, -1]])
-        along, length = motion_shown([move], shown_steps([move], segmented[:1], segmented[1:]))
-        shown[row] = round(along / length, 3)
-    labels = {"truth": "true frames", "lam": "imagined, LAM's actions", "random": "imagined, random actions"}
-    titles = {row: f"{labels[row]}: {shown[row]:.2f} of the push" for row in rows}
-    picture = plot_push(rows, centroids(masks[t : t + PUSH_STEPS + 1], mask_id), titles, out / "push.png")
-    return {"object": MOVABLE[mask_id], "t": t, "true_travel_px": round(travel, 1), "shown": shown, "picture": picture}
+    return push_shown(rows, masks, mask_id, t, segmenter, out / "push.png")
 
 
 def rollouts(world: ChangeWorld, store: EpisodeStore, rng) -> dict:

@@ -412,6 +412,13 @@ def push_figures(wm: WorldModel, frames, masks, position: int, mask_id: int, t: 
     start_21HWC = session.row_prompt_frames[:, -1:]  # frame t as the model saw it
     rows = {"truth": frames[t : t + PUSH_STEPS + 1],
             **{row: np.concatenate([start_21HWC[i], imagined_2KHWC[i]]) for i, row in enumerate(("lam", "random"))}}
+    return {"episode": position, **push_shown(rows, masks, mask_id, t, segmenter, out / "push.png")}
+
+
+def push_shown(rows: dict, masks, mask_id: int, t: int, segmenter, path: Path) -> dict:
+    """One push from frame t, a row per source of its PUSH_STEPS + 1 frames (the true ones first,
+    then imagined ones that start from frame t as the model saw it): how far each takes the
+    object along its true path by the last frame (1 = as MuJoCo, 0 = it stayed), and their picture."""
     move = Move.over(masks, mask_id, t, PUSH_STEPS)
     shown = {}
     for row, video in rows.items():
@@ -419,8 +426,8 @@ def push_figures(wm: WorldModel, frames, masks, position: int, mask_id: int, t: 
         along, travel = motion_shown([move], shown_steps([move], segmented[:1], segmented[1:]))
         shown[row] = round(along / travel, 3)
     titles = {row: f"{LABELS.get(row, 'true frames')}: {shown[row]:.2f} of the push" for row in rows}
-    picture = plot_push(rows, centroids(masks[t : t + PUSH_STEPS + 1], mask_id), titles, out / "push.png")
-    return {"episode": position, "object": MOVABLE[mask_id], "t": t, "steps": PUSH_STEPS,
+    picture = plot_push(rows, centroids(masks[t : t + PUSH_STEPS + 1], mask_id), titles, path)
+    return {"object": MOVABLE[mask_id], "t": t, "steps": PUSH_STEPS,
             "true_travel_px": round(float(np.linalg.norm(move.step_rc)), 1), "shown": shown, "picture": picture}
 
 
