@@ -192,8 +192,8 @@ def _cmd_train(args) -> None:
     config_cls = MODELS[args.stage][0]
     overrides = {"max_frames": args.max_frames} if args.max_frames else {}
     if overrides and "max_frames" not in {f.name for f in dataclasses.fields(config_cls)}:
-        raise InputError(f"--max-frames sets a model's temporal window; the {args.stage} reads one transition at a "
-                         "time and has none, so leave --max-frames out")
+        raise InputError(f"--max-frames sets a model's temporal window; the {args.stage} has none, so leave "
+                         "--max-frames out")
     if args.num_actions:
         if args.stage != "lam":
             raise InputError(f"--num-actions sets the LAM's latent actions; the {args.stage} takes its count from the "

@@ -1,7 +1,8 @@
 """A run directory as one object: the stages trained into it, checked against each other.
 
-Layout: RUN/tokenizer/, RUN/lam/, RUN/dynamics/, RUN/adapter/, RUN/probe/ (each config.json +
-model.safetensors, written by `genie-robot train <stage> --out RUN`), RUN/logs/. Training
+Layout: RUN/tokenizer/, RUN/lam/, RUN/dynamics/, RUN/adapter/, RUN/probe/, and optionally
+RUN/change_tokenizer/, RUN/change_dynamics/ (each config.json + model.safetensors, written by
+`genie-robot train <stage> --out RUN`), RUN/logs/. Training
 writes stages; everything else (eval, plan, play, serve, benchmarks) reads a run through
 `Run.load` and never writes into it."""
 from __future__ import annotations
