@@ -47,7 +47,6 @@ from genie_robot.eval.physics import (
 )
 from genie_robot.eval.report import CONTEXT, PUSH_STEPS, push_shown
 from genie_robot.io import atomic_path
-from genie_robot.models.change_dynamics import imagine
 from genie_robot.models.run import Run
 from genie_robot.sampling import ORDERS, SamplingConfig
 
@@ -56,33 +55,28 @@ ARM_ID = next(i for i, name in TRACKED.items() if i not in MOVABLE)
 
 
 class ChangeWorld:
-    """A run's LAM, change tokenizer and change dynamics, with one sampling setting."""
+    """A run's change-token world model, with one sampling setting."""
 
     def __init__(self, run_dir, sampling: SamplingConfig, seed: int = 0):
         self.run_dir = run_dir
-        run = Run.load(run_dir, stages=("lam", "change_tokenizer", "change_dynamics"))
-        self.lam = run.require("lam", "reading the episodes' latent actions")
-        self.tokenizer = run.require("change_tokenizer", "the change-token world model")
-        self.dynamics = run.require("change_dynamics", "the change-token world model")
-        self.size, self.num_actions = self.tokenizer.config.image_size, self.lam.config.num_actions
+        self.wm = Run.load(run_dir, stages=("lam", "change_tokenizer", "change_dynamics")).world_model("change")
+        self.size, self.num_actions = self.wm.image_size, self.wm.num_actions
         self.sampling, self.seed = sampling, seed
 
     def episode(self, episode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(frames, masks at the model's size, the LAM's actions)."""
         frames = resize_video(episode.read_frames(), self.size)
-        actions = self.lam.infer_actions_windows(torch.from_numpy(frames)[None])[0].numpy()
-        return frames, resize_masks(episode.masks[:], self.size), actions
+        return frames, resize_masks(episode.masks[:], self.size), self.wm.infer_actions(frames)
 
     def read(self, videos, actions) -> np.ndarray:
-        """The tokenizer's reading of videos [B, T, H, W, 3] from their first frames."""
-        return self.tokenizer.read(torch.from_numpy(np.stack(videos)), torch.from_numpy(np.stack(actions)).long())[0].numpy()
+        """The tokenizer's reading of videos [B, T, H, W, 3] from their first frames, in one batch."""
+        return self.wm.tokenizer.read(torch.from_numpy(np.stack(videos)), torch.from_numpy(np.stack(actions)).long())[0].numpy()
 
     def imagine(self, prompts, prompt_actions, actions) -> tuple[np.ndarray, np.ndarray]:
-        generators = [torch.Generator().manual_seed(self.seed + row) for row in range(len(prompts))]
-        read, imagined = imagine(self.tokenizer, self.dynamics, torch.from_numpy(np.stack(prompts)),
-                                 torch.from_numpy(np.stack(prompt_actions)).long(), torch.from_numpy(np.stack(actions)).long(),
-                                 self.sampling, generators)
-        return read.numpy(), imagined.numpy()
+        """(each row's prompt as the model read it, its imagined frames), row r sampled with seed + r."""
+        session = self.wm.start_rows(prompts, prompt_actions, seed=self.seed, sampling=self.sampling)
+        imagined = session.rollout(np.stack(actions))
+        return session.row_prompt_frames, imagined
 
 
 def interactions(world: ChangeWorld, store: EpisodeStore, out: Path, rng) -> dict:

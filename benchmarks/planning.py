@@ -204,6 +204,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", default="out/demo/run")
     parser.add_argument("--data", default="out/demo/heldout.h5", help="held-out MuJoCo episodes at the run's size")
+    parser.add_argument("--world-model", default="video", choices=("video", "change"), help="which of the run's world models plans")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--k", type=int, default=12, help="goal = the frame k steps after the start")
     parser.add_argument("--task", nargs="+", default=["push"], choices=list(TASKS),
@@ -239,11 +240,12 @@ def main() -> None:
         presets = {kind: task_settings(kind, args.set) for kind in args.task}
     except InputError as exc:
         parser.error(str(exc))
-    from genie_robot.models.run import Run
+    from genie_robot.models.run import WORLD_MODELS, Run
 
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None
-    wm = trained.world_model() if trained is not None and trained.has("dynamics") else None
+    trains = trained is not None and all(trained.has(stage) for stage in WORLD_MODELS[args.world_model])
+    wm = trained.world_model(args.world_model) if trains else None
     if wm is None and args.ranking:
         parser.error(f"--ranking imagines plans: it needs a trained run with dynamics and adapter at {run} (make demo trains one)")
     if wm is None:

@@ -271,7 +271,7 @@ def _cmd_play(args) -> None:
     if not (args.prompt or args.data):
         raise InputError("give a starting frame: --prompt IMAGE or --data FILE.h5 [--episode I]")
     run, sampling = _run_and_sampling(args)
-    wm = run.world_model()
+    wm = run.world_model(args.world_model)
     if args.prompt:
         prompt = read_image(args.prompt)
     else:
@@ -296,7 +296,7 @@ def _cmd_rollout(args) -> None:
 
     check_video_path(args.out)
     run, sampling = _run_and_sampling(args)
-    wm = run.world_model()
+    wm = run.world_model(args.world_model)
     video, note = episode_clip(args.data, args.episode, args.start, args.frames, wm.image_size)
     _note(note)
     frames, figures, imagined = rollout_comparison(wm, video, args.prompt_frames, args.seed, sampling)
@@ -316,7 +316,8 @@ def _cmd_imagine(args) -> None:
     from genie_robot.play import imagine_stores
 
     run, sampling = _run_and_sampling(args)
-    count = imagine_stores(run.world_model(), str(run.path), args.data, args.out, args.frames, sampling, args.seed, args.rows)
+    wm = run.world_model(args.world_model)
+    count = imagine_stores(wm, str(run.path), args.data, args.out, args.frames, sampling, args.seed, args.rows)
     print(f"appended {count} imagined clips to {args.out}" if count else f"{args.out} already holds every clip; nothing appended")
 
 
@@ -325,7 +326,7 @@ def _cmd_eval(args) -> None:
 
     run, sampling = _run_and_sampling(args)
     config = EvalConfig(horizons=args.horizons, delta_t=args.delta_t, max_episodes=args.episodes, sampling=sampling,
-                        seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs)
+                        seed=args.seed, fvd=not args.no_fvd, gifs=args.gifs, world_model=args.world_model)
     metrics = evaluate(run, args.data, args.out, config)
     print(f"wrote {args.out}/index.html and metrics.json in {metrics['seconds']:.0f} s")
     for name, domain in metrics.get("domains", {"": metrics}).items():
@@ -374,7 +375,7 @@ def _cmd_plan(args) -> None:
     settings = task_settings(args.task, args.set)
     run = Run.load(args.run, device=resolve_device(args.device))
     adapter = run.require("adapter", "planning arm commands")
-    result = plan_and_execute(run.world_model(), adapter, args.start, args.goal, args.out, settings, args.steps,
+    result = plan_and_execute(run.world_model(args.world_model), adapter, args.start, args.goal, args.out, settings, args.steps,
                               args.seed, probe=run.probe)
     for note in result["notes"]:
         _note(note)
@@ -389,6 +390,9 @@ def _cmd_plan(args) -> None:
 
 def _add_run_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
+    parser.add_argument("--world-model", default="video", choices=("video", "change"),
+                        help="video: Genie's tokenizer + dynamics; change: the change tokenizer + its dynamics + the LAM "
+                             "(change_tokenizer/, change_dynamics/, lam/; docs/architecture.md)")
     parser.add_argument("--seed", type=COUNT, default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
 

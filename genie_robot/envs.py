@@ -15,7 +15,8 @@ recorded state at it. With `goal` (an image), the reward is the negative mean sq
 of the frame to it, in [-1, 0]; otherwise 0. Nothing terminates; an episode is truncated
 when the world model's memory is full (`memory - 1` steps after the prompt frame), past which
 it forgets its start, and the twin truncates at the same step so both stay comparable.
-`render_mode="rgb_array"` returns the current frame.
+`render_mode="rgb_array"` returns the current frame. `world_model="change"` serves the run's
+change-token world model instead of the video one (docs/architecture.md).
 
 `gymnasium.make_vec("genie_robot/WorldModel-v0", num_envs=N, vectorization_mode="vector_entry_point",
 run=..., data=...)` runs N of them as rows of one batched session (one transformer pass per
@@ -66,13 +67,13 @@ class _GenieEnv(gym.Env, abc.ABC):
     # The action space whose actions the run's adapter translates, and what it translates them into.
     translated: tuple[str, str]
 
-    def __init__(self, run, data, action_space: str, goal, render_mode, device: str):
+    def __init__(self, run, data, action_space: str, goal, render_mode, device: str, world_model: str):
         if action_space not in ACTION_SPACES:
             raise InputError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.run = Run.load(run, resolve_device(device))
-        self.wm = self.run.world_model()
+        self.wm = self.run.world_model(world_model)
         space, into = self.translated
         self.adapter = self.run.require("adapter", f"{type(self).__name__}'s {space!r} action space (the adapter turns its "
                                                    f"actions into {into})") if action_space == space else None
@@ -116,8 +117,8 @@ class WorldModelEnv(_GenieEnv):
     translated = ("arm", "latent actions")
 
     def __init__(self, run, data, action_space: str = "latent", goal=None, render_mode=None, device: str = "cpu",
-                 maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature):
-        super().__init__(run, data, action_space, goal, render_mode, device)
+                 maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature, world_model: str = "video"):
+        super().__init__(run, data, action_space, goal, render_mode, device, world_model)
         self.sampling = SamplingConfig(steps=maskgit_steps, temperature=temperature)
         self.session = None
 
@@ -143,10 +144,10 @@ class WorldModelVectorEnv(gym.vector.VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int, run, data, action_space: str = "latent", goal=None, device: str = "cpu",
-                 maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature):
+                 maskgit_steps: int = 8, temperature: float = SamplingConfig.temperature, world_model: str = "video"):
         if num_envs < 1:
             raise InputError(f"num_envs must be >= 1, got {num_envs}")
-        self.env = WorldModelEnv(run, data, action_space, goal, None, device, maskgit_steps, temperature)
+        self.env = WorldModelEnv(run, data, action_space, goal, None, device, maskgit_steps, temperature, world_model)
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = self.env.observation_space, self.env.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -188,9 +189,10 @@ class MuJoCoArmEnv(_GenieEnv):
     translated = ("latent", "arm commands")
 
     def __init__(self, run, data, action_space: str = "arm", goal=None, render_mode=None, device: str = "cpu",
-                 camera: str | None = None):
-        """camera: the MuJoCo view observed (default: the one the store's episodes were rendered from)."""
-        super().__init__(run, data, action_space, goal, render_mode, device)
+                 camera: str | None = None, world_model: str = "video"):
+        """camera: the MuJoCo view observed (default: the one the store's episodes were rendered from);
+        world_model: the one this twin mirrors (its resolution, actions and truncation)."""
+        super().__init__(run, data, action_space, goal, render_mode, device, world_model)
         from genie_robot.sim.scene import recorded_camera
         from genie_robot.sim.world import ArmWorld
 

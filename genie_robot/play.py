@@ -17,7 +17,7 @@ from genie_robot.eval.metrics import psnr
 from genie_robot.extras import require
 from genie_robot.media import labelled_columns
 from genie_robot.models.inputs import as_video
-from genie_robot.models.world_model import Session, WorldModel
+from genie_robot.models.world_model import Session, Simulator
 from genie_robot.sampling import SamplingConfig
 
 
@@ -40,7 +40,7 @@ def parse_actions(text: str) -> list[int]:
         raise InputError(f"--actions must be comma-separated integers such as 0,3,3,5, got {text!r}") from None
 
 
-def rollout_comparison(wm: WorldModel, video: np.ndarray, prompt_frames: int = 1, seed: int = 0,
+def rollout_comparison(wm: Simulator, video: np.ndarray, prompt_frames: int = 1, seed: int = 0,
                        sampling=None) -> tuple[np.ndarray, dict, np.ndarray]:
     """Columns: ground truth | reconstruction | imagined with the LAM's inferred actions |
     imagined with random actions, from the same prompt. Returns (video, figures, the
@@ -94,7 +94,7 @@ def save_imagined(out: str | Path, frames: np.ndarray, latents: np.ndarray, num_
         return writer.append(**episode_args, origin=origin)
 
 
-def imagine_stores(wm: WorldModel, run_name: str, stores, out: str | Path, frames: int = 16, sampling=None, seed: int = 0,
+def imagine_stores(wm: Simulator, run_name: str, stores, out: str | Path, frames: int = 16, sampling=None, seed: int = 0,
                    rows: int = 16, progress: bool = True) -> int:
     """Imagine every whole `frames`-long clip (starting at multiples of `frames`) of every episode of
     `stores` from its first frame with the latent actions the LAM reads from the clip, and append

@@ -63,6 +63,8 @@ from ros_nodes.simulation import SimulationControl
 STEP_TIMEOUT_S = 120.0  # longest wait for one stepped frame (a slow device, a long plan ahead of it)
 PARAMETERS = [
     Param("checkpoint", "", "run directory holding tokenizer/, dynamics/ (and lam/, adapter/)"),
+    Param("world_model", "video", "video: Genie's tokenizer + dynamics; change: the change tokenizer + its dynamics "
+          "+ the LAM", choices=("video", "change")),
     Param("device", "cpu", "torch device for generation", choices=("cpu", "cuda", "auto")),
     Param("maskgit_steps", 8, "MaskGIT decoding steps per frame (fewer = faster, blurrier)", 1, 1000),
     Param("temperature", SamplingConfig.temperature, "sampling temperature; 0 = greedy", 0.0, 100.0),
@@ -133,7 +135,7 @@ class WorldModelNode(LifecycleNode):
             if not p.checkpoint:
                 raise CheckpointError("parameter checkpoint is empty; set it to a run directory (checkpoint:=RUN)")
             run = Run.load(p.checkpoint, device=resolve_device(p.device))
-            self.wm, self.adapter = run.world_model(), run.adapter
+            self.wm, self.adapter = run.world_model(p.world_model), run.adapter
             self.probe = run.probe
             if self.adapter is None:
                 self.get_logger().warning(f"no action adapter in {run.path / 'adapter'}: ~/arm_command messages will be "
@@ -178,8 +180,8 @@ class WorldModelNode(LifecycleNode):
         self._worker = threading.Thread(target=self._serve, name="world_model_generation", daemon=True)
         self._worker.start()
         adapter = "with" if self.adapter is not None else "without"
-        self.get_logger().info(f"configured: {p.checkpoint} ({self.wm.image_size}px, {self.wm.num_actions} latent "
-                               f"actions, {adapter} action adapter) on {self.wm.device}")
+        self.get_logger().info(f"configured: {p.checkpoint}, {self.wm.kind} world model ({self.wm.image_size}px, "
+                               f"{self.wm.num_actions} latent actions, {adapter} action adapter) on {self.wm.device}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:

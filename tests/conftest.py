@@ -91,3 +91,20 @@ def planning_run(tiny_run, mujoco_store, tmp_path_factory):
     config = TrainConfig(steps=30, batch_size=2, clip_len=4, warmup=2, lr=3e-3, ckpt_every=30, sample_every=0)
     Trainer("adapter", AdapterConfig.preset("tiny"), [mujoco_store], run, config, progress=False).train()
     return run
+
+
+@pytest.fixture(scope="session")
+def change_run(planning_run, tmp_path_factory):
+    """planning_run's stages (linked) plus an untrained tiny change tokenizer and its dynamics:
+    both world models of one run."""
+    from genie_robot.models import MODELS
+    from genie_robot.models.checkpoint import save_model
+
+    run = tmp_path_factory.mktemp("change_run")
+    for kind in ("tokenizer", "lam", "dynamics", "adapter"):
+        (run / kind).symlink_to((planning_run / kind).resolve())
+    torch.manual_seed(0)
+    for kind in ("change_tokenizer", "change_dynamics"):
+        config_cls, model_cls = MODELS[kind]
+        save_model(model_cls(config_cls.preset("tiny")), run / kind)
+    return run

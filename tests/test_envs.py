@@ -9,10 +9,11 @@ import genie_robot.envs  # noqa: F401  (registers the environments)
 from genie_robot.errors import CheckpointError, InputError
 
 
+@pytest.mark.parametrize("world_model, memory", [("video", 16), ("change", 17)])
 @pytest.mark.parametrize("action_space", ["latent", "arm"])
-def test_world_model_env_passes_gymnasiums_checker(planning_run, mujoco_store, action_space):
-    env = gymnasium.make("genie_robot/WorldModel-v0", run=planning_run, data=mujoco_store, action_space=action_space,
-                         maskgit_steps=1, render_mode="rgb_array")
+def test_world_model_env_passes_gymnasiums_checker(change_run, mujoco_store, action_space, world_model, memory):
+    env = gymnasium.make("genie_robot/WorldModel-v0", run=change_run, data=mujoco_store, action_space=action_space,
+                         maskgit_steps=1, render_mode="rgb_array", world_model=world_model)
     check_env(env.unwrapped, skip_render_check=False)
     obs, info = env.reset(seed=3)
     assert obs.shape == (16, 16, 3) and obs.dtype == np.uint8 and {"episode", "step"} <= set(info)
@@ -23,7 +24,7 @@ def test_world_model_env_passes_gymnasiums_checker(planning_run, mujoco_store, a
         obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
         steps += 1
         assert reward == 0.0 and not terminated
-    assert steps == 15  # the model's memory: 16 frames, one of them the prompt
+    assert steps == memory - 1  # the model's memory, one frame of it the prompt
     np.testing.assert_array_equal(env.render(), obs)
     env.close()
 

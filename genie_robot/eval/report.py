@@ -50,7 +50,7 @@ from genie_robot.eval.physics import (
 )
 from genie_robot.io import atomic_path
 from genie_robot.models.run import Run
-from genie_robot.models.world_model import WorldModel
+from genie_robot.models.world_model import Simulator
 from genie_robot.sampling import SamplingConfig
 
 ROWS = ("lam", "adapter", "random")  # imagined rollouts, one session row each
@@ -66,6 +66,7 @@ class EvalConfig:
     seed: int = 0
     fvd: bool = True
     gifs: int = 3
+    world_model: str = "video"  # which of the run's simulators (Run.world_model)
 
     def __post_init__(self):
         self.horizons = tuple(sorted(set(int(h) for h in self.horizons)))
@@ -97,7 +98,7 @@ def evaluate(run: Run, data, out, config: EvalConfig = EvalConfig(), progress: b
     stores = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     if not stores:
         raise InputError("no held-out store given; pass --data FILE.h5 [FILE.h5 ...]")
-    wm = run.world_model()
+    wm = run.world_model(config.world_model)
     out = Path(out)
     if len(stores) == 1:
         return evaluate_domain(run, wm, stores[0], out, config, progress)
@@ -134,7 +135,7 @@ def code_usage(metrics: dict, num_actions: int) -> list[float] | None:
     return [round(row["usage"], 4) for row in metrics["latent_actions"]["per_code"][:num_actions]]
 
 
-def evaluate_domain(run: Run, wm: WorldModel, data, out: Path, config: EvalConfig, progress: bool) -> dict:
+def evaluate_domain(run: Run, wm: Simulator, data, out: Path, config: EvalConfig, progress: bool) -> dict:
     """Every metric of one held-out store, its report written to OUT."""
     started = time.time()
     with EpisodeStore(data) as store:
@@ -146,7 +147,10 @@ def evaluate_domain(run: Run, wm: WorldModel, data, out: Path, config: EvalConfi
         adapter = adapter_figures(run, transitions, found)
         videos, stability = imagine_episodes(wm, episodes, transitions, adapter, config, progress)
         masks = [resize_masks(e.masks[: config.frames], wm.image_size) for e in episodes] if all(e.has_masks for e in episodes) else None
-        found.metrics["token_stability"] = {key: float(np.mean([row[key] for row in stability])) for key in stability[0]}
+        if stability:
+            found.metrics["token_stability"] = {key: float(np.mean([row[key] for row in stability])) for key in stability[0]}
+        else:
+            found.skipped["token stability"] = "the change-token world model has no tokens of whole frames"
         curves = fidelity_figures(videos, config, found)
         delta_psnr_figures(curves, config, found)
         fvd_figures(wm, videos, config, found)
@@ -177,7 +181,7 @@ def held_out_episodes(store: EpisodeStore, config: EvalConfig, found: Findings) 
     return long_enough
 
 
-def latent_action_figures(wm: WorldModel, episodes, data, found: Findings):
+def latent_action_figures(wm: Simulator, episodes, data, found: Findings):
     """Latent codes vs the true action classes (NMI, confusion, per-code effects); the
     transitions they came from, or None when the run has no LAM or the store no usable actions."""
     if wm.lam is None:
@@ -219,9 +223,9 @@ def adapter_figures(run: Run, transitions, found: Findings):
     return None
 
 
-def imagine_episodes(wm: WorldModel, episodes, transitions, adapter, config: EvalConfig, progress: bool):
+def imagine_episodes(wm: Simulator, episodes, transitions, adapter, config: EvalConfig, progress: bool):
     """Per episode, from its first frame: the imagined rows (one batched session) beside the
-    truth and the baselines; also each episode's token stability. Videos [frames, S, S, 3]."""
+    truth and the baselines; also each episode's token stability (video world models). Videos [frames, S, S, 3]."""
     horizon = config.horizons[-1]
     rng = np.random.default_rng(config.seed)
     videos: dict[str, list] = {name: [] for name in ("truth", *ROWS, *BASELINES)}
@@ -243,9 +247,12 @@ def imagine_episodes(wm: WorldModel, episodes, transitions, adapter, config: Eva
                               sampling=config.sampling)
         for i, name in enumerate(names):
             videos[name].append(np.concatenate([truth[:1], imagined.frames[i]]))
-        tokens = wm.tokenize(truth)
-        stability.append(token_stability(tokens.cpu().numpy(), truth, wm.tokenizer.config.patch))
-        videos["reconstruction"].append(wm.detokenize(tokens))
+        if wm.kind == "video":
+            tokens = wm.tokenize(truth)
+            stability.append(token_stability(tokens.cpu().numpy(), truth, wm.tokenizer.config.patch))
+            videos["reconstruction"].append(wm.detokenize(tokens))
+        else:
+            videos["reconstruction"].append(wm.reconstruct(truth))
         videos["copy_first"].append(np.repeat(truth[:1], config.frames, axis=0))
         videos["truth"].append(truth)
     return videos, stability
@@ -283,7 +290,7 @@ def delta_psnr_figures(curves: dict, config: EvalConfig, found: Findings) -> Non
                                    "copy_first_psnr": float(curves["copy_first"]["psnr"][:, t].mean())}
 
 
-def fvd_figures(wm: WorldModel, videos: dict, config: EvalConfig, found: Findings) -> None:
+def fvd_figures(wm: Simulator, videos: dict, config: EvalConfig, found: Findings) -> None:
     """FVD of each row and baseline against the true clips (I3D features)."""
     episodes, clip = len(videos["truth"]), min(16, config.frames)
     if not config.fvd:
@@ -332,7 +339,7 @@ INTERACTION_ROWS = ("truth", "reconstruction", "lam", "random")
 CONTEXT = 3  # real frames t-2..t before the imagined t+1: the arm's recent motion is visible
 
 
-def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config: EvalConfig, found: Findings,
+def interaction_figures(wm: Simulator, episodes, transitions, segmenter, config: EvalConfig, found: Findings,
                         out: Path) -> None:
     """Predicted interactions, one step ahead: for every transition of the whole episodes where
     MuJoCo moves an object, the frame imagined from the real frames up to t (`CONTEXT` of them)
@@ -390,7 +397,7 @@ def interaction_figures(wm: WorldModel, episodes, transitions, segmenter, config
                                                             segmenter, config, out)
 
 
-def episode_latents(wm: WorldModel, transitions, position: int, frames) -> np.ndarray:
+def episode_latents(wm: Simulator, transitions, position: int, frames) -> np.ndarray:
     """The LAM's latent actions of an evaluated episode (read once in `latent_action_figures`)."""
     return transitions.latents[transitions.episode == position] if transitions is not None else wm.infer_actions(frames)
 
@@ -398,7 +405,7 @@ def episode_latents(wm: WorldModel, transitions, position: int, frames) -> np.nd
 PUSH_STEPS = 4  # transitions the push picture imagines
 
 
-def push_figures(wm: WorldModel, frames, masks, position: int, mask_id: int, t: int, transitions, segmenter,
+def push_figures(wm: Simulator, frames, masks, position: int, mask_id: int, t: int, transitions, segmenter,
                  config: EvalConfig, out: Path) -> dict:
     """Evaluated episode `position`'s largest push over PUSH_STEPS transitions from frame t (its
     frames and masks at the model's size), imagined from the real frames t-2..t with the LAM's

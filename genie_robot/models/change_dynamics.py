@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from genie_robot.errors import ConfigError
-from genie_robot.models.change_tokenizer import ChangeTokenizer, channels_first
+from genie_robot.models.change_tokenizer import channels_first
 from genie_robot.models.config import ModelConfig
 from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.nn import STTransformer
@@ -162,26 +162,3 @@ def next_changes(dynamics: ChangeDynamics, frames_BTHWC: torch.Tensor, changes_i
 
     last_BN = maskgit_decode(logits_fn, rearrange(blank_B1gg, "b 1 h w -> b (h w)"), c.mask_id, sampling, generators, fsq)
     return rearrange(last_BN, "b (h w) -> b h w", h=c.grid)
-
-
-@torch.no_grad()
-def imagine(tokenizer: ChangeTokenizer, dynamics: ChangeDynamics, prompt_BPHWC: torch.Tensor, prompt_actions_BP: torch.Tensor,
-            actions_BN: torch.Tensor, sampling: SamplingConfig, generators) -> tuple[torch.Tensor, torch.Tensor]:
-    """Continue a prompt of P real frames (and the P-1 actions between them) by N frames, one
-    action each -> (the prompt as the tokenizer reads it [B, P, H, W, 3], the N imagined frames
-    [B, N, H, W, 3]; uint8). Each frame is decoded from the last with the tokens the dynamics
-    model predicts from the model's last `max_frames` frames."""
-    c = dynamics.config
-    prompt_read, changes = tokenizer.read(prompt_BPHWC, prompt_actions_BP)
-    none_B1gg = torch.full((len(prompt_read), 1, c.grid, c.grid), c.none_id, dtype=torch.long, device=prompt_read.device)
-    frames = list(prompt_read.unbind(1))
-    changes_in = torch.cat([none_B1gg, changes], dim=1)
-    actions = torch.cat([prompt_actions_BP, actions_BN], dim=1)
-    for t in range(prompt_read.shape[1] - 1, actions.shape[1]):
-        first = max(0, t + 1 - c.max_frames)
-        window_in = torch.cat([none_B1gg, changes_in[:, first + 1 : t + 1]], dim=1)  # no change known into the window
-        out = next_changes(dynamics, torch.stack(frames[first : t + 1], dim=1), window_in, actions[:, first : t + 1],
-                           sampling, generators, tokenizer.quantizer)
-        frames.append(tokenizer.decode(frames[-1], out, actions[:, t]))
-        changes_in = torch.cat([changes_in, out[:, None]], dim=1)
-    return prompt_read, torch.stack(frames[prompt_read.shape[1]:], dim=1)

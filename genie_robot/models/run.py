@@ -13,12 +13,15 @@ from pathlib import Path
 import torch
 
 from genie_robot.errors import CheckpointError, ConfigError
+from genie_robot.models.change_world_model import ChangeWorldModel
 from genie_robot.models.checkpoint import check_compatible, load_model
-from genie_robot.models.world_model import WorldModel
+from genie_robot.models.world_model import Simulator, WorldModel
 
 # In training order; the probe needs none of the others. The change tokenizer and its dynamics
 # (trained after the LAM) are the Delta-IRIS-style alternative to the tokenizer and dynamics.
 STAGES = ("tokenizer", "lam", "dynamics", "adapter", "probe", "change_tokenizer", "change_dynamics")
+# The simulators a run can serve, by the stages each needs (Run.world_model).
+WORLD_MODELS = {"video": ("tokenizer", "dynamics"), "change": ("change_tokenizer", "change_dynamics", "lam")}
 
 
 def resolve_device(choice: str, rank: int = 0) -> torch.device:
@@ -89,6 +92,11 @@ class Run:
     def probe(self):
         return self.models.get("probe")
 
-    def world_model(self) -> WorldModel:
-        """Tokenizer + dynamics (+ the LAM when trained): the interactive simulator."""
-        return WorldModel(self.require("tokenizer", "the world model"), self.require("dynamics", "the world model"), self.lam)
+    def world_model(self, kind: str = "video") -> Simulator:
+        """The interactive simulator: "video", Genie's tokenizer + dynamics (+ the LAM when
+        trained), or "change", the change tokenizer + its dynamics + the LAM."""
+        if kind not in WORLD_MODELS:
+            raise ConfigError(f"unknown world model {kind!r}; choose {' or '.join(WORLD_MODELS)}")
+        purpose = f"the {kind} world model"
+        models = [self.require(stage, purpose) for stage in WORLD_MODELS[kind]]
+        return WorldModel(*models, self.lam) if kind == "video" else ChangeWorldModel(*models)

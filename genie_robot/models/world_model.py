@@ -1,5 +1,8 @@
 """The interactive world model: tokenizer + dynamics (+ LAM), one generated frame per action.
 
+`Simulator` and `Session` hold what every world model shares (models/change_world_model.py is
+the other); `WorldModel` and `VideoSession` are Genie's.
+
 A new frame is generated from the last `memory - 1` frames (with it, `memory` frames: the
 length of the training clips). Temporal attention is causal, so the keys and
 values of remembered frames never change: the session caches them for the dynamics model and
@@ -27,30 +30,28 @@ from genie_robot.sampling import SamplingConfig, maskgit_decode
 
 @dataclass
 class Imagination:
-    """What `WorldModel.imagine` returns: R imagined futures of N frames from one prompt."""
+    """What `imagine` returns: R imagined futures of N frames from one prompt."""
 
-    prompt_frames: np.ndarray  # uint8 [P, H, W, 3], the prompt as the tokenizer keeps it
+    prompt_frames: np.ndarray  # uint8 [P, H, W, 3], the prompt as the model keeps it
     frames: np.ndarray         # uint8 [R, N, H, W, 3]
-    last_tokens: torch.Tensor  # token ids [R, h, w] of each row's last frame
 
 
 PRECISIONS = ("fp32", "bf16")
 
 
-class WorldModel:
-    """`precision`: "fp32", or "bf16" to generate under bfloat16 autocast (see docs/performance.md for
+class Simulator:
+    """What every interactive world model shares: prompts, actions and seeds checked one way,
+    the LAM's actions for prompts, batched imagination, precision. A subclass builds its
+    session from validated prompts (`_session`).
+
+    `precision`: "fp32", or "bf16" to generate under bfloat16 autocast (see docs/performance.md for
     when it pays and how closely it follows fp32); settable between steps."""
 
-    def __init__(self, tokenizer, dynamics, lam=None, precision: str = "fp32"):
-        models = {"tokenizer": tokenizer, "dynamics": dynamics, "lam": lam}
-        check_compatible({stage: model.config for stage, model in models.items() if model is not None})
-        self.tokenizer, self.dynamics, self.lam = tokenizer.eval(), dynamics.eval(), lam.eval() if lam is not None else None
-        self.device = next(dynamics.parameters()).device
-        self.image_size = tokenizer.config.image_size
-        self.num_actions = dynamics.config.num_actions
-        self.max_memory = min(tokenizer.config.max_frames, dynamics.config.max_frames)
-        # The levels behind the token ids, which a median draw reads; a learned codebook has no order.
-        self.fsq = tokenizer.quantizer if isinstance(tokenizer.quantizer, FiniteScalarQuantizer) else None
+    kind: str  # "video" (Genie's tokens of every frame) or "change" (tokens of what changes)
+
+    def __init__(self, lam, image_size: int, num_actions: int, max_memory: int, device: torch.device, precision: str):
+        self.lam = lam.eval() if lam is not None else None
+        self.image_size, self.num_actions, self.max_memory, self.device = image_size, num_actions, max_memory, device
         self.precision = precision
 
     @property
@@ -81,33 +82,17 @@ class WorldModel:
             raise InputError("inferring actions needs at least 2 frames")
         return self.lam.infer_actions_windows(self._tensor(video))[0].cpu().numpy()
 
-    @torch.no_grad()
-    def tokenize(self, video) -> torch.Tensor:
-        """Token ids [T, h, w] of a video [T, H, W, 3], in windows of the tokenizer's length."""
-        return self.tokenizer.encode_windows(self._tensor(as_video(video, self.image_size, "video")))[0]
-
-    @torch.no_grad()
-    def detokenize(self, ids_Thw: torch.Tensor) -> np.ndarray:
-        """Token ids [T, h, w] -> uint8 frames [T, H, W, 3], in windows of the tokenizer's length."""
-        window = self.tokenizer.config.max_frames
-        return to_uint8(torch.cat([self.tokenizer.decode(ids_Thw[None, s : s + window])[0]
-                                   for s in range(0, len(ids_Thw), window)]))
-
-    def reconstruct(self, video) -> np.ndarray:
-        """Tokenize and decode a video: what the tokenizer keeps of it."""
-        return self.detokenize(self.tokenize(video))
-
     def imagine(self, prompt, actions_RN, prompt_actions: Sequence[int] | None = None, seed: int = 0,
                 sampling: SamplingConfig = SamplingConfig()) -> Imagination:
         """One future per row of latent actions [R, N], from one prompt, in one batched session:
-        rows share the prompt's encoding and cache, row r samples with seed + r. Evaluation,
+        rows share the prompt's encoding (and cache), row r samples with seed + r. Evaluation,
         rollout videos and planning all compare action sources this way."""
         actions_RN = check_actions(actions_RN, self.num_actions)
         if actions_RN.ndim != 2 or actions_RN.shape[0] < 1:
             raise InputError(f"imagine takes latent actions [rows, steps], got shape {list(actions_RN.shape)}")
         session = self.start(prompt, prompt_actions, seed=seed, batch=len(actions_RN), sampling=sampling)
         frames = session.rollout(actions_RN)
-        return Imagination(session.prompt_frames, frames, session.tokens_BThw[:, -1])
+        return Imagination(session.prompt_frames, frames)
 
     def start(self, prompt, prompt_actions: Sequence[int] | None = None, seed: int | Sequence[int] = 0,
               batch: int = 1, sampling: SamplingConfig = SamplingConfig(), memory: int | None = None,
@@ -140,11 +125,9 @@ class WorldModel:
         return seeds
 
     def _start(self, frames_list, actions_list, seeds, sampling, memory, use_cache) -> Session:
-        """A session from validated prompts [T, S, S, 3] (one shared by every row, or one per row)."""
+        """A session from validated prompts [T, S, S, 3] (one shared by every row, or one per row),
+        of which the last memory - 1 frames and the actions between them are kept."""
         memory = self.max_memory if memory is None else memory
-        if sampling.draw == "median" and self.fsq is None:
-            raise InputError("draw 'median' needs ordered tokens, from a tokenizer with an FSQ quantizer; this one has a "
-                             f"learned codebook ({self.tokenizer.config.quantizer}): use draw 'sample'")
         if not 2 <= memory <= self.max_memory:
             raise InputError(f"memory must be 2..{self.max_memory} frames (the models' window), got {memory}")
         T = len(frames_list[0])
@@ -154,24 +137,104 @@ class WorldModel:
         actions_RT = np.stack([check_actions(a, self.num_actions).reshape(-1) for a in actions_list])
         if actions_RT.shape != (len(frames_list), T - 1):
             raise InputError(f"a prompt of {T} frames needs {T - 1} actions per prompt, got shape {list(actions_RT.shape)}")
-        frames_RTHWC = np.stack(frames_list)[:, T - keep:]
+        frames_RTHWC = torch.from_numpy(np.stack(frames_list)[:, T - keep:]).to(self.device)
+        actions_RT = torch.as_tensor(actions_RT[:, actions_RT.shape[1] - (keep - 1):], dtype=torch.long, device=self.device)
+        return self._session(frames_RTHWC, actions_RT, seeds, sampling, memory, use_cache)
+
+    def _session(self, frames_RTHWC, actions_RT, seeds, sampling, memory, use_cache) -> Session:
+        raise NotImplementedError
+
+
+class WorldModel(Simulator):
+    """Genie's world model: the video tokenizer's tokens of every frame, predicted by the dynamics."""
+
+    kind = "video"
+
+    def __init__(self, tokenizer, dynamics, lam=None, precision: str = "fp32"):
+        models = {"tokenizer": tokenizer, "dynamics": dynamics, "lam": lam}
+        check_compatible({stage: model.config for stage, model in models.items() if model is not None})
+        self.tokenizer, self.dynamics = tokenizer.eval(), dynamics.eval()
+        super().__init__(lam, tokenizer.config.image_size, dynamics.config.num_actions,
+                         min(tokenizer.config.max_frames, dynamics.config.max_frames), next(dynamics.parameters()).device,
+                         precision)
+        # The levels behind the token ids, which a median draw reads; a learned codebook has no order.
+        self.fsq = tokenizer.quantizer if isinstance(tokenizer.quantizer, FiniteScalarQuantizer) else None
+
+    @torch.no_grad()
+    def tokenize(self, video) -> torch.Tensor:
+        """Token ids [T, h, w] of a video [T, H, W, 3], in windows of the tokenizer's length."""
+        return self.tokenizer.encode_windows(self._tensor(as_video(video, self.image_size, "video")))[0]
+
+    @torch.no_grad()
+    def detokenize(self, ids_Thw: torch.Tensor) -> np.ndarray:
+        """Token ids [T, h, w] -> uint8 frames [T, H, W, 3], in windows of the tokenizer's length."""
+        window = self.tokenizer.config.max_frames
+        return to_uint8(torch.cat([self.tokenizer.decode(ids_Thw[None, s : s + window])[0]
+                                   for s in range(0, len(ids_Thw), window)]))
+
+    def reconstruct(self, video) -> np.ndarray:
+        """Tokenize and decode a video: what the tokenizer keeps of it."""
+        return self.detokenize(self.tokenize(video))
+
+    def _session(self, frames_RTHWC, actions_RT, seeds, sampling, memory, use_cache) -> VideoSession:
+        if sampling.draw == "median" and self.fsq is None:
+            raise InputError("draw 'median' needs ordered tokens, from a tokenizer with an FSQ quantizer; this one has a "
+                             f"learned codebook ({self.tokenizer.config.quantizer}): use draw 'sample'")
         with torch.no_grad():
-            tokens_RThw = self.tokenizer.encode(torch.from_numpy(frames_RTHWC).to(self.device))
-        actions_in = torch.as_tensor(actions_RT[:, actions_RT.shape[1] - (keep - 1):], dtype=torch.long, device=self.device)
-        return Session(self, tokens_RThw, actions_in, seeds, sampling, memory, use_cache)
+            tokens_RThw = self.tokenizer.encode(frames_RTHWC)
+        return VideoSession(self, tokens_RThw, actions_RT, seeds, sampling, memory, use_cache)
 
 
 class Session:
-    """`batch` imagined futures from one prompt, advanced together one frame per step.
+    """`batch` imagined futures, advanced together one frame per step.
 
     step(a) with an int applies it to every row and, for batch 1, returns one uint8 HxWx3
     frame; with a sequence of `batch` ints it returns [batch, H, W, 3]. A rejected action
-    raises InputError and leaves the session unchanged."""
+    raises InputError and leaves the session unchanged. A subclass generates (`_advance`)."""
 
-    def __init__(self, wm: WorldModel, tokens_RThw, prompt_actions_RT, seeds, sampling, memory, use_cache):
-        self.wm, self.sampling, self.memory, self.use_cache = wm, sampling, memory, use_cache
+    def __init__(self, wm: Simulator, seeds, sampling, memory):
+        self.wm, self.sampling, self.memory = wm, sampling, memory
         self.batch = len(seeds)
         self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+        self.steps_taken = 0
+        self.row_prompt_frames: np.ndarray  # each row's prompt as the model keeps it, [batch, T, H, W, 3]
+
+    @property
+    def prompt_frames(self) -> np.ndarray:
+        """The (first row's) prompt as the model keeps it, [T, H, W, 3]."""
+        return self.row_prompt_frames[0]
+
+    def step(self, action):
+        single = np.ndim(action) == 0
+        actions = check_actions(np.full(self.batch, action) if single else action, self.wm.num_actions)
+        if actions.shape != (self.batch,):
+            raise InputError(f"give one action per session row: {self.batch} rows, got shape {actions.shape}")
+        with self.wm.autocast(), torch.no_grad():
+            frames_BHWC = self._advance(torch.as_tensor(actions, device=self.wm.device))
+        self.steps_taken += 1
+        return frames_BHWC[0] if single and self.batch == 1 else frames_BHWC
+
+    def rollout(self, actions) -> np.ndarray:
+        """actions [N] (every row) or [batch, N] -> frames [N, H, W, 3] or [batch, N, H, W, 3]."""
+        actions = check_actions(actions, self.wm.num_actions)
+        if actions.ndim == 1:
+            frames = [self.step(a) for a in actions.tolist()]
+            return np.stack(frames, axis=-4)
+        if actions.ndim != 2 or actions.shape[0] != self.batch:
+            raise InputError(f"rollout actions must be [N] or [{self.batch}, N], got shape {actions.shape}")
+        return np.stack([self.step(column) for column in actions.T], axis=1)
+
+    def _advance(self, actions_B: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+
+class VideoSession(Session):
+    """The video world model's session: token ids of the remembered frames, with the dynamics'
+    and the decoder's caches (or none: `use_cache=False` recomputes the window each step)."""
+
+    def __init__(self, wm: WorldModel, tokens_RThw, prompt_actions_RT, seeds, sampling, memory, use_cache):
+        super().__init__(wm, seeds, sampling, memory)
+        self.use_cache = use_cache
         no_action = torch.full_like(tokens_RThw[:, :1, 0, 0], wm.dynamics.config.no_action_id)
         # The window: token ids of remembered frames and the action that led into each.
         self.tokens_BThw = tokens_RThw
@@ -183,7 +246,6 @@ class Session:
             frames_RTHWC = self._rebuild_caches() if use_cache else None
             if frames_RTHWC is None:
                 frames_RTHWC = wm.tokenizer.decode(tokens_RThw)
-        # Each row's prompt as the tokenizer keeps it, [batch, T, H, W, 3].
         self.row_prompt_frames = np.repeat(to_uint8(frames_RTHWC), self.batch // len(frames_RTHWC), axis=0)
         if tokens_RThw.shape[0] == 1 and self.batch > 1:
             self.tokens_BThw = self.tokens_BThw.repeat(self.batch, 1, 1, 1)
@@ -192,12 +254,6 @@ class Session:
                 self.dynamics_cache = self.dynamics_cache.repeat_batch(self.batch)
                 self.decoder_cache = self.decoder_cache.repeat_batch(self.batch)
                 self.cache_rows = self.batch
-        self.steps_taken = 0
-
-    @property
-    def prompt_frames(self) -> np.ndarray:
-        """The (first row's) prompt as the tokenizer keeps it, [T, H, W, 3]."""
-        return self.row_prompt_frames[0]
 
     @property
     def history(self) -> int:
@@ -224,25 +280,6 @@ class Session:
         self.actions_in_BT[:, 0] = self.wm.dynamics.config.no_action_id  # as a training clip's first frame
         if self.use_cache:
             self._rebuild_caches()
-
-    def step(self, action):
-        single = np.ndim(action) == 0
-        actions = check_actions(np.full(self.batch, action) if single else action, self.wm.num_actions)
-        if actions.shape != (self.batch,):
-            raise InputError(f"give one action per session row: {self.batch} rows, got shape {actions.shape}")
-        with self.wm.autocast():
-            frames_BHWC = self._advance(torch.as_tensor(actions, device=self.wm.device))
-        return frames_BHWC[0] if single and self.batch == 1 else frames_BHWC
-
-    def rollout(self, actions) -> np.ndarray:
-        """actions [N] (every row) or [batch, N] -> frames [N, H, W, 3] or [batch, N, H, W, 3]."""
-        actions = check_actions(actions, self.wm.num_actions)
-        if actions.ndim == 1:
-            frames = [self.step(a) for a in actions.tolist()]
-            return np.stack(frames, axis=-4)
-        if actions.ndim != 2 or actions.shape[0] != self.batch:
-            raise InputError(f"rollout actions must be [N] or [{self.batch}, N], got shape {actions.shape}")
-        return np.stack([self.step(column) for column in actions.T], axis=1)
 
     @torch.no_grad()
     def _advance(self, actions_B: torch.Tensor) -> np.ndarray:
@@ -274,5 +311,4 @@ class Session:
             frame_B1HWC = wm.tokenizer.decode(torch.cat([self.tokens_BThw, new_B1hw], dim=1))[:, -1:]
         self.tokens_BThw = torch.cat([self.tokens_BThw, new_B1hw], dim=1)
         self.actions_in_BT = torch.cat([self.actions_in_BT, action_in_B1], dim=1)
-        self.steps_taken += 1
         return to_uint8(frame_B1HWC[:, 0])

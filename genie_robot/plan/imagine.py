@@ -31,7 +31,7 @@ from genie_robot.eval.physics import ColourSegmenter, centroids, far_ends
 from genie_robot.models.adapter import ActionAdapter
 from genie_robot.models.inputs import as_video, check_actions
 from genie_robot.models.state_probe import StateProbe
-from genie_robot.models.world_model import WorldModel
+from genie_robot.models.world_model import Simulator
 from genie_robot.plan.presets import COSTS
 from genie_robot.plan.search import PlanConfig, search
 from genie_robot.sampling import SamplingConfig
@@ -122,7 +122,7 @@ class ImaginationPlanner:
           imagined as the latent action the adapter maps it to (`to_latent`) and executed as
           itself; commands that map to one latent action look alike to the planner."""
 
-    def __init__(self, wm: WorldModel, goal: Goal, cost: str, config: PlanConfig = PlanConfig(),
+    def __init__(self, wm: Simulator, goal: Goal, cost: str, config: PlanConfig = PlanConfig(),
                  sampling: SamplingConfig = SamplingConfig(steps=2), adapter: ActionAdapter | None = None,
                  commands: np.ndarray | None = None):
         self.wm, self.config, self.sampling = wm, config, sampling

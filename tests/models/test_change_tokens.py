@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from genie_robot.errors import ConfigError
-from genie_robot.models.change_dynamics import ChangeDynamics, ChangeDynamicsConfig, imagine, next_changes
+from genie_robot.models.change_dynamics import ChangeDynamics, ChangeDynamicsConfig, next_changes
 from genie_robot.models.change_tokenizer import ChangeTokenizer, ChangeTokenizerConfig
 from genie_robot.models.checkpoint import check_compatible, load_model, save_model
 from genie_robot.sampling import SamplingConfig
@@ -119,17 +119,6 @@ def test_next_changes_are_pure_row_by_row():
     alone = next_changes(model, frames[1:], changes_in[1:], actions[1:], sampling, [torch.Generator().manual_seed(2)])
     assert both.shape == (2, g, g) and both.max() < 64
     assert torch.equal(both[1:], alone)
-
-
-def test_imagine_continues_a_prompt_past_the_window():
-    """A rollout longer than the dynamics' window slides it; the prompt comes back as the tokenizer reads it."""
-    tok, dyn = tokenizer(), dynamics(max_frames=3)
-    prompt, prompt_actions = moving_square(frames=2), torch.zeros(2, 1, dtype=torch.long)
-    actions = torch.randint(0, 8, (2, 5))
-    generators = [torch.Generator().manual_seed(0) for _ in range(2)]
-    read, imagined = imagine(tok, dyn, prompt, prompt_actions, actions, SamplingConfig(steps=2, temperature=0.0), generators)
-    assert read.shape == (2, 2, 16, 16, 3) and imagined.shape == (2, 5, 16, 16, 3) and imagined.dtype == torch.uint8
-    assert torch.equal(read[:, 0], prompt[:, 0])
 
 
 def test_checkpoints_round_trip_and_runs_must_agree(tmp_path):

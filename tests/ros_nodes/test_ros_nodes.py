@@ -38,6 +38,15 @@ def run_with_adapter(tiny_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def change_only_run(change_run, tmp_path_factory):
+    """The change-token world model alone (LAM, change tokenizer, its dynamics): no adapter."""
+    run = tmp_path_factory.mktemp("change_only_run")
+    for kind in ("lam", "change_tokenizer", "change_dynamics"):
+        (run / kind).symlink_to((change_run / kind).resolve())
+    return run
+
+
+@pytest.fixture(scope="module")
 def graph(ros_graph, run_with_adapter, tmp_path_factory):
     params = tmp_path_factory.mktemp("params") / "test.yaml"
     values = {"checkpoint": f'"{run_with_adapter}"', **TEST_PARAMS}
@@ -103,10 +112,12 @@ def test_bad_messages_are_dropped_and_the_nodes_keep_serving(graph):
     assert "NaN or inf" in graph.log("mujoco_sim")
 
 
-def test_missing_checkpoint_leaves_an_unconfigured_node_that_can_be_fixed(graph, tiny_run):
-    state, fixed, configured, activated, active, frame, twist = graph.client(
+def test_missing_checkpoint_leaves_an_unconfigured_node_that_can_be_fixed(graph, change_only_run):
+    """Fixed with a run of the change-token world model alone, which the node then serves."""
+    state, fixed, chosen, configured, activated, active, frame, twist = graph.client(
         ["state", UNCONFIGURED],
-        ["set_string_param", UNCONFIGURED, "checkpoint", str(tiny_run)],
+        ["set_string_param", UNCONFIGURED, "checkpoint", str(change_only_run)],
+        ["set_string_param", UNCONFIGURED, "world_model", "change"],
         ["lifecycle", UNCONFIGURED, CONFIGURE],
         ["lifecycle", UNCONFIGURED, ACTIVATE],
         ["state", UNCONFIGURED],
@@ -115,7 +126,8 @@ def test_missing_checkpoint_leaves_an_unconfigured_node_that_can_be_fixed(graph,
     )
     log = graph.log("unconfigured")
     assert state == "unconfigured" and "configure failed" in log and "no such run directory" in log
-    assert fixed and configured and activated and active == "active"
+    assert "change world model (16px, 8 latent actions, without action adapter)" in log
+    assert fixed and chosen and configured and activated and active == "active"
     assert frame is not None and frame["frame_id"] == "camera"  # world_model.yaml's
     assert twist is None and "no action adapter" in log
 
