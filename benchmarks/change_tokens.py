@@ -48,7 +48,7 @@ from genie_robot.eval.physics import (
 from genie_robot.eval.report import CONTEXT, PUSH_STEPS, push_shown
 from genie_robot.io import atomic_path
 from genie_robot.models.run import Run
-from genie_robot.sampling import ORDERS, SamplingConfig
+from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 
 HORIZONS = (1, 4, 8, 16)
 ARM_ID = next(i for i, name in TRACKED.items() if i not in MOVABLE)
@@ -232,6 +232,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--maskgit-steps", type=int, default=4)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--order", default="confidence", choices=ORDERS)
+    parser.add_argument("--draw", default="auto", choices=DRAWS, help="auto: the median levels of the FSQ tokens")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -243,7 +244,7 @@ def main(argv=None) -> dict:
     stores = args.data or [held_out_store(out / "data" / f"heldout_{policy}.h5", episodes, seed, policy)
                            for seed, policy, episodes in ((102, "push", 12), (101, "mixed", 8))]
     torch.set_grad_enabled(False)
-    world = ChangeWorld(args.run, SamplingConfig(args.maskgit_steps, args.temperature, order=args.order), args.seed)
+    world = ChangeWorld(args.run, SamplingConfig(args.maskgit_steps, args.temperature, order=args.order, draw=args.draw), args.seed)
     result = {"run": str(args.run), "sampling": vars(world.sampling), "stores": {}}
     for path in map(Path, stores):
         rng = np.random.default_rng(args.seed)

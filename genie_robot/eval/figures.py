@@ -281,7 +281,8 @@ def write_report(out: Path, metrics: dict, videos: dict, config) -> Path:
         images.append(picture)
     gifs = write_gifs(videos, config.gifs, out)
 
-    parts = [f"<h1>genie-robot evaluation</h1><p>run <code>{html.escape(metrics['run'])}</code>, data "
+    parts = [f"<h1>genie-robot evaluation</h1><p>run <code>{html.escape(metrics['run'])}</code> ({config.world_model} "
+             f"world model), data "
              f"<code>{html.escape(metrics['data'])}</code>, {metrics['episodes']} episodes, "
              f"{config.sampling.steps} MaskGIT steps at temperature {config.sampling.temperature:g}, "
              f"{_num(metrics['seconds'], 0, 's')}</p>",

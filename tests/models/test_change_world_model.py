@@ -71,7 +71,7 @@ def test_eval_play_and_plan_run_on_the_change_world_model(change_run, mujoco_sto
                      "--out", str(tmp_path / "report")])
     out = capsys.readouterr().out
     assert "skipped token stability: the change-token world model has no tokens of whole frames" in out
-    assert "PSNR reconstruction" in out and (tmp_path / "report" / "index.html").is_file()
+    assert "PSNR reconstruction" in out and "(change world model)" in (tmp_path / "report" / "index.html").read_text()
     assert not main(["play", *common, "--data", str(mujoco_store), "--headless", "--actions", "0,1,2",
                      "--out", str(tmp_path / "play.gif")])
     assert (tmp_path / "play.gif").is_file()
