@@ -247,7 +247,8 @@ def main() -> None:
     trains = trained is not None and all(trained.has(stage) for stage in WORLD_MODELS[args.world_model])
     wm = trained.world_model(args.world_model) if trains else None
     if wm is None and args.ranking:
-        parser.error(f"--ranking imagines plans: it needs a trained run with dynamics and adapter at {run} (make demo trains one)")
+        parser.error(f"--ranking imagines plans: it needs a trained run with {', '.join(WORLD_MODELS[args.world_model])} and "
+                     f"adapter at {run} (make demo trains the video world model's)")
     if wm is None:
         print(f"no trained run at {run} (make demo trains one): only the world-model-free rows are measured")
         methods, adapter, probe = [m for m in args.methods if m in ("oracle", "recorded")], None, None
