@@ -55,6 +55,7 @@ import torch
 from genie_robot.cli import setting
 from genie_robot.data.store import EpisodeStore, state_positions
 from genie_robot.errors import InputError
+from genie_robot.models.run import WORLD_MODELS
 from genie_robot.plan.execute import object_goal, read_stored_frame, vocabulary_commands
 from genie_robot.plan.imagine import Goal, GoalCost, ImaginationPlanner, state_goal
 from genie_robot.plan.presets import COSTS, TASKS, task_settings
@@ -204,7 +205,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", default="out/demo/run")
     parser.add_argument("--data", default="out/demo/heldout.h5", help="held-out MuJoCo episodes at the run's size")
-    parser.add_argument("--world-model", default="video", choices=("video", "change"), help="which of the run's world models plans")
+    parser.add_argument("--world-model", default="video", choices=list(WORLD_MODELS),
+                        help="which of the run's world models plans")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--k", type=int, default=12, help="goal = the frame k steps after the start")
     parser.add_argument("--task", nargs="+", default=["push"], choices=list(TASKS),
@@ -240,7 +242,7 @@ def main() -> None:
         presets = {kind: task_settings(kind, args.set) for kind in args.task}
     except InputError as exc:
         parser.error(str(exc))
-    from genie_robot.models.run import WORLD_MODELS, Run
+    from genie_robot.models.run import Run
 
     run = Path(args.run)
     trained = Run.load(run) if run.is_dir() else None

@@ -390,7 +390,7 @@ def _cmd_plan(args) -> None:
 
 def _add_run_args(parser) -> None:
     parser.add_argument("--run", required=True, help="run directory with tokenizer/, dynamics/ (and lam/)")
-    parser.add_argument("--world-model", default="video", choices=("video", "change"),
+    parser.add_argument("--world-model", default="video", choices=Names("genie_robot.models.run", "WORLD_MODELS"),
                         help="video: Genie's tokenizer + dynamics; change: the change tokenizer + its dynamics + the LAM "
                              "(change_tokenizer/, change_dynamics/, lam/; docs/architecture.md)")
     parser.add_argument("--seed", type=COUNT, default=0)

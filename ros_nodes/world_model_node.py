@@ -54,6 +54,7 @@ from std_msgs.msg import Float32MultiArray, Int32, Int32MultiArray, MultiArrayDi
 from std_srvs.srv import Trigger
 
 from genie_robot.errors import CheckpointError, GenieRobotError, InputError
+from genie_robot.models.run import WORLD_MODELS
 from genie_robot.plan.presets import TASKS
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 from ros_nodes.common import QOS_CHOICES, Param, declare_parameters, image_message, parameter_values, qos_profile, run
@@ -64,7 +65,7 @@ STEP_TIMEOUT_S = 120.0  # longest wait for one stepped frame (a slow device, a l
 PARAMETERS = [
     Param("checkpoint", "", "run directory holding tokenizer/, dynamics/ (and lam/, adapter/)"),
     Param("world_model", "video", "video: Genie's tokenizer + dynamics; change: the change tokenizer + its dynamics "
-          "+ the LAM", choices=("video", "change")),
+          "+ the LAM", choices=tuple(WORLD_MODELS)),
     Param("device", "cpu", "torch device for generation", choices=("cpu", "cuda", "auto")),
     Param("maskgit_steps", 8, "MaskGIT decoding steps per frame (fewer = faster, blurrier)", 1, 1000),
     Param("temperature", SamplingConfig.temperature, "sampling temperature; 0 = greedy", 0.0, 100.0),

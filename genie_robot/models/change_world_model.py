@@ -16,7 +16,7 @@ import torch
 from genie_robot.errors import InputError
 from genie_robot.models.change_dynamics import next_changes
 from genie_robot.models.checkpoint import check_compatible
-from genie_robot.models.inputs import as_video
+from genie_robot.models.inputs import as_video, check_actions
 from genie_robot.models.world_model import Session, Simulator
 
 
@@ -38,11 +38,12 @@ class ChangeWorldModel(Simulator):
         then each decoded from the last with the change read from the truth), with the LAM's
         actions or the given ones [T-1]."""
         video = as_video(video, self.image_size, "video")
-        actions = self.infer_actions(video) if actions is None and len(video) > 1 else actions
-        actions_1T = torch.as_tensor(np.asarray(actions if actions is not None else [], dtype=np.int64)).view(1, -1)
-        if actions_1T.shape[1] != len(video) - 1:
-            raise InputError(f"reading {len(video)} frames needs {len(video) - 1} actions, got {actions_1T.shape[1]}")
-        return self.tokenizer.read(self._tensor(video), actions_1T.to(self.device))[0][0].cpu().numpy()
+        if actions is None:
+            actions = self.infer_actions(video) if len(video) > 1 else np.zeros(0, np.int64)
+        actions = check_actions(actions, self.num_actions).reshape(-1)
+        if len(actions) != len(video) - 1:
+            raise InputError(f"reading {len(video)} frames needs {len(video) - 1} actions, got {len(actions)}")
+        return self.tokenizer.read(self._tensor(video), torch.from_numpy(actions).to(self.device)[None])[0][0].cpu().numpy()
 
     def reconstruct(self, video) -> np.ndarray:
         """What the tokenizer keeps of a video: its reading with the LAM's actions."""

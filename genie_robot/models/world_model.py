@@ -13,6 +13,7 @@ the shortened window. `use_cache=False` recomputes everything each step (the ref
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ class Imagination:
 PRECISIONS = ("fp32", "bf16")
 
 
-class Simulator:
+class Simulator(abc.ABC):
     """What every interactive world model shares: prompts, actions and seeds checked one way,
     the LAM's actions for prompts, batched imagination, precision. A subclass builds its
     session from validated prompts (`_session`).
@@ -141,8 +142,13 @@ class Simulator:
         actions_RT = torch.as_tensor(actions_RT[:, actions_RT.shape[1] - (keep - 1):], dtype=torch.long, device=self.device)
         return self._session(frames_RTHWC, actions_RT, seeds, sampling, memory, use_cache)
 
+    @abc.abstractmethod
+    def reconstruct(self, video) -> np.ndarray:
+        """What the model keeps of a video [T, H, W, 3]: uint8 frames of the same shape."""
+
+    @abc.abstractmethod
     def _session(self, frames_RTHWC, actions_RT, seeds, sampling, memory, use_cache) -> Session:
-        raise NotImplementedError
+        """The session of prompts [R, T, H, W, 3] (uint8) and the actions between their frames [R, T-1]."""
 
 
 class WorldModel(Simulator):
@@ -185,19 +191,20 @@ class WorldModel(Simulator):
         return VideoSession(self, tokens_RThw, actions_RT, seeds, sampling, memory, use_cache)
 
 
-class Session:
+class Session(abc.ABC):
     """`batch` imagined futures, advanced together one frame per step.
 
     step(a) with an int applies it to every row and, for batch 1, returns one uint8 HxWx3
     frame; with a sequence of `batch` ints it returns [batch, H, W, 3]. A rejected action
     raises InputError and leaves the session unchanged. A subclass generates (`_advance`)."""
 
+    row_prompt_frames: np.ndarray  # each row's prompt as the model keeps it, [batch, T, H, W, 3]
+
     def __init__(self, wm: Simulator, seeds, sampling, memory):
         self.wm, self.sampling, self.memory = wm, sampling, memory
         self.batch = len(seeds)
         self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         self.steps_taken = 0
-        self.row_prompt_frames: np.ndarray  # each row's prompt as the model keeps it, [batch, T, H, W, 3]
 
     @property
     def prompt_frames(self) -> np.ndarray:
@@ -224,8 +231,14 @@ class Session:
             raise InputError(f"rollout actions must be [N] or [{self.batch}, N], got shape {actions.shape}")
         return np.stack([self.step(column) for column in actions.T], axis=1)
 
+    @property
+    @abc.abstractmethod
+    def history(self) -> int:
+        """Frames in the window now."""
+
+    @abc.abstractmethod
     def _advance(self, actions_B: torch.Tensor) -> np.ndarray:
-        raise NotImplementedError
+        """One new frame per row for actions [batch] -> uint8 [batch, H, W, 3], the window moved on."""
 
 
 class VideoSession(Session):

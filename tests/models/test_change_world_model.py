@@ -60,6 +60,8 @@ def test_reading_needs_one_action_per_transition(wm):
     with pytest.raises(InputError, match="reading 4 frames needs 3 actions, got 2"):
         wm.read(video, [0, 1])
     with pytest.raises(InputError, match="latent action out of range"):
+        wm.read(video, [0, 9, 1])
+    with pytest.raises(InputError, match="latent action out of range"):
         wm.start(frames(2), prompt_actions=[9])
 
 
