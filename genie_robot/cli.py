@@ -212,7 +212,7 @@ def _cmd_train(args) -> None:
         lr=schedule["lr"], warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
         num_workers=args.workers, device=args.device, precision=args.precision, compile=schedule["compile"],
-        ema=schedule["ema"], minutes=args.minutes or 0.0,
+        ema=schedule["ema"], minutes=args.minutes or 0.0, memo_gb=args.memo_gb,
     )
     trainer = Trainer(args.stage, model_config, args.data, args.out, cfg, resume=args.resume)
     if trainer.step >= cfg.steps:
@@ -551,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=COUNT, default=0)
     train.add_argument("--workers", type=COUNT, default=0, help="DataLoader worker processes")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--memo-gb", type=bounded(float, 0), default=4.0,
+                       help="change_dynamics: memory for the change tokenizer's reading of clips already drawn, read once "
+                            "instead of at every draw (0 = read every time)")
     train.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                        help="auto: bf16 where it is native (CUDA; CPUs with AVX512-BF16 or AMX), else fp32")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,

@@ -72,6 +72,7 @@ class ChangeDynamicsConfig(ModelConfig):
 
 class ChangeDynamics(nn.Module, Stage):
     frozen_stages = ("change_tokenizer", "lam")
+    pure_training_inputs = True  # the tokenizer's reading of a clip costs as much as a step: read each clip once
 
     @classmethod
     def config_for_run(cls, config: ChangeDynamicsConfig, frozen: dict, dataset) -> ChangeDynamicsConfig:

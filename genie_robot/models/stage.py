@@ -25,6 +25,9 @@ class Stage:
 
     frozen_stages: ClassVar[tuple[str, ...]] = ()  # stages of the run this one trains on, frozen
     needs_positions: ClassVar[bool] = False         # clips must carry the recorded positions (state probe)
+    # training_inputs is a pure function of the clip (frozen models, no randomness): the trainer
+    # may compute it once per clip and reuse it whenever the clip is drawn again.
+    pure_training_inputs: ClassVar[bool] = False
 
     @classmethod
     def uses_actions(cls, config) -> bool:

@@ -71,6 +71,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where it is native: CUDA, AVX512-BF16/AMX CPUs; else fp32) | fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the model's transformers (pays off over long runs: compiling costs time once)
     ema: float = 0.0  # decay of the weights' exponential moving average, which checkpoints hold for inference; 0 = off
+    memo_gb: float = 4.0  # memory for the training inputs of clips already drawn, for stages whose inputs are pure (0 = recompute)
     minutes: float = 0.0  # wall-clock budget of one train() call: steps are lowered to what fits (fit_steps_to_budget); 0 = none
 
     def __post_init__(self):
@@ -83,6 +84,8 @@ class TrainConfig:
             raise ConfigError("training config: lr must be > 0 and warmup >= 0")
         if not (self.minutes >= 0 and math.isfinite(self.minutes)):
             raise ConfigError(f"training config: minutes must be >= 0 (0 = no time budget), got {self.minutes}")
+        if not (self.memo_gb >= 0 and math.isfinite(self.memo_gb)):
+            raise ConfigError(f"training config: memo_gb must be >= 0 (0 = no memo), got {self.memo_gb}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"training config: ema must be in [0, 1) (0 = off, 0.999 = an average over ~1000 steps), got {self.ema}")
         self.betas = tuple(self.betas)
@@ -207,6 +210,8 @@ class Trainer:
             self.optimizer = self._optimizer()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.frozen_outputs = self._frozen_outputs_once()
+        self.input_memo: dict[tuple[int, int, int], dict[str, torch.Tensor]] = {}
+        self.input_memo_bytes = 0
         self.autocast = training_autocast(self.device, cfg.precision)
         self.compiled = cfg.compile and compile_transformers(self.model, self.device)
 
@@ -298,11 +303,38 @@ class Trainer:
         return torch.stack(clips).to(self.device, torch.long)
 
     def _prepare(self, batch: dict) -> dict:
+        batch = self._with_frozen_outputs(batch)
+        if self.model.pure_training_inputs and self.cfg.memo_gb > 0:
+            return self._memoized_inputs(batch)
+        return self._training_inputs(batch)
+
+    def _with_frozen_outputs(self, batch: dict) -> dict:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         for name in self.frozen_outputs:
             batch[name] = self._cached(name, batch)
+        return batch
+
+    def _training_inputs(self, batch: dict) -> dict:
         with self.autocast:
             return self.model.training_inputs(batch, self.frozen)
+
+    def _memoized_inputs(self, batch: dict) -> dict:
+        """training_inputs of the batch, computed only for clips not drawn before; the memo keeps
+        each clip's share until it holds cfg.memo_gb (then new clips are computed every time)."""
+        keys = list(zip(batch["source"].tolist(), batch["episode"].tolist(), batch["start"].tolist()))
+        new_keys = list(dict.fromkeys(key for key in keys if key not in self.input_memo))
+        fresh: dict[tuple[int, int, int], dict[str, torch.Tensor]] = {}
+        if new_keys:
+            index = torch.tensor([keys.index(key) for key in new_keys])
+            inputs = self._training_inputs({k: v[index.to(v.device)] if torch.is_tensor(v) else v for k, v in batch.items()})
+            for row, key in enumerate(new_keys):
+                fresh[key] = {k: v[row].clone() for k, v in inputs.items()}
+                size = sum(v.nelement() * v.element_size() for v in fresh[key].values())
+                if self.input_memo_bytes + size <= self.cfg.memo_gb * 2**30:
+                    self.input_memo[key] = fresh[key]
+                    self.input_memo_bytes += size
+        rows = [fresh[key] if key in fresh else self.input_memo[key] for key in keys]
+        return {k: torch.stack([row[k] for row in rows]) for k in rows[0]}
 
     def _loader(self) -> DataLoader:
         micro_total = self.cfg.steps * self.cfg.accum

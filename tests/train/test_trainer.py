@@ -151,6 +151,34 @@ def test_dynamics_reads_cached_tokens_and_latents_equal_to_encoding_each_batch(s
     assert prepared["actions"].shape == (2, 7)
 
 
+def test_change_dynamics_reads_each_clip_once_within_its_memo(change_run, mujoco_store, tmp_path):
+    """The change tokenizer's reading of a clip (a rollout of its decoder) is made the first time
+    the clip is drawn and reused after: the same as reading it again, and the memo stops growing
+    at memo_gb while later batches are still read whole."""
+    from genie_robot.models.change_dynamics import ChangeDynamicsConfig
+
+    for kind in ("lam", "change_tokenizer"):
+        (tmp_path / kind).symlink_to(change_run / kind)
+    config = ChangeDynamicsConfig.preset("tiny")
+    trainer = Trainer("change_dynamics", config, [mujoco_store], tmp_path, cfg(clip_len=4, batch_size=4, precision="fp32"), progress=False)
+    batches = iter(trainer._loader())
+    for _ in range(3):
+        batch = next(batches)
+        prepared = trainer._prepare(dict(batch))
+        direct = trainer._training_inputs(trainer._with_frozen_outputs(dict(batch)))
+        assert direct.keys() == prepared.keys() and all(torch.equal(direct[k], prepared[k]) for k in direct)
+    drawn = len(trainer.input_memo)
+    assert 0 < drawn <= 12 and trainer.input_memo_bytes == sum(
+        v.nelement() * v.element_size() for row in trainer.input_memo.values() for v in row.values())
+    one_clip = trainer.input_memo_bytes / drawn
+    small = Trainer("change_dynamics", config, [mujoco_store], tmp_path, cfg(clip_len=4, batch_size=4, precision="fp32",
+                                                                           memo_gb=1.5 * one_clip / 2**30), progress=False)
+    batch = next(iter(small._loader()))
+    prepared = small._prepare(dict(batch))
+    assert len(small.input_memo) == 1 and prepared["frames"].shape[0] == 4
+    assert small._prepare(dict(batch))["changes"].equal(prepared["changes"])
+
+
 def test_compiled_dynamics_trains_like_eager_and_saves_plain_checkpoints(store, tmp_path):
     """torch.compile on the transformer: the same parameters after a few fp32 steps (up to
     fused-kernel rounding) and checkpoint keys without compile's wrapper."""
