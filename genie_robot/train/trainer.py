@@ -72,7 +72,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's transformers (pays off over long runs: compiling costs time once)
     ema: float = 0.0  # decay of the weights' exponential moving average, which checkpoints hold for inference; 0 = off
     memo_gb: float = 4.0  # memory for the training inputs of clips already drawn, for stages whose inputs are pure (0 = recompute)
-    minutes: float = 0.0  # wall-clock budget of one train() call: steps are fitted to it (fit_steps_to_budget); 0 = none
+    minutes: float = 0.0  # wall-clock budget of one train() call: steps are lowered to what fits (fit_steps_to_budget); 0 = none
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "clip_len", "frame_skip", "accum", "ckpt_every", "log_every"):
@@ -110,11 +110,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 BUDGET_SKIP, BUDGET_TIMED = 5, 20
 
 
-def fit_steps_to_budget(step: int, requested: int, seconds_left: float, steps_per_second: float) -> int:
+def fit_steps_to_budget(step: int, cfg: TrainConfig, seconds_left: float, steps_per_second: float) -> int:
     """The step count that ends the run inside its time budget at the measured rate (5% kept for
-    checkpoints and logs), never above the requested steps nor below the current step. Steps are
-    lowered, not cut off, so that the cosine decay of the learning rate still ends at the last step."""
-    return max(step, min(requested, step + int(0.95 * max(0.0, seconds_left) * steps_per_second)))
+    checkpoints and logs), never above cfg.steps nor below the current step. Steps are lowered,
+    not cut off, so that the cosine decay of the learning rate still ends at the last step."""
+    return max(step, min(cfg.steps, step + int(0.95 * max(0.0, seconds_left) * steps_per_second)))
 
 
 class ShardedRange(Sampler):
@@ -178,7 +178,6 @@ class Trainer:
         if stage not in STAGES:
             raise ConfigError(f"unknown stage {stage!r}; choose one of {STAGES}")
         self.stage, self.cfg, self.progress = stage, cfg, progress
-        self.requested_steps = cfg.steps  # a time budget fits cfg.steps, never above this
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / stage
         self.log_dir = self.run_dir / "logs" / stage
@@ -326,8 +325,8 @@ class Trainer:
         new_keys = list(dict.fromkeys(key for key in keys if key not in self.input_memo))
         fresh: dict[tuple[int, int, int], dict[str, torch.Tensor]] = {}
         if new_keys:
-            index = torch.tensor([keys.index(key) for key in new_keys])
-            inputs = self._training_inputs({k: v[index.to(v.device)] if torch.is_tensor(v) else v for k, v in batch.items()})
+            index = torch.tensor([keys.index(key) for key in new_keys], device=self.device)
+            inputs = self._training_inputs({k: v[index] if torch.is_tensor(v) else v for k, v in batch.items()})
             for row, key in enumerate(new_keys):
                 fresh[key] = {k: v[row].clone() for k, v in inputs.items()}
                 size = sum(v.nelement() * v.element_size() for v in fresh[key].values())
@@ -420,10 +419,9 @@ class Trainer:
         return logged
 
     def _keep_to_budget(self, started: tuple[int, float], timed_from: tuple[int, float] | None, bar) -> tuple[int, float] | None:
-        """Start timing after the first steps; at every log step fit cfg.steps to what the budget
-        holds at the rate measured since (up to the requested steps again if the rate rose, as it
-        does once a memo of training inputs fills), or stop there once it is spent (every rank
-        agrees on the lowest, at the same steps); returns the timing mark."""
+        """Start timing after the first steps; at every log step lower cfg.steps to what the budget
+        holds at the rate measured since, or stop there once it is spent (every rank agrees on the
+        lowest, at the same steps); returns the timing mark."""
         now = time.monotonic()
         if timed_from is None and self.step >= started[0] + BUDGET_SKIP:
             timed_from = (self.step, now)
@@ -431,15 +429,14 @@ class Trainer:
             return timed_from
         left = self.cfg.minutes * 60 - (now - started[1])
         if timed_from is not None and self.step - timed_from[0] >= BUDGET_TIMED:
-            steps = fit_steps_to_budget(self.step, self.requested_steps, left,
-                                        (self.step - timed_from[0]) / max(now - timed_from[1], 1e-9))
+            steps = fit_steps_to_budget(self.step, self.cfg, left, (self.step - timed_from[0]) / max(now - timed_from[1], 1e-9))
         else:
             steps = self.step if left <= 0 else self.cfg.steps
         if self.world > 1:
             agreed = torch.tensor(steps, device=self.device)
             dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
             steps = int(agreed)
-        if steps != self.cfg.steps:
+        if steps < self.cfg.steps:
             self.cfg.steps = bar.total = steps
             bar.refresh()
         return timed_from
