@@ -56,6 +56,9 @@ class ChangeTokenizerConfig(ModelConfig):
     codebook_size: int = 1000  # FSQ codes per token
     num_actions: int = 8  # the LAM's latent actions, which the decoder reads
     change_weight: float = 20.0  # loss weight of pixels that change, over the rest
+    # Cells where no pixel changed get the idle code, so tokens carry nothing where nothing moved.
+    # Off for checkpoints saved before it existed (their configs lack it); the presets turn it on.
+    idle_cells: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -101,6 +104,11 @@ def to_frames(pixels_BCHW: torch.Tensor) -> torch.Tensor:
     return rearrange((pixels_BCHW.clamp(0, 1) * 255).round().to(torch.uint8), "b c h w -> b h w c")
 
 
+def changed_pixels(now_BCHW: torch.Tensor, after_BCHW: torch.Tensor) -> torch.Tensor:
+    """1 where any channel moved more than CHANGED, else 0: [B, 1, H, W]."""
+    return ((after_BCHW - now_BCHW).abs().amax(1, keepdim=True) > CHANGED).float()
+
+
 class ChangeTokenizer(nn.Module, Stage):
     frozen_stages = ("lam",)
 
@@ -136,6 +144,11 @@ class ChangeTokenizer(nn.Module, Stage):
         now, after = channels_first(frame_BHWC), channels_first(next_BHWC)
         z_BhwC = rearrange(self.encoder(torch.cat([now, after, after - now], dim=1)), "b c h w -> b h w c")
         codes_BhwC, ids_Bhw, _, _ = self.quantizer(z_BhwC)
+        if self.config.idle_cells:
+            cell = self.config.image_size // self.config.grid
+            moved_Bhw = F.max_pool2d(changed_pixels(now, after), cell)[:, 0] > 0
+            codes_BhwC = torch.where(moved_Bhw[..., None], codes_BhwC, torch.zeros_like(codes_BhwC))
+            ids_Bhw = torch.where(moved_Bhw, ids_Bhw, self.quantizer.zero_id)
         return rearrange(codes_BhwC, "b h w c -> b c h w"), ids_Bhw
 
     def render(self, frame_BHWC: torch.Tensor, codes_BCgg: torch.Tensor, actions_B: torch.Tensor) -> torch.Tensor:
@@ -194,8 +207,7 @@ class ChangeTokenizer(nn.Module, Stage):
             codes, ids = self.quantize(video_BTHWC[:, t], video_BTHWC[:, t + 1])
             predicted = self.render(frame, codes, actions_BT[:, t])
             now, target = channels_first(frame), channels_first(video_BTHWC[:, t + 1])
-            changed = ((target - channels_first(video_BTHWC[:, t])).abs().amax(1, keepdim=True) > CHANGED).float()
-            weight = 1.0 + self.config.change_weight * changed
+            weight = 1.0 + self.config.change_weight * changed_pixels(channels_first(video_BTHWC[:, t]), target)
             copy_error = (weight * (target - now) ** 2).mean().clamp_min(1e-6)
             losses.append((weight * (predicted - target) ** 2).mean() / copy_error)
             errors.append(F.mse_loss(predicted.detach().clamp(0, 1), target))

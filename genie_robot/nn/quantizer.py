@@ -98,6 +98,11 @@ class FiniteScalarQuantizer(nn.Module):
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         return (self.digits(ids) - self.levels // 2).float() / (self.levels // 2)
 
+    @property
+    def zero_id(self) -> int:
+        """The id of the all-zero code."""
+        return int((self.levels // 2 * self.basis).sum())
+
     def forward(self, z: torch.Tensor):
         """z [..., code_dim] -> (quantized z with straight-through grads, ids [...], loss 0, metrics)."""
         bounded = self._bound(z.float())

@@ -85,6 +85,22 @@ def test_the_tokenizer_learns_a_motion_through_its_own_reading():
     assert error(frames[:, -1]) < 0.5 * error(video[:, 0])
 
 
+def test_cells_where_nothing_changed_get_the_idle_code():
+    """With idle_cells, a cell whose pixels all stayed reads as the all-zero code; a cell that
+    changed reads as without idle_cells. Configs saved before idle_cells existed load without it."""
+    video = torch.full((1, 2, 16, 16, 3), 20, dtype=torch.uint8)
+    video[0, 1, 2:5, 2:5] = 230  # only the top-left 8x8 cell changes
+    gated, plain = tokenizer(idle_cells=True), tokenizer()
+    ids, plain_ids = gated.encode(video[:, 0], video[:, 1]), plain.encode(video[:, 0], video[:, 1])
+    idle = gated.quantizer.zero_id
+    assert ids[0, 0, 0] == plain_ids[0, 0, 0]
+    assert ids[0].flatten()[1:].tolist() == [idle] * 3
+    assert torch.equal(gated.encode(video[:, 0], video[:, 0]), torch.full_like(ids, idle))
+    assert not torch.equal(plain.encode(video[:, 0], video[:, 0]), torch.full_like(ids, idle))  # untrained: arbitrary
+    old = {k: v for k, v in gated.config.to_dict().items() if k != "idle_cells"}
+    assert ChangeTokenizerConfig.from_dict(old).idle_cells is False
+
+
 def test_dynamics_slots_see_only_the_past():
     """Changing frame t+1's inputs (its frame, its changes, its action) leaves slot t's logits as they were."""
     model = dynamics()
