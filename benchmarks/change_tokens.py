@@ -9,6 +9,10 @@ change_tokenizer` / `change_dynamics`) and MuJoCo stores of held-out episodes; f
   the share of MuJoCo's motion each shows (1 = as MuJoCo, 0 = it stayed), beside the true next
   frame and the tokenizer's reading of it (the ceiling), and the lag fit. Also a picture of the
   store's largest 4-step push: true frames | imagined with the LAM's actions | with random ones.
+- teacher-forced token accuracy: on the tokenizer's reading of each episode, the dynamics'
+  first MaskGIT guess (every token of a frame masked, earlier frames known) against the tokens
+  the tokenizer read, on cells where pixels changed and on cells an object moved through, with
+  the LAM's actions and with them shuffled in time (a model that ignores its actions scores alike).
 - rollouts of 16 frames from each episode's first frame with the LAM's actions and with
   random ones: imagined minus copying the first frame (PSNR of the episodes' mean squared error)
   at t = 1 / 4 / 8 / 16, Delta_4 PSNR (LAM minus random actions, the mean of per-episode PSNRs) and
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from genie_robot.data.store import EpisodeStore
 from genie_robot.data.transforms import resize_masks, resize_video
@@ -47,6 +52,7 @@ from genie_robot.eval.physics import (
 )
 from genie_robot.eval.report import CONTEXT, PUSH_STEPS, push_shown
 from genie_robot.io import atomic_path
+from genie_robot.models.change_tokenizer import changed_pixels, channels_first
 from genie_robot.models.run import Run
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 
@@ -129,6 +135,41 @@ def push_picture(world: ChangeWorld, found, frames, masks, actions, segmenter, o
     return push_shown(rows, masks, mask_id, t, segmenter, out / "push.png")
 
 
+def teacher_forced(world: ChangeWorld, store: EpisodeStore, rng) -> dict:
+    """Accuracy of the dynamics' first guess at each frame's change tokens, all masked, given the
+    tokenizer's reading of the frames before: on changed cells and on cells a moving object covers."""
+    tokenizer, dynamics = world.wm.tokenizer, world.wm.dynamics
+    c = dynamics.config
+    cell, window = c.image_size // c.grid, c.max_frames
+    hits = {(cells, row): [] for cells in ("changed", "object") for row in ("lam", "shuffled")}
+    for frames, masks, actions in (world.episode(e) for e in store):
+        if len(frames) < 2:
+            continue
+        video = torch.from_numpy(frames)[None]
+        read, ids = tokenizer.read(video, torch.from_numpy(actions)[None])
+        pixels = channels_first(video[0])
+        changed = F.max_pool2d(changed_pixels(pixels[:-1], pixels[1:]), cell)[:, 0] > 0  # [T-1, g, g]
+        moving = np.zeros((len(frames), *masks.shape[1:]), bool)  # pixels an object covers before or after its move
+        for move in object_moves(masks):
+            moving[move.t] |= (masks[move.t] == move.mask_id) | (masks[move.t + 1] == move.mask_id)
+        object_cells = F.max_pool2d(torch.from_numpy(moving[:-1, None]).float(), cell)[:, 0] > 0
+        for row, row_actions in (("lam", actions), ("shuffled", rng.permutation(actions))):
+            for start in range(0, len(actions), window):
+                end = min(start + window, len(actions))
+                before = ids[:, start - 1 : start] if start else torch.full_like(ids[:, :1], c.none_id)
+                change_in = torch.cat([before, ids[:, start : end - 1]], dim=1)
+                logits = dynamics.logits(read[:, start:end], change_in, torch.full_like(ids[:, start:end], c.mask_id),
+                                         torch.from_numpy(row_actions[start:end])[None])
+                hit = (logits[0].argmax(-1) == ids[0, start:end]).numpy()
+                hits["changed", row].append(hit[changed[start:end].numpy()])
+                hits["object", row].append(hit[object_cells[start:end].numpy()])
+    result = {}
+    for (cells, row), found in hits.items():
+        found = np.concatenate(found) if found else np.zeros(0)
+        result.setdefault(f"{cells}_cells", {"count": int(found.size)})[row] = round(float(found.mean()), 3) if found.size else None
+    return result
+
+
 def rollouts(world: ChangeWorld, store: EpisodeStore, rng) -> dict:
     horizon = HORIZONS[-1]
     episodes = [world.episode(e) for e in store]
@@ -204,7 +245,7 @@ def quick(out: Path) -> list[str]:
 
 def report(name: str, figures: dict) -> None:
     """The store's figures as three lines."""
-    pushes, rolled = figures["interactions"], figures["rollouts"]
+    pushes, rolled, forced = figures["interactions"], figures["rollouts"], figures["teacher_forced"]
     if pushes["moves"]:
         lag = pushes["lag_fit"]
         print(f"{name}: {pushes['moves']} object moves; motion shown one step ahead: "
@@ -214,6 +255,8 @@ def report(name: str, figures: dict) -> None:
         push = pushes["push"]
         print(f"{name}: largest push ({push['object']}, {push['true_travel_px']} px over {PUSH_STEPS} steps): "
               + ", ".join(f"{row} {value:.2f}" for row, value in push["shown"].items()) + f" -> {push['picture']}")
+    print(f"{name}: teacher-forced token accuracy, LAM (shuffled actions): "
+          + "; ".join(f"{cells.replace('_', ' ')} ({f['count']}) {f['lam']} ({f['shuffled']})" for cells, f in forced.items()))
     if rolled["episodes"]:
         video = rolled["video_world_model_ms_per_frame"]
         print(f"{name}: {rolled['episodes']} rollouts; imagined minus copy at t = {' / '.join(map(str, HORIZONS))}: "
@@ -250,7 +293,9 @@ def main(argv=None) -> dict:
         rng = np.random.default_rng(args.seed)
         (out / path.stem).mkdir(exist_ok=True)
         with EpisodeStore(path) as store:
-            figures = {"interactions": interactions(world, store, out / path.stem, rng), "rollouts": rollouts(world, store, rng)}
+            figures = {"interactions": interactions(world, store, out / path.stem, rng),
+                       "rollouts": rollouts(world, store, rng),
+                       "teacher_forced": teacher_forced(world, store, np.random.default_rng(args.seed))}
         result["stores"][str(path)] = figures
         report(path.stem, figures)
     with atomic_path(out / "change_tokens.json") as tmp:
