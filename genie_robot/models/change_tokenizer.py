@@ -43,12 +43,12 @@ FRAME_DOWNSAMPLING = 3  # the decoder reads x_t at 1/2, 1/4 and 1/8 of its size
 class ChangeTokenizerConfig(ModelConfig):
     kind: ClassVar[str] = "change_tokenizer"
     presets: ClassVar[dict] = {
-        "tiny": dict(image_size=16, grid=2, width=16, codebook_size=64, num_actions=8),
-        "small": dict(image_size=64, grid=4, width=48, codebook_size=1000, num_actions=8),
+        "tiny": dict(image_size=16, grid=2, width=16, codebook_size=64, num_actions=8, idle_cells=True),
+        "small": dict(image_size=64, grid=4, width=48, codebook_size=1000, num_actions=8, idle_cells=True),
         # At the video models' larger scales, for GPUs; never trained here.
-        "base": dict(image_size=64, grid=4, width=96, codebook_size=1000, num_actions=8),
-        "coinrun": dict(image_size=64, grid=4, width=96, codebook_size=1000, num_actions=6),
-        "paper": dict(image_size=160, grid=10, width=128, codebook_size=1000, num_actions=8),
+        "base": dict(image_size=64, grid=4, width=96, codebook_size=1000, num_actions=8, idle_cells=True),
+        "coinrun": dict(image_size=64, grid=4, width=96, codebook_size=1000, num_actions=6, idle_cells=True),
+        "paper": dict(image_size=160, grid=10, width=128, codebook_size=1000, num_actions=8, idle_cells=True),
     }
     image_size: int = 64
     grid: int = 4  # change tokens per side of a frame
