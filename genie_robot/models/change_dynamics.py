@@ -28,7 +28,6 @@ from genie_robot.models.change_tokenizer import channels_first
 from genie_robot.models.config import ModelConfig
 from genie_robot.models.stage import Stage, StepOutput
 from genie_robot.nn import STTransformer
-from genie_robot.nn.quantizer import FSQ_LEVELS, FiniteScalarQuantizer
 from genie_robot.sampling import SCHEDULES, SamplingConfig, maskgit_decode
 
 
@@ -52,15 +51,9 @@ class ChangeDynamicsConfig(ModelConfig):
     heads: int = 4
     max_frames: int = 16  # slots (frames with their next change) in the temporal window
     qk_norm: bool = True
-    # Predict each FSQ digit of a token (a level per dimension) instead of its id among all codes:
-    # neighbouring codes share their digits' logits. Off for checkpoints saved before it existed.
-    digit_head: bool = False
 
     def validate(self) -> None:
         super().validate()
-        if self.digit_head and self.codebook_size not in FSQ_LEVELS:
-            raise ConfigError(f"change_dynamics config: digit_head needs an FSQ codebook size {sorted(FSQ_LEVELS)}, "
-                              f"got {self.codebook_size}")
         scale = self.image_size // self.grid
         if self.image_size % self.grid or scale & (scale - 1) or scale < 2:
             raise ConfigError(f"change_dynamics config: image_size / grid must be a power of two, got {self.image_size} / {self.grid}")
@@ -106,22 +99,7 @@ class ChangeDynamics(nn.Module, Stage):
         self.change_out_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + mask_id
         self.action_embed = nn.Embedding(c.num_actions, c.dim)
         self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
-        if c.digit_head:
-            quantizer = FiniteScalarQuantizer(c.codebook_size)
-            self.levels = FSQ_LEVELS[c.codebook_size]
-            offsets = torch.cumsum(torch.tensor((0,) + self.levels[:-1]), 0)
-            # Where each code's digits sit among the concatenated per-digit logits: [V, digits].
-            self.register_buffer("digit_index", quantizer.digits(torch.arange(c.codebook_size)) + offsets, persistent=False)
-        self.head = nn.Linear(c.dim, sum(self.levels) if c.digit_head else c.codebook_size)
-
-    def token_logits(self, x_NSD: torch.Tensor) -> torch.Tensor:
-        """Transformer outputs -> logits over the codebook [N, S, V]; with the digit head, each
-        code's log-probability is the sum of its digits' (a product of per-digit distributions)."""
-        out = self.head(x_NSD)
-        if not self.config.digit_head:
-            return out
-        log_probs = torch.cat([part.float().log_softmax(-1) for part in out.split(self.levels, dim=-1)], dim=-1)
-        return log_probs[..., self.digit_index].sum(-1)
+        self.head = nn.Linear(c.dim, c.codebook_size)
 
     def logits(self, frames_BTHWC: torch.Tensor, change_in_BTgg: torch.Tensor, change_out_BTgg: torch.Tensor,
                actions_BT: torch.Tensor) -> torch.Tensor:
@@ -143,7 +121,7 @@ class ChangeDynamics(nn.Module, Stage):
         changes_BTSD = rearrange(self.change_in_embed(change_in_BTgg) + self.change_out_embed(change_out_BTgg),
                                  "b t h w d -> b t (h w) d")
         x_BTSD = scene_BTSD + changes_BTSD + self.action_embed(actions_BT)[:, :, None]
-        return rearrange(self.token_logits(self.transformer(x_BTSD)), "b t (h w) v -> b t h w v", h=c.grid)
+        return rearrange(self.head(self.transformer(x_BTSD)), "b t (h w) v -> b t h w v", h=c.grid)
 
     def training_inputs(self, batch: dict, frozen: dict) -> dict:
         """The change tokenizer's reading of each clip (its frames and tokens), with the LAM's actions."""

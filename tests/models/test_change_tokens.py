@@ -37,7 +37,6 @@ def dynamics(**overrides) -> ChangeDynamics:
     (ChangeTokenizerConfig, dict(change_weight=-1.0), "change_weight"),
     (ChangeDynamicsConfig, dict(grid=3), "power of two"),
     (ChangeDynamicsConfig, dict(dim=33, heads=1), "even"),
-    (ChangeDynamicsConfig, dict(codebook_size=100, digit_head=True), "digit_head needs an FSQ codebook size"),
 ])
 def test_configs_refuse_what_cannot_be_built(cls, fields, match):
     with pytest.raises(ConfigError, match=match):
@@ -124,21 +123,6 @@ def test_dynamics_slots_see_only_the_past():
         model.logits(frames, changes_in, changes_out, actions + 8)
     with pytest.raises(ValueError, match="one action and one 2x2 change grid"):
         model.logits(frames, changes_in[:, 1:], changes_out, actions)
-
-
-def test_the_digit_head_is_a_product_of_per_digit_distributions():
-    """Each code's logit is the sum of its FSQ digits' log-probabilities: the codes' distribution
-    is normalised, and two codes that share digits share those digits' terms."""
-    model = dynamics(digit_head=True)
-    logits = model.token_logits(torch.randn(3, 4, model.config.dim))
-    assert logits.shape == (3, 4, 64)
-    torch.testing.assert_close(logits.logsumexp(-1), torch.zeros(3, 4))
-    # Codes 0 and 1 differ in the first digit only (levels 4, 4, 4): codes 4 and 5 differ the same way.
-    torch.testing.assert_close(logits[..., 1] - logits[..., 0], logits[..., 5] - logits[..., 4])
-    frames, changes = moving_square(frames=3), torch.randint(0, 64, (2, 3, 2, 2))
-    output = model.train()({"frames": frames, "changes": changes, "actions": torch.zeros(2, 3, dtype=torch.long)})
-    output.loss.backward()
-    assert torch.isfinite(output.loss) and model.head.weight.grad.abs().sum() > 0
 
 
 def test_next_changes_are_pure_row_by_row():
