@@ -18,7 +18,9 @@ encoder that read x_t+1 against x^_t instead spent every token on correcting the
 errors, near 9 bits of 10 a token everywhere, which no dynamics model could predict:
 docs/experiments/change_tokens.md.) The loss weighs pixels that changed (`change_weight`),
 relative to handing x^_t on unchanged, as the LAM's loss is relative to copying: a pushed object
-is a few pixels of a frame."""
+is a few pixels of a frame. Cells where no pixel changed read as the all-zero code (`idle_cells`):
+left free, the encoder spent them on hints for the decoder's drift, which the dynamics model could
+only guess (docs/experiments/idle_cells.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
