@@ -52,7 +52,7 @@ from genie_robot.eval.physics import (
 )
 from genie_robot.eval.report import CONTEXT, PUSH_STEPS, push_shown
 from genie_robot.io import atomic_path
-from genie_robot.models.change_tokenizer import changed_pixels, channels_first
+from genie_robot.models.change_tokenizer import changed_cells, channels_first
 from genie_robot.models.run import Run
 from genie_robot.sampling import DRAWS, ORDERS, SamplingConfig
 
@@ -148,7 +148,7 @@ def teacher_forced(world: ChangeWorld, store: EpisodeStore, rng) -> dict:
         video = torch.from_numpy(frames)[None]
         read, ids = tokenizer.read(video, torch.from_numpy(actions)[None])
         pixels = channels_first(video[0])
-        changed = F.max_pool2d(changed_pixels(pixels[:-1], pixels[1:]), cell)[:, 0] > 0  # [T-1, g, g]
+        changed = changed_cells(pixels[:-1], pixels[1:], cell)  # [T-1, g, g]
         moving = np.zeros((len(frames), *masks.shape[1:]), bool)  # pixels an object covers before or after its move
         for move in object_moves(masks):
             moving[move.t] |= (masks[move.t] == move.mask_id) | (masks[move.t + 1] == move.mask_id)

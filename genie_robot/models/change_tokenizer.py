@@ -111,6 +111,11 @@ def changed_pixels(now_BCHW: torch.Tensor, after_BCHW: torch.Tensor) -> torch.Te
     return ((after_BCHW - now_BCHW).abs().amax(1, keepdim=True) > CHANGED).float()
 
 
+def changed_cells(now_BCHW: torch.Tensor, after_BCHW: torch.Tensor, cell: int) -> torch.Tensor:
+    """True for each cell x cell block where any pixel changed: [B, H / cell, W / cell]."""
+    return F.max_pool2d(changed_pixels(now_BCHW, after_BCHW), cell)[:, 0] > 0
+
+
 class ChangeTokenizer(nn.Module, Stage):
     frozen_stages = ("lam",)
 
@@ -147,8 +152,7 @@ class ChangeTokenizer(nn.Module, Stage):
         z_BhwC = rearrange(self.encoder(torch.cat([now, after, after - now], dim=1)), "b c h w -> b h w c")
         codes_BhwC, ids_Bhw, _, _ = self.quantizer(z_BhwC)
         if self.config.idle_cells:
-            cell = self.config.image_size // self.config.grid
-            moved_Bhw = F.max_pool2d(changed_pixels(now, after), cell)[:, 0] > 0
+            moved_Bhw = changed_cells(now, after, self.config.image_size // self.config.grid)
             codes_BhwC = torch.where(moved_Bhw[..., None], codes_BhwC, torch.zeros_like(codes_BhwC))
             ids_Bhw = torch.where(moved_Bhw, ids_Bhw, self.quantizer.zero_id)
         return rearrange(codes_BhwC, "b h w c -> b c h w"), ids_Bhw
