@@ -9,6 +9,15 @@ from typing import Any, ClassVar
 
 from genie_robot.errors import ConfigError
 
+# What a field whose default is of each type accepts (bool is an int to isinstance, and must not pass for one).
+_SCALARS = {
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+}
+_SCALAR_NAMES = {bool: "true/false flag", int: "whole number", float: "number", str: "string"}
+
 
 @dataclasses.dataclass
 class ModelConfig:
@@ -22,6 +31,10 @@ class ModelConfig:
     def validate(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            expected = type(field.default)
+            if expected in _SCALARS and not _SCALARS[expected](value):
+                # A hand-edited config.json: "yes" for a flag would otherwise read as true.
+                raise ConfigError(f"{self.kind} config: {field.name} must be a {_SCALAR_NAMES[expected]}, got {value!r}")
             if isinstance(value, int) and not isinstance(value, bool):
                 if value < 0 or (value == 0 and field.name not in self.may_be_zero):
                     raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")

@@ -158,6 +158,14 @@ def test_config_validation():
     assert DynamicsConfig.from_dict(DynamicsConfig.preset("small").to_dict()) == DynamicsConfig.preset("small")
     with pytest.raises(ConfigError, match="mask_schedule must be 'uniform' or 'cosine'"):
         DynamicsConfig.preset("tiny", mask_schedule="arccos")
+    # A hand-edited config.json gets each field's type checked: a flag is not a string, a count not a flag.
+    with pytest.raises(ConfigError, match="qk_norm must be a true/false flag, got 'yes'"):
+        DynamicsConfig.from_dict({**DynamicsConfig.preset("tiny").to_dict(), "qk_norm": "yes"})
+    with pytest.raises(ConfigError, match="layers must be a whole number, got True"):
+        DynamicsConfig.preset("tiny", layers=True)
+    with pytest.raises(ConfigError, match="mask_schedule must be a string, got 3"):
+        DynamicsConfig.preset("tiny", mask_schedule=3)
+    assert LatentActionConfig.preset("tiny", command_weight=1).command_weight == 1  # a whole number is a number
 
 
 def test_checkpoints_of_earlier_versions_load_without_removed_options():
