@@ -205,14 +205,14 @@ def _cmd_train(args) -> None:
                              f"{args.stage} stage has no such loss, so pass it to `genie-robot train lam`")
         overrides["command_weight"] = args.command_weight
     model_config = config_cls.preset(args.preset, **overrides)
-    schedule = {k: v if (v := getattr(args, k, None)) is not None else default
+    schedule = {k: v if (v := getattr(args, k)) is not None else default
                 for k, default in recipe(args.preset, args.stage).items()}
     cfg = TrainConfig(
         steps=schedule["steps"], batch_size=schedule["batch_size"], clip_len=schedule["clip_len"], frame_skip=args.frame_skip,
         lr=schedule["lr"], warmup=min(schedule["warmup"], max(schedule["steps"] // 10, 1)), accum=args.accum,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every, seed=args.seed,
         num_workers=args.workers, device=args.device, precision=args.precision, compile=schedule["compile"],
-        ema=schedule["ema"], weight_decay=schedule["weight_decay"], minutes=args.minutes or 0.0, memo_gb=args.memo_gb,
+        ema=schedule["ema"], minutes=args.minutes or 0.0, memo_gb=args.memo_gb,
     )
     trainer = Trainer(args.stage, model_config, args.data, args.out, cfg, resume=args.resume)
     if trainer.step >= cfg.steps:

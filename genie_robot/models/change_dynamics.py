@@ -51,7 +51,6 @@ class ChangeDynamicsConfig(ModelConfig):
     heads: int = 4
     max_frames: int = 16  # slots (frames with their next change) in the temporal window
     qk_norm: bool = True
-    dropout: float = 0.0  # on the transformer's branches in training (models memorise token ids otherwise)
 
     def validate(self) -> None:
         super().validate()
@@ -60,8 +59,6 @@ class ChangeDynamicsConfig(ModelConfig):
             raise ConfigError(f"change_dynamics config: image_size / grid must be a power of two, got {self.image_size} / {self.grid}")
         if self.dim % 2:
             raise ConfigError(f"change_dynamics config: dim must be even, got {self.dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"change_dynamics config: dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def mask_id(self) -> int:
@@ -101,7 +98,7 @@ class ChangeDynamics(nn.Module, Stage):
         self.change_in_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + none_id
         self.change_out_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + mask_id
         self.action_embed = nn.Embedding(c.num_actions, c.dim)
-        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm, dropout=c.dropout)
+        self.transformer = STTransformer(c.dim, c.layers, c.heads, c.max_frames, c.grid**2, c.qk_norm)
         self.head = nn.Linear(c.dim, c.codebook_size)
 
     def logits(self, frames_BTHWC: torch.Tensor, change_in_BTgg: torch.Tensor, change_out_BTgg: torch.Tensor,

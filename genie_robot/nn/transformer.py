@@ -106,11 +106,9 @@ def local_mask(grid: int, window: int) -> torch.Tensor:
 
 
 class STBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True, temporal: bool = True,
-                 dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int, qk_norm: bool = True, causal_time: bool = True, temporal: bool = True):
         super().__init__()
         self.causal_time, self.temporal = causal_time, temporal
-        self.drop = nn.Dropout(dropout)  # on each branch before it joins the residual stream (nanoGPT's)
         self.norm_space = nn.LayerNorm(dim)
         self.space = Attention(dim, heads, qk_norm)
         if temporal:
@@ -122,14 +120,13 @@ class STBlock(nn.Module):
     def forward(self, x_BTSD: torch.Tensor, kv_buffers=None, start: int = 0, space_mask=None):
         B = x_BTSD.shape[0]
         x_NSD = rearrange(x_BTSD, "b t s d -> (b t) s d")
-        x_NSD = x_NSD + self.drop(self.space(self.norm_space(x_NSD), attn_mask=space_mask))
+        x_NSD = x_NSD + self.space(self.norm_space(x_NSD), attn_mask=space_mask)
         if not self.temporal:
-            x_NSD = x_NSD + self.drop(self.ff(self.norm_ff(x_NSD)))
+            x_NSD = x_NSD + self.ff(self.norm_ff(x_NSD))
             return rearrange(x_NSD, "(b t) s d -> b t s d", b=B)
         x_NTD = rearrange(x_NSD, "(b t) s d -> (b s) t d", b=B)
-        x_NTD = x_NTD + self.drop(self.time(self.norm_time(x_NTD), causal=self.causal_time, kv_buffers=kv_buffers,
-                                            start=start))
-        x_NTD = x_NTD + self.drop(self.ff(self.norm_ff(x_NTD)))
+        x_NTD = x_NTD + self.time(self.norm_time(x_NTD), causal=self.causal_time, kv_buffers=kv_buffers, start=start)
+        x_NTD = x_NTD + self.ff(self.norm_ff(x_NTD))
         return rearrange(x_NTD, "(b s) t d -> b t s d", b=B)
 
 
@@ -152,15 +149,13 @@ class STTransformer(nn.Module):
     """A stack of ST blocks on [B, T, S, D] token grids with learned space/time positions."""
 
     def __init__(self, dim: int, depth: int, heads: int, max_frames: int, tokens_per_frame: int,
-                 qk_norm: bool = True, causal_time: bool = True, temporal: bool = True, window: int = 0,
-                 dropout: float = 0.0):
+                 qk_norm: bool = True, causal_time: bool = True, temporal: bool = True, window: int = 0):
         """temporal=False: frames are independent (no temporal attention, no time positions).
-        window > 0: spatial attention only within `window` tokens (needs a square token grid).
-        dropout: the share of each block's branch outputs zeroed in training."""
+        window > 0: spatial attention only within `window` tokens (needs a square token grid)."""
         super().__init__()
         self.pos_space = nn.Parameter(torch.randn(tokens_per_frame, dim) * 0.02)
         self.pos_time = nn.Parameter(torch.randn(max_frames, dim) * 0.02) if temporal else None
-        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time, temporal, dropout) for _ in range(depth))
+        self.blocks = nn.ModuleList(STBlock(dim, heads, qk_norm, causal_time, temporal) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.max_frames = max_frames
         if window:

@@ -28,7 +28,7 @@ Why the small recipe looks as it does:
 - probe (every preset, optional, not in `make demo`): a small CNN on single frames."""
 from __future__ import annotations
 
-DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100, lr=3e-4, compile=False, ema=0.0, weight_decay=1e-4)
+DEFAULT = dict(steps=1000, batch_size=8, clip_len=16, warmup=100, lr=3e-4, compile=False, ema=0.0)
 ADAPTER = dict(steps=1500, batch_size=16, clip_len=8, warmup=20, lr=3e-3, compile=False, ema=0.0)
 PROBE = dict(steps=1500, batch_size=64, clip_len=1, warmup=50, lr=2e-3, compile=False, ema=0.0)
 EVERY_PRESET = {"adapter": ADAPTER, "probe": PROBE}  # small models of their own: one schedule serves every preset
@@ -49,7 +49,7 @@ RECIPES: dict[str, dict[str, dict]] = {
 
 
 def recipe(preset: str, stage: str) -> dict:
-    """steps, batch_size, clip_len, warmup, lr, compile, ema and weight_decay for `stage` under `preset`."""
+    """steps, batch_size, clip_len, warmup, lr, compile and ema for `stage` under `preset`."""
     if stage in EVERY_PRESET:
-        return {**DEFAULT, **EVERY_PRESET[stage]}
+        return dict(EVERY_PRESET[stage])
     return {**DEFAULT, **RECIPES.get(preset, {}).get(stage, {})}
