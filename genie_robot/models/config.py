@@ -9,14 +9,18 @@ from typing import Any, ClassVar
 
 from genie_robot.errors import ConfigError
 
-# What a field whose default is of each type accepts (bool is an int to isinstance, and must not pass for one).
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # bool is an int to isinstance
+
+
+# What a field whose default is of each type accepts, and how an error names it.
 _SCALARS = {
-    bool: lambda v: isinstance(v, bool),
-    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    str: lambda v: isinstance(v, str),
+    bool: ("true/false flag", lambda v: isinstance(v, bool)),
+    int: ("whole number", _whole),
+    float: ("number", lambda v: _whole(v) or isinstance(v, float)),
+    str: ("string", lambda v: isinstance(v, str)),
 }
-_SCALAR_NAMES = {bool: "true/false flag", int: "whole number", float: "number", str: "string"}
 
 
 @dataclasses.dataclass
@@ -31,11 +35,11 @@ class ModelConfig:
     def validate(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            expected = type(field.default)
-            if expected in _SCALARS and not _SCALARS[expected](value):
+            name, accepts = _SCALARS.get(type(field.default), (None, None))
+            if accepts and not accepts(value):
                 # A hand-edited config.json: "yes" for a flag would otherwise read as true.
-                raise ConfigError(f"{self.kind} config: {field.name} must be a {_SCALAR_NAMES[expected]}, got {value!r}")
-            if isinstance(value, int) and not isinstance(value, bool):
+                raise ConfigError(f"{self.kind} config: {field.name} must be a {name}, got {value!r}")
+            if _whole(value):
                 if value < 0 or (value == 0 and field.name not in self.may_be_zero):
                     raise ConfigError(f"{self.kind} config: {field.name} must be positive, got {value}")
             if isinstance(value, float) and not math.isfinite(value):
